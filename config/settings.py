@@ -1,0 +1,86 @@
+"""Service settings, read from the environment (prefix ``JIXIAO_``) or an ``.env`` file.
+
+Nothing here runs at import time: entry points call :func:`load_settings` once and pass the
+result down. See ``config/example.env`` for every variable with its default.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All runtime configuration. Secrets are ``SecretStr`` so they never print or log."""
+
+    model_config = SettingsConfigDict(env_prefix="JIXIAO_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Where the SQLite file and generated secrets live.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/jixiao.db. "
+        "PostgreSQL: postgresql+asyncpg://user@host/db",
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="Default display/schedule timezone (IANA name).")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Base URL that recipients and coordinators open; personal links are built on it.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs report links and CSRF tokens. If unset, one is generated once into <data_dir>/secret_key.",
+    )
+    log_level: str = "INFO"
+    load_example: bool = Field(default=True, description="Load the bundled example project into an empty database on serve.")
+    channel_base_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='Override vendor API base URLs, e.g. {"telegram": "http://127.0.0.1:9000"} (tests, proxies).',
+    )
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "jixiao@localhost"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"未知时区 unknown timezone: {value!r}") from exc
+        return value
+
+    @property
+    def db_url(self) -> str:
+        """The effective database URL (SQLite file under ``data_dir`` by default)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'jixiao.db').resolve()}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def secret(self) -> bytes:
+        """The signing secret; generated (256 bits) and kept in ``data_dir`` when not configured."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; keyword overrides win (used by the CLI and tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
