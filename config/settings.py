@@ -19,13 +19,17 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="JIXIAO_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Field(default=Path("data"), description="Where the SQLite file and generated secrets live.")
+    data_dir: Path = Field(
+        default=Path("data"), description="Where the SQLite file and generated secrets live."
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/jixiao.db. "
         "PostgreSQL: postgresql+asyncpg://user@host/db",
     )
-    timezone: str = Field(default="Asia/Shanghai", description="Default display/schedule timezone (IANA name).")
+    timezone: str = Field(
+        default="Asia/Shanghai", description="Default display/schedule timezone (IANA name)."
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = Field(
@@ -37,7 +41,9 @@ class Settings(BaseSettings):
         description="Signs report links and CSRF tokens. If unset, one is generated once into <data_dir>/secret_key.",
     )
     log_level: str = "INFO"
-    load_example: bool = Field(default=True, description="Load the bundled example project into an empty database on serve.")
+    load_example: bool = Field(
+        default=True, description="Load the bundled example project into an empty database on serve."
+    )
     channel_base_urls: dict[str, str] = Field(
         default_factory=dict,
         description='Override vendor API base URLs, e.g. {"telegram": "http://127.0.0.1:9000"} (tests, proxies).',

@@ -1,0 +1,127 @@
+"""The aiohttp application factory.
+
+``create_app`` wires shared resources under typed keys and registers each feature's routes.
+Nothing is built at import time; the composition root (``cli.serve``) or a test calls it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jinja2
+from aiohttp import web
+
+from bot import keys
+from bot.errors import error_middleware
+from config.settings import Settings
+from store.db import SessionMaker, create_engine, make_sessionmaker
+from store.migrate import upgrade
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+#: Largest request body accepted (spreadsheet imports); pages and JSON are far smaller.
+MAX_BODY_BYTES = 5 * 1024 * 1024
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def template_env() -> jinja2.Environment:
+    """Jinja2 with autoescape on for every template (all user-supplied text is escaped)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness and database reachability, for load balancers and ``jixiao serve`` checks."""
+    from sqlalchemy import text
+
+    try:
+        async with request.app[keys.SESSIONMAKER]() as session:
+            await session.execute(text("SELECT 1"))
+        db = "ok"
+    except Exception as exc:  # report, don't crash: health must always answer
+        db = f"error: {type(exc).__name__}"
+    status = 200 if db == "ok" else 503
+    return web.json_response({"ok": db == "ok", "database": db}, status=status)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sessionmaker: SessionMaker | None = None,
+    clock: Callable[[], datetime] | None = None,
+    channels: dict[str, Any] | None = None,
+    run_now: dict[str, Callable[..., Any]] | None = None,
+    http: aiohttp.ClientSession | None = None,
+    start_workers: bool = True,
+) -> web.Application:
+    """Build the app. Without ``sessionmaker`` the app owns an engine on ``settings.db_url``
+    (migrated at start-up, disposed at cleanup). ``start_workers`` false skips the delivery worker
+    (tests that drive it by hand)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app[keys.SETTINGS] = settings
+    app[keys.CLOCK] = clock or utc_now
+    app[keys.TEMPLATES] = template_env()
+    app[keys.RUN_NOW] = dict(run_now or {})
+    app[keys.SECRET] = settings.secret()
+    if sessionmaker is not None:
+        app[keys.SESSIONMAKER] = sessionmaker
+    else:
+        app.cleanup_ctx.append(_own_database)
+    if channels is None:
+        from bot.channels.registry import build_adapters
+
+        channels = build_adapters(settings.channel_base_urls)
+    app[keys.CHANNELS] = channels
+    if http is not None:
+        app[keys.HTTP] = http
+    else:
+        app.cleanup_ctx.append(_own_http)
+
+    app.router.add_get("/healthz", health)
+    for setup in _feature_setups():
+        setup(app, start_workers=start_workers)
+    return app
+
+
+def _feature_setups() -> list[Callable[..., None]]:
+    """Each feature module exposes ``setup(app, *, start_workers)``; imported here, not at top,
+    so a feature that is not built yet does not break the others."""
+    import importlib
+
+    out = []
+    for name in ("bot.links", "bot.pages", "bot.api", "bot.report", "bot.outbox"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        out.append(module.setup)
+    return out
+
+
+async def _own_database(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[keys.SETTINGS].db_url)
+    await upgrade(engine)
+    app[keys.SESSIONMAKER] = make_sessionmaker(engine)
+    yield
+    await engine.dispose()
+
+
+async def _own_http(app: web.Application) -> AsyncIterator[None]:
+    timeout = aiohttp.ClientTimeout(total=30, sock_connect=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        app[keys.HTTP] = session
+        yield

@@ -1,0 +1,72 @@
+"""The ``jixiao`` command line. Entry point: :func:`main`.
+
+Each command group lives in its own module with a ``register(subparsers)`` function; handlers
+are ``async def handler(args, ctx) -> int``. Domain errors print their message (Chinese and
+English) and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from cli.context import CommandError, Context
+from config.settings import load_settings
+
+#: Command group modules, in help order.
+GROUPS = ("cli.serve", "cli.projects", "cli.score", "cli.admin", "cli.schedules", "cli.db")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jixiao", description="绩效评价证据采集与评分服务 / performance-evaluation evidence service"
+    )
+    parser.add_argument("--database-url", help="override JIXIAO_DATABASE_URL")
+    parser.add_argument("--data-dir", help="override JIXIAO_DATA_DIR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in GROUPS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # group not written yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+async def _run(args: argparse.Namespace, ctx: Context) -> int:
+    try:
+        return int(await args.handler(args, ctx) or 0)
+    finally:
+        await ctx.close()
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit status (also used by tests with captured streams)."""
+    from config.loader import DefinitionError
+    from store.errors import StoreError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = {}
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    ctx = Context(settings=load_settings(**overrides), out=out or sys.stdout, err=err or sys.stderr)
+    try:
+        return asyncio.run(_run(args, ctx))
+    except (CommandError, DefinitionError, StoreError) as exc:
+        print(str(exc), file=ctx.err)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

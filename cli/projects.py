@@ -1,0 +1,62 @@
+"""``jixiao project validate|load|list``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from cli.context import Context
+from config.loader import load_definition
+from store.db import transaction
+from store.projects import list_projects, load_project
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("project", help="项目定义：校验、导入、列表 / project definitions")
+    ps = p.add_subparsers(dest="project_command", required=True)
+    v = ps.add_parser("validate", help="校验项目定义文件（报告全部问题）/ validate a definition")
+    v.add_argument("path", type=Path, help="project directory or .toml file")
+    v.set_defaults(handler=validate)
+    ld = ps.add_parser("load", help="导入或更新项目（同一编码生成新版本）/ load a definition")
+    ld.add_argument("path", type=Path)
+    ld.add_argument("--by", default="cli", help="who loads it (recorded)")
+    ld.set_defaults(handler=load)
+    ls = ps.add_parser("list", help="列出项目 / list projects")
+    ls.set_defaults(handler=list_)
+
+
+async def validate(args: argparse.Namespace, ctx: Context) -> int:
+    defn = load_definition(args.path)
+    print(
+        f"✓ {defn.project.code} {defn.project.name}: {len(defn.indicators)} 个指标, {len(defn.units)} 个单位, "
+        f"{len(defn.disbursements)} 笔拨付 — 校验通过 / valid",
+        file=ctx.out,
+    )
+    return 0
+
+
+async def load(args: argparse.Namespace, ctx: Context) -> int:
+    defn = load_definition(args.path)
+    async with transaction(await ctx.sessionmaker()) as session:
+        result = await load_project(session, defn, now=ctx.now(), by=args.by)
+    if result.created_version:
+        print(
+            f"已导入 {result.project.code} 第 {result.version} 版 / loaded version {result.version}: "
+            f"单位 +{result.units_added} ~{result.units_updated} -{result.units_deactivated}, "
+            f"拨付 {result.disbursements}, 导入问卷 {result.responses_imported}",
+            file=ctx.out,
+        )
+    else:
+        print(f"{result.project.code} 第 {result.version} 版内容相同，未改动 / unchanged", file=ctx.out)
+    for note in result.notes:
+        print(note, file=ctx.out)
+    return 0
+
+
+async def list_(args: argparse.Namespace, ctx: Context) -> int:
+    async with transaction(await ctx.sessionmaker()) as session:
+        projects = await list_projects(session)
+    for p in projects:
+        print(f"{p.code}\tv{p.current_version}\t{p.year}\t{p.name}", file=ctx.out)
+    return 0

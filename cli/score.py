@@ -1,0 +1,43 @@
+"""``jixiao score CODE [--format table|markdown|json|xlsx] [--output FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from cli.context import CommandError, Context
+from scheduler.recompute import recompute
+from scoring.report import markdown_table, text_table, xlsx_bytes
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("score", help="按已存数据计算并输出评分表 / compute and print the score table")
+    p.add_argument("code", help="project code")
+    p.add_argument("--format", choices=("table", "markdown", "json", "xlsx"), default="table")
+    p.add_argument("--output", "-o", type=Path, help="write to this file (required for xlsx)")
+    p.set_defaults(handler=score)
+
+
+async def score(args: argparse.Namespace, ctx: Context) -> int:
+    if args.format == "xlsx" and args.output is None:
+        raise CommandError("xlsx 格式需要 --output 文件名 / --format xlsx needs --output FILE")
+    result = await recompute(await ctx.sessionmaker(), args.code, now=ctx.now(), trigger="cli")
+    computed = result.computed
+    title = f"{computed.project.name}（{computed.project.year}）绩效评价评分表"
+    if args.format == "xlsx":
+        args.output.write_bytes(xlsx_bytes(computed.table, title))
+        print(f"已写入 {args.output} / written", file=ctx.out)
+        return 0
+    if args.format == "json":
+        text = json.dumps(computed.document, ensure_ascii=False, indent=2)
+    elif args.format == "markdown":
+        text = markdown_table(computed.table, title)
+    else:
+        text = text_table(computed.table, title)
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text, file=ctx.out)
+    return 0

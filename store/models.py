@@ -1,0 +1,450 @@
+"""All tables of jixiao (sqlmodel).
+
+Invariants:
+- money is integer fen (``BIGINT``), never float or NUMERIC;
+- every datetime is timezone-aware UTC in the database (sqlmodel's UTCDateTime); calendar dates
+  (paid on, arrived on) are plain ``date`` in the project's timezone;
+- scores and rates are exact decimals stored as text (``DecimalText``);
+- history is kept: definitions are versioned, responses and confirmations are versioned with one
+  ``is_current`` row per (link/unit, subject), overrides and schedule changes are append-only.
+
+Relationships are not declared: queries join explicitly, so no lazy load can hit the event loop.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, MetaData, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from store.types import DecimalText, JsonDoc
+
+# A naming convention lets Alembic's batch mode (SQLite) drop and recreate named constraints.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+def _json(nullable: bool = False) -> Any:
+    return Field(default_factory=dict, sa_column=Column(JsonDoc, nullable=nullable))
+
+
+def _fen(**kw: Any) -> Any:
+    return Field(sa_type=BigInteger, **kw)
+
+
+# ============================================================================ projects
+
+
+class Project(SQLModel, table=True):
+    """An evaluation project; ``current_version`` points at the active definition."""
+
+    __tablename__ = "project"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(max_length=200)
+    year: int
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    current_version: int = 1
+    budget_fen: int = _fen(default=0)
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectVersion(SQLModel, table=True):
+    """Every loaded definition, kept forever; ``definition`` is the validated JSON snapshot."""
+
+    __tablename__ = "project_version"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    version: int
+    content_hash: str = Field(max_length=64)
+    definition: dict[str, Any] = _json()
+    loaded_at: datetime
+    loaded_by: str = Field(default="", max_length=100)
+
+
+class Unit(SQLModel, table=True):
+    """A project-holding unit (项目承担单位). ``key`` is stable across definition versions."""
+
+    __tablename__ = "unit"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("project_id", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    key: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    uscc: str | None = Field(default=None, max_length=18)
+    channel_kind: str = Field(default="console", max_length=20)
+    channel_address: str = Field(default="", max_length=500)
+    channel_config: dict[str, Any] = _json()
+    active: bool = True
+    created_at: datetime
+    updated_at: datetime
+
+
+class FundArrival(SQLModel, table=True):
+    """Money arriving in the project (资金到位), integer fen."""
+
+    __tablename__ = "fund_arrival"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    arrived_on: date
+    amount_fen: int = _fen()
+    note: str = Field(default="", max_length=500)
+
+
+class Disbursement(SQLModel, table=True):
+    """A payment to a unit (拨付/支出), integer fen. ``key`` identifies it across reloads."""
+
+    __tablename__ = "disbursement"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("project_id", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    key: str = Field(max_length=100)
+    batch: str = Field(default="", max_length=50)
+    amount_fen: int = _fen()
+    paid_on: date
+    voucher: str = Field(default="", max_length=100)
+    created_at: datetime
+    updated_at: datetime
+
+
+# ============================================================================ survey
+
+
+class Questionnaire(SQLModel, table=True):
+    """A questionnaire version; ``definition`` holds questions, scale, satisfied levels, method."""
+
+    __tablename__ = "questionnaire"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("project_id", "version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    version: int
+    title: str = Field(max_length=200)
+    definition: dict[str, Any] = _json()
+    created_at: datetime
+
+
+class Campaign(SQLModel, table=True):
+    """One round of asking: questionnaire + audience + window + reminder policy.
+
+    ``status``: draft → open → closed. ``policy`` holds the reminder policy
+    (min_days_between, max_reminders, quiet_hours) as JSON.
+    """
+
+    __tablename__ = "campaign"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    questionnaire_id: int | None = Field(default=None, foreign_key="questionnaire.id")
+    name: str = Field(max_length=200)
+    status: str = Field(default="draft", max_length=20)
+    opens_at: datetime
+    closes_at: datetime
+    ask_confirmations: bool = True
+    policy: dict[str, Any] = _json()
+    #: the audience: unit ids chosen at creation (None = every active unit at launch time)
+    unit_ids: list[int] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
+    created_at: datetime
+    launched_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class Link(SQLModel, table=True):
+    """A unit's personal link in a campaign. Only the SHA-256 of the token is stored; the token
+    is re-derived from the server secret and ``token_salt`` when a message needs the URL.
+
+    Lifecycle timestamps record sent → opened → answered/confirmed. A revoked link keeps its row
+    (``revoked_at``) and a reissued one is a new row (history kept).
+    """
+
+    __tablename__ = "link"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    #: random salt; the token is HMAC(server secret, salt), so the database alone cannot rebuild it
+    token_salt: str = Field(max_length=64)
+    created_at: datetime
+    revoked_at: datetime | None = None
+    sent_at: datetime | None = None
+    opened_at: datetime | None = None
+    answered_at: datetime | None = None
+    confirmed_at: datetime | None = None
+    reminder_count: int = 0
+    last_reminded_at: datetime | None = None
+
+
+class Response(SQLModel, table=True):
+    """One submitted questionnaire (a version). Exactly one ``is_current`` per (project, unit,
+    questionnaire); earlier versions are kept. ``satisfaction`` denormalises the satisfaction
+    question's label so the fact can be aggregated in SQL.
+    ``submission_key`` makes a double submit idempotent."""
+
+    __tablename__ = "response"  # type: ignore[assignment]
+
+    __table_args__ = (
+        Index("ix_response_current", "project_id", "is_current", "satisfaction"),
+        UniqueConstraint("submission_key"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    questionnaire_id: int | None = Field(default=None, foreign_key="questionnaire.id")
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    link_id: int | None = Field(default=None, foreign_key="link.id")
+    version: int = 1
+    is_current: bool = True
+    source: str = Field(default="link", max_length=20)
+    submission_key: str = Field(max_length=64)
+    satisfaction: str | None = Field(default=None, max_length=20)
+    submitted_at: datetime
+
+
+class Answer(SQLModel, table=True):
+    """One question's answer inside a response; ``value`` is JSON (str, number, list)."""
+
+    __tablename__ = "answer"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="response.id", index=True)
+    question_key: str = Field(max_length=64)
+    value: Any = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
+
+
+class PaymentConfirmation(SQLModel, table=True):
+    """A unit's confirmation or dispute of one disbursement (versioned like responses).
+
+    ``status``: confirmed | disputed. ``dispute_kind``: not_received | amount_differs.
+    A confirmed ``amount_fen`` different from the disbursement is a discrepancy.
+    """
+
+    __tablename__ = "payment_confirmation"  # type: ignore[assignment]
+
+    __table_args__ = (
+        Index("ix_confirmation_current", "disbursement_id", "is_current"),
+        UniqueConstraint("submission_key"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    disbursement_id: int = Field(foreign_key="disbursement.id", index=True)
+    unit_id: int = Field(foreign_key="unit.id")
+    link_id: int | None = Field(default=None, foreign_key="link.id")
+    version: int = 1
+    is_current: bool = True
+    status: str = Field(max_length=20)
+    received_on: date | None = None
+    amount_fen: int | None = Field(default=None, sa_type=BigInteger)
+    voucher: str = Field(default="", max_length=100)
+    dispute_kind: str | None = Field(default=None, max_length=30)
+    reason: str = Field(default="", max_length=1000)
+    submission_key: str = Field(max_length=64)
+    submitted_at: datetime
+
+
+# ============================================================================ scores
+
+
+class ScoreOverride(SQLModel, table=True):
+    """An evaluator's manual score for one indicator, with the written reason. Append-only:
+    the newest active row per (project, indicator_key) applies; ``active=False`` withdraws."""
+
+    __tablename__ = "score_override"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    indicator_key: str = Field(max_length=64)
+    score: Decimal | None = Field(default=None, sa_type=DecimalText)
+    reason: str = Field(max_length=2000)
+    by: str = Field(default="", max_length=100)
+    active: bool = True
+    created_at: datetime
+
+
+class ScoreSnapshot(SQLModel, table=True):
+    """Every computed table, kept with its time and definition version.
+
+    ``fingerprint`` hashes the scored table (and facts) so a recompute that changes nothing can be
+    skipped; ``table`` is the JSON of ``scoring.model.ScoreTable`` plus facts metadata.
+    """
+
+    __tablename__ = "score_snapshot"  # type: ignore[assignment]
+
+    __table_args__ = (Index("ix_snapshot_project_time", "project_id", "computed_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id")
+    definition_version: int
+    computed_at: datetime
+    total: Decimal = Field(sa_type=DecimalText)
+    grade: str = Field(max_length=10)
+    fingerprint: str = Field(max_length=64)
+    trigger: str = Field(default="manual", max_length=30)
+    table: dict[str, Any] = _json()
+
+
+# ============================================================================ access
+
+
+class ApiToken(SQLModel, table=True):
+    """An admin-API bearer token; only its SHA-256 is stored. ``role``: admin | coordinator."""
+
+    __tablename__ = "api_token"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    role: str = Field(max_length=20)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+# ============================================================================ delivery
+
+
+class ChannelEndpoint(SQLModel, table=True):
+    """A destination: one unit's chat/email address or one coordinator group robot.
+
+    ``config`` holds non-secret settings (chat id, robot key reference, address); secrets are
+    referenced by environment variable name (``secret_env``), never stored in clear text in logs.
+    ``paused_until`` persists vendor throttling so a restart honours it; ``disabled_at`` is set
+    after a permanent error for admins to see.
+    """
+
+    __tablename__ = "channel_endpoint"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("kind", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)
+    address: str = Field(max_length=500)
+    name: str = Field(default="", max_length=200)
+    config: dict[str, Any] = _json()
+    paused_until: datetime | None = None
+    disabled_at: datetime | None = None
+    disabled_reason: str = Field(default="", max_length=500)
+    consecutive_failures: int = 0
+    last_success_at: datetime | None = None
+
+
+class OutboxMessage(SQLModel, table=True):
+    """Everything that leaves the process. Written in the same transaction as the fact it
+    announces; ``dedupe_key`` is unique so enqueueing twice is harmless.
+
+    ``status``: pending → sending (leased) → sent | failed (permanent) | dead (gave up) | cancelled.
+    """
+
+    __tablename__ = "outbox_message"  # type: ignore[assignment]
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=200, unique=True)
+    endpoint_id: int = Field(foreign_key="channel_endpoint.id", index=True)
+    kind: str = Field(max_length=20)
+    project_id: int | None = Field(default=None, foreign_key="project.id")
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
+    link_id: int | None = Field(default=None, foreign_key="link.id")
+    payload: dict[str, Any] = _json()
+    status: str = Field(default="pending", max_length=20)
+    attempt_count: int = 0
+    throttle_count: int = 0
+    next_attempt_at: datetime
+    not_after: datetime | None = None
+    lease_until: datetime | None = None
+    lease_owner: str | None = Field(default=None, max_length=64)
+    last_outcome: str | None = Field(default=None, max_length=20)
+    last_error: str = Field(default="", max_length=1000)
+    vendor_msg_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One try at sending an outbox row; inserted as ``in_flight`` before the request."""
+
+    __tablename__ = "delivery_attempt"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox_message.id", index=True)
+    attempt_no: int
+    worker_id: str = Field(default="", max_length=64)
+    started_at: datetime
+    finished_at: datetime | None = None
+    latency_ms: int | None = None
+    outcome: str = Field(default="in_flight", max_length=20)
+    http_status: int | None = None
+    vendor_code: str | None = Field(default=None, max_length=50)
+    retry_after_s: float | None = None
+    excerpt: str = Field(default="", max_length=2000)
+
+
+# ============================================================================ schedules
+
+
+class Schedule(SQLModel, table=True):
+    """An admin-set schedule. ``kind``: launch | remind | close | recompute | summarise.
+    ``params`` holds e.g. coordinator endpoint ids and quiet hours. ``version`` bumps on change."""
+
+    __tablename__ = "schedule"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
+    cron: str = Field(max_length=100)
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    enabled: bool = True
+    grace_seconds: int = 3600
+    params: dict[str, Any] = _json()
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+    #: set by "remove": the row stays so its change log and runs keep their foreign key
+    deleted_at: datetime | None = None
+
+
+class ScheduleChange(SQLModel, table=True):
+    """Audit of schedule edits: who, when, before → after (JSON)."""
+
+    __tablename__ = "schedule_change"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: int = Field(foreign_key="schedule.id", index=True)
+    by: str = Field(default="", max_length=100)
+    at: datetime
+    action: str = Field(max_length=20)
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
+
+
+class ScheduleRun(SQLModel, table=True):
+    """A claimed fire. The unique (schedule_id, fire_time) makes each fire run once across
+    replicas. ``status``: running | ok | failed | missed."""
+
+    __tablename__ = "schedule_run"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("schedule_id", "fire_time"),)
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: int = Field(foreign_key="schedule.id", index=True)
+    fire_time: datetime
+    status: str = Field(default="running", max_length=20)
+    started_at: datetime
+    finished_at: datetime | None = None
+    error: str = Field(default="", max_length=4000)
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))

@@ -1,0 +1,119 @@
+"""Score snapshots and manual overrides (history kept; caller owns the transaction)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.errors import NotFound
+from store.models import ScoreOverride, ScoreSnapshot
+
+
+@dataclass(frozen=True)
+class ActiveOverride:
+    score: Decimal
+    reason: str
+    by: str
+    created_at: datetime
+
+
+async def active_overrides(session: AsyncSession, project_id: int) -> dict[str, ActiveOverride]:
+    """The override in force per indicator key: the newest row, unless it withdrew (inactive)."""
+    stmt = select(ScoreOverride).where(ScoreOverride.project_id == project_id).order_by(ScoreOverride.id)
+    current: dict[str, ActiveOverride] = {}
+    for row in (await session.execute(stmt)).scalars():
+        if row.active and row.score is not None:
+            current[row.indicator_key] = ActiveOverride(row.score, row.reason, row.by, row.created_at)
+        else:
+            current.pop(row.indicator_key, None)
+    return current
+
+
+async def set_override(
+    session: AsyncSession,
+    project_id: int,
+    indicator_key: str,
+    *,
+    score: Decimal | None,
+    reason: str,
+    by: str,
+    now: datetime,
+) -> ScoreOverride:
+    """Record an evaluator's judgement (``score=None`` withdraws the override). Append-only."""
+    row = ScoreOverride(
+        project_id=project_id,
+        indicator_key=indicator_key,
+        score=score,
+        reason=reason,
+        by=by,
+        active=score is not None,
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def override_history(session: AsyncSession, project_id: int) -> list[ScoreOverride]:
+    stmt = select(ScoreOverride).where(ScoreOverride.project_id == project_id).order_by(ScoreOverride.id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def latest_snapshot(session: AsyncSession, project_id: int) -> ScoreSnapshot | None:
+    stmt = (
+        select(ScoreSnapshot)
+        .where(ScoreSnapshot.project_id == project_id)
+        .order_by(ScoreSnapshot.computed_at.desc(), ScoreSnapshot.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_snapshot(session: AsyncSession, snapshot_id: int) -> ScoreSnapshot:
+    row = await session.get(ScoreSnapshot, snapshot_id)
+    if row is None:
+        raise NotFound(f"评分快照不存在：{snapshot_id}", f"no such score snapshot: {snapshot_id}")
+    return row
+
+
+async def list_snapshots(session: AsyncSession, project_id: int, *, limit: int = 100) -> list[ScoreSnapshot]:
+    """Newest first."""
+    stmt = (
+        select(ScoreSnapshot)
+        .where(ScoreSnapshot.project_id == project_id)
+        .order_by(ScoreSnapshot.computed_at.desc(), ScoreSnapshot.id.desc())
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def save_snapshot(
+    session: AsyncSession,
+    project_id: int,
+    *,
+    definition_version: int,
+    total: Decimal,
+    grade: str,
+    fingerprint: str,
+    table: dict[str, Any],
+    trigger: str,
+    now: datetime,
+) -> ScoreSnapshot:
+    row = ScoreSnapshot(
+        project_id=project_id,
+        definition_version=definition_version,
+        computed_at=now,
+        total=total,
+        grade=grade,
+        fingerprint=fingerprint,
+        trigger=trigger,
+        table=table,
+    )
+    session.add(row)
+    await session.flush()
+    return row

@@ -1,0 +1,793 @@
+"""Units (项目承担单位) and disbursements (拨付): CRUD and all-or-nothing bulk import.
+
+Invariants:
+- money is integer fen inside; it arrives as 元 text (``"1234.50"``) parsed with ``Decimal`` —
+  never float. More than 2 decimals, negative amounts and non-numbers are refused. Spreadsheet
+  numeric cells (floats from openpyxl) are re-parsed via ``Decimal(str(v))`` and refused when they
+  carry more than 2 decimals, else quantized to the fen;
+- a bulk import validates every row first and writes nothing when any row is bad; every problem
+  names its row (CSV: line number, header = 1; XLSX: sheet row number, header = 1) and column;
+- units are matched by ``key`` and disbursements by their stable key
+  (``unit/batch/date`` plus ``#n`` for repeats — the same convention as ``store.projects``), so
+  importing the same file twice changes nothing.
+
+Functions take the session first, keyword-only after, and never commit.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config.definition import CHANNEL_KINDS, ChannelRef, uscc_problem
+from store.errors import Conflict, Invalid, NotFound
+from store.models import Disbursement, Unit
+
+KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MONEY_RE = re.compile(r"^\d+(\.\d+)?$")
+_DATE_RE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$")
+CENT = Decimal("0.01")
+#: Largest amount accepted (元): far above any project, far below BIGINT fen.
+MAX_YUAN = Decimal("999999999999.99")
+#: Most data rows one import may carry.
+MAX_ROWS = 50_000
+
+UNIT_COLUMNS = ("key", "name", "uscc", "channel_kind", "channel_address")
+DISBURSEMENT_COLUMNS = ("unit", "amount", "date", "batch", "voucher", "key")
+
+
+# --------------------------------------------------------------------------- problems
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One bad value: the field (or column), a stable code, Chinese and English messages."""
+
+    field: str
+    code: str
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One bad import row: ``row`` is the 1-based line/sheet row (header = 1); 0 = whole file."""
+
+    row: int
+    column: str
+    code: str
+    zh: str
+    en: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "column": self.column,
+            "code": self.code,
+            "message": self.zh,
+            "message_en": self.en,
+        }
+
+
+class ImportRejected(Invalid):
+    """The import was refused; ``problems`` lists every bad row. Nothing was written."""
+
+    def __init__(self, problems: list[RowProblem]) -> None:
+        self.problems = problems
+        rows = sorted({p.row for p in problems if p.row})
+        zh = f"导入失败：{len(rows)} 行有错误（第 {'、'.join(map(str, rows[:20]))} 行），未导入任何数据"
+        en = (
+            f"import refused: {len(rows)} bad row(s) ({', '.join(map(str, rows[:20]))}); nothing was imported"
+        )
+        if not rows:
+            zh, en = f"导入失败：{problems[0].zh}", f"import refused: {problems[0].en}"
+        super().__init__(zh, en, where="file")
+
+
+class FieldsInvalid(Invalid):
+    """Field validation failed for a single create/update; ``problems`` names every field."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(
+            "；".join(p.zh for p in problems), "; ".join(p.en for p in problems), where=first.field
+        )
+
+
+# --------------------------------------------------------------------------- scalar parsing
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" and c not in "\t" for c in text)
+
+
+def parse_yuan(value: Any, *, field_name: str = "amount") -> int:
+    """元 → fen. Accepts text (``"1,234.50"``, ``"1234.5元"``), int, Decimal, and spreadsheet
+    floats (re-parsed from ``str(v)``). Raises ``FieldsInvalid`` naming ``field_name``."""
+
+    def bad(code: str, zh: str, en: str) -> FieldsInvalid:
+        return FieldsInvalid([FieldProblem(field_name, code, zh, en)])
+
+    if isinstance(value, bool) or value is None:
+        raise bad("money_invalid", "金额不能为空", "amount is required")
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise bad("money_invalid", f"金额 {value} 无效", f"amount {value} is invalid")
+        amount = Decimal(str(value))
+        text = str(value)
+    elif isinstance(value, int | Decimal):
+        amount = Decimal(value)
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(",", "").replace("，", "").removesuffix("元").strip()
+        negative = text.startswith("-")
+        if not _MONEY_RE.match(text.removeprefix("-")):
+            raise bad(
+                "money_invalid",
+                f"金额 {value!r} 不是有效数字，应为以元为单位的数字，如 1234.50",
+                f"amount {value!r} is not a number: 元 such as 1234.50 expected",
+            )
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:  # pragma: no cover - the regex already guards this
+            raise bad("money_invalid", f"金额 {value!r} 无效", f"amount {value!r} is invalid") from None
+        if negative and amount == 0:
+            amount = Decimal(0)
+    else:
+        raise bad("money_invalid", f"金额 {value!r} 无效", f"amount {value!r} is invalid")
+    if not amount.is_finite():
+        raise bad("money_invalid", f"金额 {text} 无效", f"amount {text} is invalid")
+    if amount < 0:
+        raise bad("money_negative", f"金额 {text} 元不能为负数", f"amount {text} yuan must not be negative")
+    if amount != amount.quantize(CENT):
+        raise bad(
+            "money_precision",
+            f"金额 {text} 元超过2位小数（最小单位为分）",
+            f"amount {text} yuan has more than 2 decimals (the smallest unit is the fen)",
+        )
+    if amount > MAX_YUAN:
+        raise bad("money_too_large", f"金额 {text} 元过大", f"amount {text} yuan is too large")
+    return int(amount.quantize(CENT) * 100)
+
+
+def yuan(fen: int) -> str:
+    """Fen → 元 text with exactly 2 decimals (``12345`` → ``"123.45"``)."""
+    sign = "-" if fen < 0 else ""
+    fen = abs(fen)
+    return f"{sign}{fen // 100}.{fen % 100:02d}"
+
+
+def parse_date(value: Any, *, field_name: str = "date") -> dt.date:
+    """``YYYY-MM-DD`` (or ``YYYY/M/D``) text, or a spreadsheet date/datetime cell → date."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        m = _DATE_RE.match(value.strip())
+        if m:
+            try:
+                day = dt.date(int(m[1]), int(m[2]), int(m[3]))
+            except ValueError:
+                pass
+            else:
+                if 1900 <= day.year <= 2200:
+                    return day
+    raise FieldsInvalid(
+        [
+            FieldProblem(
+                field_name,
+                "date_invalid",
+                f"日期 {value!r} 无效，应为 YYYY-MM-DD",
+                f"date {value!r} is invalid: YYYY-MM-DD expected",
+            )
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- units
+
+
+@dataclass
+class UnitFields:
+    """The editable fields of a unit (already type-checked; :func:`check_unit` checks meaning)."""
+
+    key: str
+    name: str
+    uscc: str | None = None
+    channel_kind: str = "console"
+    channel_address: str = ""
+    channel_config: dict[str, str] = field(default_factory=dict)
+    active: bool = True
+
+
+def check_unit(fields: UnitFields) -> tuple[UnitFields, list[FieldProblem]]:
+    """Normalise (trim, compact USCC) and validate a unit; returns the cleaned fields and every
+    problem (key pattern, name, USCC checksum, channel kind/address, secrets written inline)."""
+    problems: list[FieldProblem] = []
+    key = fields.key.strip()
+    name = fields.name.strip()
+    if not key or len(key) > 64 or not KEY_RE.match(key):
+        problems.append(FieldProblem("key", "invalid_format", f"单位编号 {key!r} 无效：应为字母数字开头、由字母数字 _ . - 组成、不超过64位",
+                                     f"unit key {key!r} is invalid: letters, digits, _ . - (max 64), starting with a letter or digit"))  # fmt: skip
+    if not name or len(name) > 200 or _has_control(name):
+        problems.append(FieldProblem("name", "invalid_value", "单位名称不能为空、不超过200字、不含控制字符",
+                                     "unit name must be 1–200 characters without control characters"))  # fmt: skip
+    uscc = (fields.uscc or "").strip().replace(" ", "").replace("-", "").upper() or None
+    if uscc is not None:
+        problem = uscc_problem(uscc)
+        if problem:
+            problems.append(FieldProblem("uscc", *problem))
+    kind = fields.channel_kind.strip() or "console"
+    address = fields.channel_address.strip()
+    config = {str(k): str(v) for k, v in fields.channel_config.items()}
+    if kind not in CHANNEL_KINDS:
+        problems.append(FieldProblem("channel_kind", "invalid_choice", f"渠道 {kind!r} 无效，应为 {'/'.join(CHANNEL_KINDS)}",
+                                     f"channel {kind!r} is invalid: one of {'/'.join(CHANNEL_KINDS)}"))  # fmt: skip
+    elif len(address) > 500 or _has_control(address):
+        problems.append(FieldProblem("channel_address", "invalid_value", "渠道地址不超过500字、不含控制字符",
+                                     "channel address must be at most 500 characters without control characters"))  # fmt: skip
+    else:
+        try:
+            ChannelRef(kind=kind, address=address, config=config)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            for err in exc.errors():
+                ctx = err.get("ctx") or {}
+                loc = ".".join(str(p) for p in err.get("loc", ()))
+                where = "channel_config" if loc.startswith("config") else "channel_address"
+                problems.append(
+                    FieldProblem(
+                        where, err["type"], str(ctx.get("zh", err["msg"])), str(ctx.get("en", err["msg"]))
+                    )
+                )
+    cleaned = UnitFields(key, name, uscc, kind, address, config, fields.active)
+    return cleaned, problems
+
+
+async def list_units(session: AsyncSession, project_id: int, *, active: bool | None = None) -> list[Unit]:
+    stmt = select(Unit).where(Unit.project_id == project_id).order_by(Unit.key)
+    if active is not None:
+        stmt = stmt.where(Unit.active.is_(active))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def find_unit(session: AsyncSession, project_id: int, key: str) -> Unit | None:
+    stmt = select(Unit).where(Unit.project_id == project_id, Unit.key == key)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_unit(session: AsyncSession, project_id: int, key: str) -> Unit:
+    unit = await find_unit(session, project_id, key)
+    if unit is None:
+        raise NotFound(f"单位不存在：{key}", f"no such unit: {key}", where="unit")
+    return unit
+
+
+def _apply_unit(row: Unit, f: UnitFields) -> bool:
+    """Copy fields onto ``row``; True when something changed."""
+    values = {
+        "name": f.name,
+        "uscc": f.uscc,
+        "channel_kind": f.channel_kind,
+        "channel_address": f.channel_address,
+        "channel_config": dict(f.channel_config),
+        "active": f.active,
+    }
+    changed = [k for k, v in values.items() if getattr(row, k) != v]
+    for k in changed:
+        setattr(row, k, values[k])
+    return bool(changed)
+
+
+async def create_unit(
+    session: AsyncSession, project_id: int, fields: UnitFields, *, now: dt.datetime
+) -> Unit:
+    """Add a unit; ``Conflict`` when the key is taken, ``FieldsInvalid`` listing bad fields."""
+    cleaned, problems = check_unit(fields)
+    if problems:
+        raise FieldsInvalid(problems)
+    if await find_unit(session, project_id, cleaned.key) is not None:
+        raise Conflict(
+            f"单位编号 {cleaned.key} 已存在", f"unit key {cleaned.key} already exists", where="key"
+        )
+    row = Unit(project_id=project_id, key=cleaned.key, created_at=now, updated_at=now, name=cleaned.name)
+    _apply_unit(row, cleaned)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def update_unit(
+    session: AsyncSession, project_id: int, key: str, changes: dict[str, Any], *, now: dt.datetime
+) -> Unit:
+    """Change some fields of unit ``key`` (``changes`` keys: name, uscc, channel_kind,
+    channel_address, channel_config, active). The key itself never changes (history refers to it)."""
+    row = await get_unit(session, project_id, key)
+    merged = UnitFields(
+        key=row.key,
+        name=row.name,
+        uscc=row.uscc,
+        channel_kind=row.channel_kind,
+        channel_address=row.channel_address,
+        channel_config=dict(row.channel_config or {}),
+        active=row.active,
+    )
+    for name, value in changes.items():
+        if not hasattr(merged, name) or name == "key":
+            raise Invalid(f"不能修改字段 {name}", f"field {name} cannot be changed", where=name)
+        setattr(merged, name, value)
+    cleaned, problems = check_unit(merged)
+    if problems:
+        raise FieldsInvalid(problems)
+    if _apply_unit(row, cleaned):
+        row.updated_at = now
+    await session.flush()
+    return row
+
+
+# --------------------------------------------------------------------------- disbursements
+
+
+@dataclass
+class DisbursementFields:
+    """A disbursement as entered: unit key, amount in fen, paid-on date, batch label, voucher."""
+
+    unit_key: str
+    amount_fen: int
+    paid_on: dt.date
+    batch: str = ""
+    voucher: str = ""
+    key: str | None = None
+
+
+def disbursement_base_key(unit_key: str, batch: str, paid_on: dt.date) -> str:
+    return f"{unit_key}/{batch}/{paid_on.isoformat()}"
+
+
+async def list_disbursements(
+    session: AsyncSession, project_id: int, *, unit_id: int | None = None
+) -> list[tuple[Disbursement, Unit]]:
+    """Disbursements with their unit, by date then key."""
+    stmt = (
+        select(Disbursement, Unit)
+        .join(Unit, Unit.id == Disbursement.unit_id)
+        .where(Disbursement.project_id == project_id)
+        .order_by(Disbursement.paid_on, Disbursement.key)
+    )
+    if unit_id is not None:
+        stmt = stmt.where(Disbursement.unit_id == unit_id)
+    return [(d, u) for d, u in (await session.execute(stmt)).all()]
+
+
+async def get_disbursement(session: AsyncSession, project_id: int, disbursement_id: int) -> Disbursement:
+    row = await session.get(Disbursement, disbursement_id)
+    if row is None or row.project_id != project_id:
+        raise NotFound(
+            f"拨付记录不存在：{disbursement_id}",
+            f"no such disbursement: {disbursement_id}",
+            where="disbursement",
+        )
+    return row
+
+
+def _check_disbursement_text(batch: str, voucher: str, key: str | None) -> list[FieldProblem]:
+    problems = []
+    if len(batch) > 50 or _has_control(batch):
+        problems.append(
+            FieldProblem("batch", "invalid_value", "批次不超过50字", "batch must be at most 50 characters")
+        )
+    if len(voucher) > 100 or _has_control(voucher):
+        problems.append(FieldProblem("voucher", "invalid_value", "凭证号不超过100字", "voucher must be at most 100 characters"))  # fmt: skip
+    if key is not None and (not key or len(key) > 100 or _has_control(key)):
+        problems.append(FieldProblem("key", "invalid_value", "拨付编号为1–100字", "disbursement key must be 1–100 characters"))  # fmt: skip
+    return problems
+
+
+async def _free_key(session: AsyncSession, project_id: int, base: str, taken: set[str]) -> str:
+    existing = (
+        set(
+            (
+                await session.execute(
+                    select(Disbursement.key).where(
+                        Disbursement.project_id == project_id,
+                        (Disbursement.key == base) | Disbursement.key.startswith(base + "#"),
+                    )
+                )
+            ).scalars()
+        )
+        | taken
+    )
+    if base not in existing:
+        return base
+    n = 2
+    while f"{base}#{n}" in existing:
+        n += 1
+    return f"{base}#{n}"
+
+
+async def create_disbursement(
+    session: AsyncSession, project_id: int, fields: DisbursementFields, *, now: dt.datetime
+) -> Disbursement:
+    """Add one payment. Without a key, ``unit/batch/date`` (``#n`` for repeats) is used."""
+    problems = _check_disbursement_text(fields.batch, fields.voucher, fields.key)
+    unit = await find_unit(session, project_id, fields.unit_key)
+    if unit is None:
+        problems.append(FieldProblem("unit", "unknown_unit", f"单位 {fields.unit_key!r} 不存在", f"unit {fields.unit_key!r} does not exist"))  # fmt: skip
+    if problems:
+        raise FieldsInvalid(problems)
+    assert unit is not None and unit.id is not None
+    if fields.key is not None:
+        clash = await session.scalar(
+            select(Disbursement.id).where(
+                Disbursement.project_id == project_id, Disbursement.key == fields.key
+            )
+        )
+        if clash is not None:
+            raise Conflict(
+                f"拨付编号 {fields.key} 已存在", f"disbursement key {fields.key} already exists", where="key"
+            )
+        key = fields.key
+    else:
+        key = await _free_key(
+            session, project_id, disbursement_base_key(unit.key, fields.batch, fields.paid_on), set()
+        )
+    row = Disbursement(
+        project_id=project_id,
+        unit_id=unit.id,
+        key=key,
+        batch=fields.batch,
+        amount_fen=fields.amount_fen,
+        paid_on=fields.paid_on,
+        voucher=fields.voucher,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def update_disbursement(
+    session: AsyncSession, project_id: int, disbursement_id: int, changes: dict[str, Any], *, now: dt.datetime
+) -> Disbursement:
+    """Change amount_fen, paid_on, batch, voucher or unit_key of one disbursement (its key stays,
+    so confirmations stay attached; a changed amount shows up as a discrepancy)."""
+    row = await get_disbursement(session, project_id, disbursement_id)
+    problems = _check_disbursement_text(changes.get("batch", ""), changes.get("voucher", ""), None)
+    if "unit_key" in changes:
+        unit = await find_unit(session, project_id, changes["unit_key"])
+        if unit is None:
+            problems.append(FieldProblem("unit", "unknown_unit", f"单位 {changes['unit_key']!r} 不存在", f"unit {changes['unit_key']!r} does not exist"))  # fmt: skip
+        else:
+            changes = {**changes, "unit_id": unit.id}
+    if problems:
+        raise FieldsInvalid(problems)
+    changed = False
+    for name in ("amount_fen", "paid_on", "batch", "voucher", "unit_id"):
+        if name in changes and getattr(row, name) != changes[name]:
+            setattr(row, name, changes[name])
+            changed = True
+    if changed:
+        row.updated_at = now
+    await session.flush()
+    return row
+
+
+# --------------------------------------------------------------------------- tables
+
+
+Kind = Literal["csv", "xlsx"]
+
+
+@dataclass
+class Table:
+    """A spreadsheet read into rows: ``rows`` are (row number, {column: cell}) with the header as
+    row 1. CSV cells are text; XLSX cells keep their type (number, date, text)."""
+
+    header: list[str]
+    rows: list[tuple[int, dict[str, Any]]]
+
+
+def _reject(code: str, zh: str, en: str) -> ImportRejected:
+    return ImportRejected([RowProblem(0, "", code, zh, en)])
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM); Excel on Chinese Windows saves CSV as GB18030, so try that."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise _reject("encoding", "文件编码无法识别（应为 UTF-8 或 GB18030 的 CSV）",
+                      "cannot decode the file: a UTF-8 or GB18030 CSV is expected") from None  # fmt: skip
+
+
+def read_csv(data: bytes) -> Table:
+    text = _decode(data)
+    if "\x00" in text:
+        raise _reject("file_invalid", "CSV 文件含有空字符（是否上传了 Excel 文件？）",
+                      "the CSV contains NUL bytes (was an Excel file sent as CSV?)")  # fmt: skip
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header_row = next(reader, None)
+        if not header_row:
+            raise _reject("empty", "文件为空或没有表头", "the file is empty or has no header row")
+        header = [h.strip().lower() for h in header_row]
+        rows: list[tuple[int, dict[str, Any]]] = []
+        problems: list[RowProblem] = []
+        for cells in reader:
+            line = reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            if len(cells) > len(header):
+                problems.append(RowProblem(line, "", "csv_row", "本行的列数多于表头", "this row has more cells than the header"))  # fmt: skip
+                continue
+            rows.append((line, {h: c for h, c in zip(header, cells, strict=False) if h}))
+            if len(rows) > MAX_ROWS:
+                raise _reject("too_many_rows", f"行数超过上限 {MAX_ROWS}", f"more than {MAX_ROWS} rows")
+    except csv.Error as exc:
+        raise _reject("csv_syntax", f"CSV 格式错误：{exc}", f"CSV syntax error: {exc}") from None
+    if problems:
+        raise ImportRejected(problems)
+    return Table(header, rows)
+
+
+def read_xlsx(data: bytes) -> Table:
+    """The first worksheet of an .xlsx file (values, not formulas)."""
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError, IndexError) as exc:
+        raise _reject("file_invalid", "不是有效的 Excel (.xlsx) 文件", f"not a valid Excel (.xlsx) file ({type(exc).__name__})") from None  # fmt: skip
+    except Exception as exc:  # openpyxl raises many kinds on corrupt files; none may become a 500
+        raise _reject("file_invalid", "不是有效的 Excel (.xlsx) 文件", f"not a valid Excel (.xlsx) file ({type(exc).__name__})") from None  # fmt: skip
+    try:
+        sheet = book.worksheets[0] if book.worksheets else None
+        if sheet is None:
+            raise _reject("empty", "Excel 文件没有工作表", "the workbook has no worksheet")
+        it = sheet.iter_rows(values_only=True)
+        header_cells = next(it, None)
+        if not header_cells or not any(c is not None for c in header_cells):
+            raise _reject("empty", "文件为空或没有表头", "the file is empty or has no header row")
+        header = [str(c).strip().lower() if c is not None else "" for c in header_cells]
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for number, cells in enumerate(it, start=2):
+            if not any(c is not None and str(c).strip() for c in cells):
+                continue
+            rows.append((number, {h: c for h, c in zip(header, cells, strict=False) if h and c is not None}))
+            if len(rows) > MAX_ROWS:
+                raise _reject("too_many_rows", f"行数超过上限 {MAX_ROWS}", f"more than {MAX_ROWS} rows")
+    except ImportRejected:
+        raise
+    except Exception as exc:  # corrupt sheet XML
+        raise _reject("file_invalid", "Excel 文件内容损坏", f"the Excel file is corrupt ({type(exc).__name__})") from None  # fmt: skip
+    finally:
+        book.close()
+    return Table(header, rows)
+
+
+def read_table(data: bytes, kind: Kind) -> Table:
+    """CSV or XLSX bytes → :class:`Table` (raises ``ImportRejected`` on unreadable files)."""
+    if not data.strip():
+        raise _reject("empty", "文件为空", "the file is empty")
+    return read_xlsx(data) if kind == "xlsx" else read_csv(data)
+
+
+def _text(value: Any) -> str:
+    """A cell as text: numbers without a spurious ``.0`` (an Excel key typed as 1 is ``"1"``)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _missing_columns(table: Table, required: tuple[str, ...]) -> None:
+    missing = [c for c in required if c not in table.header]
+    if missing:
+        raise ImportRejected(
+            [
+                RowProblem(
+                    1,
+                    ",".join(missing),
+                    "header",
+                    f"表头缺少列：{', '.join(missing)}",
+                    f"header is missing column(s): {', '.join(missing)}",
+                )
+            ]  # fmt: skip
+        )
+
+
+def _row_problems(number: int, exc: FieldsInvalid) -> list[RowProblem]:
+    return [RowProblem(number, p.field, p.code, f"第 {number} 行 {p.field}：{p.zh}", f"row {number} {p.field}: {p.en}") for p in exc.problems]  # fmt: skip
+
+
+@dataclass
+class ImportSummary:
+    """What an import did (counts of rows)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged}
+
+
+def parse_unit_rows(table: Table) -> tuple[list[tuple[int, UnitFields]], list[RowProblem]]:
+    """Validate every unit row (columns as in ``units.csv``: key, name, uscc, channel_kind,
+    channel_address, other ``channel_*`` columns → channel config, ``active`` optional)."""
+    _missing_columns(table, ("key", "name"))
+    out: list[tuple[int, UnitFields]] = []
+    problems: list[RowProblem] = []
+    seen: dict[str, int] = {}
+    for number, cells in table.rows:
+        config = {
+            c.removeprefix("channel_"): _text(v)
+            for c, v in cells.items()
+            if c.startswith("channel_") and c not in ("channel_kind", "channel_address") and _text(v)
+        }
+        active_text = _text(cells.get("active", "")).lower()
+        if active_text not in ("", "1", "true", "yes", "y", "是", "0", "false", "no", "n", "否"):
+            problems.append(RowProblem(number, "active", "invalid_value", f"第 {number} 行 active：应为 是/否 或 true/false", f"row {number} active: true/false expected"))  # fmt: skip
+        fields = UnitFields(
+            key=_text(cells.get("key")),
+            name=_text(cells.get("name")),
+            uscc=_text(cells.get("uscc")) or None,
+            channel_kind=_text(cells.get("channel_kind")) or "console",
+            channel_address=_text(cells.get("channel_address")),
+            channel_config=config,
+            active=active_text not in ("0", "false", "no", "n", "否"),
+        )
+        cleaned, field_problems = check_unit(fields)
+        if field_problems:
+            problems.extend(_row_problems(number, FieldsInvalid(field_problems)))
+            continue
+        if cleaned.key in seen:
+            problems.append(RowProblem(number, "key", "duplicate_unit_key", f"第 {number} 行 key：单位编号 {cleaned.key} 与第 {seen[cleaned.key]} 行重复",
+                                       f"row {number} key: unit key {cleaned.key} repeats row {seen[cleaned.key]}"))  # fmt: skip
+            continue
+        seen[cleaned.key] = number
+        out.append((number, cleaned))
+    return out, problems
+
+
+async def import_units(
+    session: AsyncSession, project_id: int, table: Table, *, now: dt.datetime
+) -> ImportSummary:
+    """Create or update units from a table; all-or-nothing (raises ``ImportRejected``)."""
+    rows, problems = parse_unit_rows(table)
+    if problems:
+        raise ImportRejected(problems)
+    if not rows:
+        raise _reject("empty", "文件中没有数据行", "the file has no data rows")
+    existing = {u.key: u for u in await list_units(session, project_id)}
+    summary = ImportSummary()
+    for _number, f in rows:
+        row = existing.get(f.key)
+        if row is None:
+            row = Unit(project_id=project_id, key=f.key, name=f.name, created_at=now, updated_at=now)
+            _apply_unit(row, f)
+            session.add(row)
+            summary.created += 1
+        elif _apply_unit(row, f):
+            row.updated_at = now
+            summary.updated += 1
+        else:
+            summary.unchanged += 1
+    await session.flush()
+    return summary
+
+
+async def import_disbursements(
+    session: AsyncSession, project_id: int, table: Table, *, now: dt.datetime
+) -> ImportSummary:
+    """Create or update disbursements from a table (columns: unit, amount (元), date, batch,
+    voucher, optional key); all-or-nothing (raises ``ImportRejected`` listing every bad row)."""
+    _missing_columns(table, ("unit", "amount", "date"))
+    units = {u.key: u for u in await list_units(session, project_id)}
+    problems: list[RowProblem] = []
+    parsed: list[tuple[int, DisbursementFields]] = []
+    for number, cells in table.rows:
+        row_problems: list[RowProblem] = []
+        unit_key = _text(cells.get("unit"))
+        if unit_key not in units:
+            row_problems.append(RowProblem(number, "unit", "unknown_unit", f"第 {number} 行 unit：单位 {unit_key!r} 不存在",
+                                           f"row {number} unit: unit {unit_key!r} does not exist"))  # fmt: skip
+        amount_fen = paid_on = None
+        try:
+            amount_fen = parse_yuan(cells.get("amount", ""), field_name="amount")
+        except FieldsInvalid as exc:
+            row_problems.extend(_row_problems(number, exc))
+        try:
+            paid_on = parse_date(cells.get("date", ""), field_name="date")
+        except FieldsInvalid as exc:
+            row_problems.extend(_row_problems(number, exc))
+        batch, voucher = _text(cells.get("batch")), _text(cells.get("voucher"))
+        key = _text(cells.get("key")) or None
+        text_problems = _check_disbursement_text(batch, voucher, key)
+        if text_problems:
+            row_problems.extend(_row_problems(number, FieldsInvalid(text_problems)))
+        if row_problems:
+            problems.extend(row_problems)
+            continue
+        assert amount_fen is not None and paid_on is not None
+        parsed.append((number, DisbursementFields(unit_key, amount_fen, paid_on, batch, voucher, key)))
+    # Stable keys: explicit, else unit/batch/date with #n for repeats inside the file.
+    seen: Counter[str] = Counter()
+    keyed: list[tuple[int, str, DisbursementFields]] = []
+    first_row: dict[str, int] = {}
+    for number, f in parsed:
+        if f.key is None:
+            base = disbursement_base_key(f.unit_key, f.batch, f.paid_on)
+            seen[base] += 1
+            key = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        else:
+            key = f.key
+        if key in first_row:
+            problems.append(RowProblem(number, "key", "duplicate_key", f"第 {number} 行 key：拨付编号 {key} 与第 {first_row[key]} 行重复",
+                                       f"row {number} key: disbursement key {key} repeats row {first_row[key]}"))  # fmt: skip
+            continue
+        first_row[key] = number
+        keyed.append((number, key, f))
+    if problems:
+        raise ImportRejected(sorted(problems, key=lambda p: p.row))
+    if not keyed:
+        raise _reject("empty", "文件中没有数据行", "the file has no data rows")
+    existing = {
+        d.key: d
+        for d in (
+            await session.execute(select(Disbursement).where(Disbursement.project_id == project_id))
+        ).scalars()
+    }
+    summary = ImportSummary()
+    for _number, key, f in keyed:
+        unit_id = units[f.unit_key].id
+        assert unit_id is not None
+        row = existing.get(key)
+        values = (unit_id, f.amount_fen, f.paid_on, f.batch, f.voucher)
+        if row is None:
+            session.add(
+                Disbursement(
+                    project_id=project_id,
+                    unit_id=unit_id,
+                    key=key,
+                    batch=f.batch,
+                    amount_fen=f.amount_fen,
+                    paid_on=f.paid_on,
+                    voucher=f.voucher,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            summary.created += 1
+        elif (row.unit_id, row.amount_fen, row.paid_on, row.batch, row.voucher) != values:
+            row.unit_id, row.amount_fen, row.paid_on, row.batch, row.voucher = values
+            row.updated_at = now
+            summary.updated += 1
+        else:
+            summary.unchanged += 1
+    await session.flush()
+    return summary

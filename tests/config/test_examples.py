@@ -1,0 +1,158 @@
+"""The shipped example projects load cleanly and match the reference report."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from stdnum.cn import uscc
+
+from config.definition import ProjectDefinition
+from config.loader import check_definition, load_definition
+
+PROJECTS = Path(__file__).resolve().parents[2] / "config" / "projects"
+
+# The reference report's table (§三(一)): 一级, 二级, 三级, 分值. Two deliberate normalisations:
+# 一级 "满意度" (report: 满意度指标完成情况分析) and one closing bracket after 覆盖率 (report: "））").
+REPORT_TABLE = [
+    ("决策", "项目立项", "立项依据充分性", 4),
+    ("决策", "项目立项", "立项程序规范性", 4),
+    ("决策", "绩效目标", "绩效目标合理性", 3),
+    ("决策", "绩效目标", "绩效指标明确性", 3),
+    ("决策", "资金投入", "预算编制科学性", 3),
+    ("决策", "资金投入", "资金分配合理性", 3),
+    ("过程", "资金管理", "资金到位率", 5),
+    ("过程", "资金管理", "预算执行率", 5),
+    ("过程", "资金管理", "资金使用合规性", 3),
+    ("过程", "组织实施", "管理制度健全性", 3),
+    ("过程", "组织实施", "制度执行有效性", 4),
+    ("产出", "产出数量", "支持建设知识产权运营中心", 5),
+    ("产出", "产出数量", "支持企业专利导航项目", 5),
+    ("产出", "产出数量", "建设知识产权运营服务平台", 5),
+    ("产出", "产出数量", "建设知识产权服务业集聚区", 5),
+    ("产出", "产出数量", "高价值专利培育中心", 5),
+    ("产出", "产出数量", "高价值专利转移转化协同中心", 5),
+    ("产出", "产出数量", "专利密集型产品认定项目", 5),
+    ("产出", "产出质量", "开展绩效评价工作（申报类项目开展绩效评价覆盖率）", 6),
+    ("产出", "产出时效", "资金使用完毕时间", 5),
+    ("产出", "产出成本", "项目预算控制率", 3),
+    ("效益", "社会效益", "知识产权发展水平（年有效发明专利增长率）", 6),
+    ("满意度", "满意度指标", "项目承担单位满意度", 5),
+]
+
+
+@pytest.fixture(scope="module")
+def urumqi() -> ProjectDefinition:
+    return load_definition(PROJECTS / "urumqi-ip-2023")
+
+
+@pytest.fixture(scope="module")
+def demo() -> ProjectDefinition:
+    return load_definition(PROJECTS / "zipingbiao-demo" / "project.toml")
+
+
+@pytest.mark.parametrize("name", ["urumqi-ip-2023", "zipingbiao-demo"])
+def test_example_projects_load_without_problems_and_round_trip(name: str) -> None:
+    definition = load_definition(PROJECTS / name)
+    assert check_definition(definition) == []
+    snapshot = definition.model_dump(mode="json")
+    again = ProjectDefinition.model_validate(snapshot)
+    assert again == definition
+    assert again.model_dump(mode="json") == snapshot
+    assert again.indicator_specs() == definition.indicator_specs()
+    assert again.entered_actuals() == definition.entered_actuals()
+
+
+def test_urumqi_has_the_reports_23_indicators_and_weights(urumqi: ProjectDefinition) -> None:
+    rows = [(i.level1, i.level2, i.name, i.weight) for i in urumqi.indicators]
+    assert rows == [(a, b, c, Decimal(w)) for a, b, c, w in REPORT_TABLE]
+    assert urumqi.total_weight == Decimal(100)
+    assert [(lv.name, lv.weight) for lv in urumqi.levels] == [
+        ("决策", 20), ("过程", 20), ("产出", 49), ("效益", 6), ("满意度", 5),
+    ]  # fmt: skip
+    assert urumqi.policy.decimals == 2 and urumqi.policy.rounding == "half_up"
+
+
+def test_urumqi_money_adds_up_exactly(urumqi: ProjectDefinition) -> None:
+    assert urumqi.budget_fen == 2_244_840_000  # 2244.84万元
+    assert urumqi.arrived_fen == urumqi.budget_fen
+    assert urumqi.disbursed_fen == urumqi.budget_fen
+    assert [a.date for a in urumqi.arrivals] == [
+        date(2023, 2, 13), date(2023, 2, 14), date(2023, 4, 23), date(2023, 6, 26), date(2023, 7, 13),
+    ]  # fmt: skip
+    assert len(urumqi.units) == 121
+    assert {d.unit_key for d in urumqi.disbursements} == {u.key for u in urumqi.units}
+    assert sorted({d.date.month for d in urumqi.disbursements}) == [2, 4, 6, 7]
+    assert len({d.batch for d in urumqi.disbursements}) == 4
+    # each batch is funded by the arrivals before it
+    for d in urumqi.disbursements:
+        paid = sum(x.amount_fen for x in urumqi.disbursements if x.date <= d.date)
+        assert paid <= sum(a.amount_fen for a in urumqi.arrivals if a.date <= d.date)
+
+
+def test_urumqi_units_and_channels_are_plausible(urumqi: ProjectDefinition) -> None:
+    with_uscc = [u.uscc for u in urumqi.units if u.uscc]
+    assert len(with_uscc) >= 60 and all(uscc.is_valid(code) for code in with_uscc)
+    assert {u.channel.kind for u in urumqi.units} >= {
+        "wecom",
+        "dingtalk",
+        "feishu",
+        "email",
+        "telegram",
+        "slack",
+    }
+    assert all(k.endswith("_env") for u in urumqi.units for k in u.channel.config)
+    assert urumqi.project.illustrative
+
+
+def test_urumqi_targets_sources_and_survey(urumqi: ProjectDefinition) -> None:
+    by_name = {i.name: i for i in urumqi.indicators}
+    assert by_name["资金到位率"].source == "funds.arrival_rate"
+    assert by_name["预算执行率"].source == "funds.execution_rate"
+    assert by_name["项目预算控制率"].source == "funds.control_rate"
+    assert by_name["项目预算控制率"].spec().target.op == "<="  # type: ignore[union-attr]
+    spent_by = by_name["资金使用完毕时间"].spec()
+    assert spent_by.source == "funds.completion_date" and spent_by.target.value == date(2023, 12, 31)  # type: ignore[union-attr]
+    assert by_name["支持企业专利导航项目"].spec().target.value == Decimal(7)  # type: ignore[union-attr]
+    growth = by_name["知识产权发展水平（年有效发明专利增长率）"]
+    assert growth.spec().target.value == Decimal("0.05")  # type: ignore[union-attr]
+    assert growth.entered_actual().number == Decimal("0.217")  # type: ignore[union-attr]
+    checklists = [i for i in urumqi.indicators if i.rule.type == "checklist"]
+    assert len(checklists) == 9
+    assert all(p.met and p.evidence for i in checklists for p in i.entered_actual().checklist)  # type: ignore[union-attr]
+    assert len(urumqi.indicators[0].entered_actual().checklist) == 5  # type: ignore[union-attr]
+    assert len(urumqi.responses) == 16 and len({r.unit_key for r in urumqi.responses}) == 16
+    assert urumqi.questionnaire is not None
+    overall = Counter(r.answers[urumqi.questionnaire.satisfaction_question] for r in urumqi.responses)
+    assert overall == {"非常满意": 12, "比较满意": 4}
+    assert urumqi.overrides() == {}
+
+
+def test_zipingbiao_demo_is_the_self_evaluation_template(demo: ProjectDefinition) -> None:
+    assert [(lv.name, lv.weight) for lv in demo.levels] == [
+        ("预算执行", 10),
+        ("产出", 50),
+        ("效益", 30),
+        ("满意度", 10),
+    ]
+    assert demo.policy.decimals == 0 and demo.policy.rounding == "down"
+    assert demo.execution_denominator == "budget"
+    assert demo.disbursed_fen == 185_000_000 and demo.budget_fen == 200_000_000
+    rules = {i.key: i.rule.type for i in demo.indicators}
+    assert rules["budget.execution"] == "proportional" and rules["output.unit-cost"] == "reverse"
+    assert rules["benefit.maintenance"] == "binary"
+    override = demo.overrides()["benefit.maintenance"]
+    assert override.score == Decimal(6) and override.reason
+    actuals = demo.entered_actuals()
+    assert actuals["output.water-quality"].number == Decimal("0.965")
+    assert actuals["output.unit-cost"].number == Decimal(16) and actuals["output.unit-cost"].unit == "万元"
+    assert actuals["benefit.maintenance"].met is True
+    assert Counter(r.answers["overall"] for r in demo.responses) == {
+        "非常满意": 6,
+        "比较满意": 2,
+        "一般": 1,
+        "不太满意": 1,
+    }
