@@ -8,15 +8,17 @@ The delivery worker (``bot.outbox``) claims, sends and records attempts.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import ChannelEndpoint, OutboxMessage
+from store.errors import NotFound
+from store.models import ChannelEndpoint, DeliveryAttempt, Link, OutboxMessage
 
 
 def _insert(session: AsyncSession, table: Any) -> Any:
@@ -87,3 +89,502 @@ async def enqueue(
         .returning(OutboxMessage.id)
     )
     return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+# ============================================================================ delivery (claims, attempts)
+#
+# Status machine of an outbox row (the worker in ``bot.outbox`` drives it):
+#
+#   pending --claim_due--> sending --mark_sent--> sent
+#                             |----reschedule--> pending   (backoff, throttling, limiter wait)
+#                             |----mark_failed-> failed    (PERMANENT: no retry)
+#                             '----mark_dead---> dead      (gave up: attempts, age, not_after)
+#
+# Every transition out of ``sending`` is conditional on ``lease_owner`` (and status), so a worker
+# whose lease expired and was taken over cannot overwrite the new owner's state. Delivery is
+# at-least-once: a row whose lease expired mid-send is claimed again and its in-flight attempt is
+# recorded as AMBIGUOUS (the vendor may or may not have it; none of the chat APIs take an
+# idempotency key).
+
+#: Outcome stored on an attempt row before its request is made (healthchecks' "Sending" pattern).
+IN_FLIGHT = "in_flight"
+AMBIGUOUS = "ambiguous"
+#: Progress of a multi-part row: how many leading parts were delivered (payload key).
+PARTS_SENT_KEY = "_parts_sent"
+
+
+def _due_clause(now: datetime) -> Any:
+    """Rows a worker may take: pending and due, or leased by someone whose lease expired."""
+    return or_(
+        and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+        and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
+    )
+
+
+def _endpoint_open_clause(now: datetime) -> Any:
+    """The row's endpoint is neither disabled nor paused (correlated, usable inside UPDATE)."""
+    return (
+        select(ChannelEndpoint.id)
+        .where(
+            ChannelEndpoint.id == OutboxMessage.endpoint_id,
+            ChannelEndpoint.disabled_at.is_(None),  # type: ignore[union-attr]
+            or_(ChannelEndpoint.paused_until.is_(None), ChannelEndpoint.paused_until <= now),  # type: ignore[union-attr]
+        )
+        .exists()
+    )
+
+
+async def claim_due(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    worker_id: str,
+    lease_s: float,
+    limit: int,
+    per_endpoint_limit: int | None = None,
+    exclude_endpoint_ids: Collection[int] = (),
+) -> list[OutboxMessage]:
+    """Lease up to ``limit`` due rows to ``worker_id`` until ``now + lease_s`` (seconds).
+
+    Due means ``pending`` with ``next_attempt_at <= now``, or ``sending`` with an expired lease
+    (its worker died or hung: the in-flight attempt is recorded AMBIGUOUS and the row is taken
+    over). Rows of a disabled or paused endpoint, or of ``exclude_endpoint_ids`` (the caller's
+    rate limiter has no room for them), are skipped; ``per_endpoint_limit`` caps how many rows of
+    one endpoint a single claim takes, so one busy endpoint cannot starve the others.
+
+    Exclusivity does not depend on locks: each row is taken by a conditional
+    ``UPDATE … WHERE id IN (…) AND <still due>`` and only the ids the UPDATE returns are ours, so
+    two workers never both own a row, on SQLite (no SKIP LOCKED; BEGIN IMMEDIATE serialises
+    writers) and on PostgreSQL (READ COMMITTED re-checks the WHERE after a concurrent update).
+    On PostgreSQL the candidates are additionally locked ``FOR UPDATE SKIP LOCKED`` so concurrent
+    workers pick different rows instead of queueing behind each other.
+    """
+    if limit <= 0:
+        return []
+    due = and_(_due_clause(now), _endpoint_open_clause(now))
+    if exclude_endpoint_ids:
+        due = and_(due, OutboxMessage.endpoint_id.not_in(list(exclude_endpoint_ids)))  # type: ignore[attr-defined]
+    if per_endpoint_limit is None:
+        candidates = (
+            select(OutboxMessage.id)
+            .where(due)
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(limit)
+        )
+    else:
+        # Window function: the first N due rows of each endpoint (SQLite ≥ 3.25, PostgreSQL).
+        ranked = (
+            select(
+                OutboxMessage.id.label("id"),  # type: ignore[union-attr]
+                OutboxMessage.next_attempt_at.label("at"),  # type: ignore[attr-defined]
+                func.row_number()
+                .over(
+                    partition_by=OutboxMessage.endpoint_id,
+                    order_by=(OutboxMessage.next_attempt_at, OutboxMessage.id),
+                )
+                .label("rn"),
+            )
+            .where(due)
+            .subquery()
+        )
+        candidates = (
+            select(ranked.c.id)
+            .where(ranked.c.rn <= per_endpoint_limit)
+            .order_by(ranked.c.at, ranked.c.id)
+            .limit(limit)
+        )
+    if session.get_bind().dialect.name == "postgresql":
+        # FOR UPDATE is not allowed next to a window function: lock in an outer query.
+        candidates = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.id.in_(candidates.scalar_subquery()))  # type: ignore[union-attr]
+            .with_for_update(skip_locked=True)
+        )
+    ids = list((await session.execute(candidates)).scalars())
+    if not ids:
+        return []
+    lease_until = now + timedelta(seconds=lease_s)
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    taken: list[int] = []
+    stale: list[int] = []
+    # Two conditional UPDATEs (fresh rows, then expired leases) so we know which rows were stale.
+    for was_stale, cond in (
+        (False, and_(table.c.status == "pending", table.c.next_attempt_at <= now)),
+        (True, and_(table.c.status == "sending", table.c.lease_until < now)),
+    ):
+        values: dict[str, Any] = {"status": "sending", "lease_until": lease_until, "lease_owner": worker_id}
+        if was_stale:
+            values["last_outcome"] = AMBIGUOUS
+            values["last_error"] = "lease expired during send: outcome unknown"
+        got = list(
+            (
+                await session.execute(
+                    update(table).where(table.c.id.in_(ids), cond).values(**values).returning(table.c.id)
+                )
+            ).scalars()
+        )
+        (stale if was_stale else taken).extend(got)
+    if stale:
+        # The previous owner's request may or may not have reached the vendor.
+        attempts = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+        await session.execute(
+            update(attempts)
+            .where(attempts.c.outbox_id.in_(stale), attempts.c.outcome == IN_FLIGHT)
+            .values(
+                outcome=AMBIGUOUS,
+                finished_at=now,
+                excerpt="lease expired before the worker reported a result (worker stopped or hung)",
+            )
+        )
+    mine = taken + stale
+    if not mine:
+        return []
+    rows = (
+        await session.execute(
+            select(OutboxMessage)
+            .where(OutboxMessage.id.in_(mine))  # type: ignore[union-attr]
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .execution_options(populate_existing=True)
+        )
+    ).scalars()
+    return list(rows)
+
+
+def _owned(message_id: int, worker_id: str) -> Any:
+    return and_(
+        OutboxMessage.id == message_id,
+        OutboxMessage.status == "sending",
+        OutboxMessage.lease_owner == worker_id,
+    )
+
+
+async def record_attempt_start(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    worker_id: str,
+    now: datetime,
+    new_attempt: bool = True,
+    note: str = "",
+) -> DeliveryAttempt | None:
+    """Insert a ``delivery_attempt`` row as ``in_flight`` BEFORE the request is made.
+
+    Returns None — and the caller must not send — when the row is no longer leased to
+    ``worker_id`` or its endpoint was disabled or paused meanwhile (e.g. by another worker after a
+    permanent error or a throttle). ``new_attempt`` counts a new try of the row (first part);
+    later parts of the same try pass False and share its ``attempt_no``. One attempt row is
+    written per HTTP request, so the table is also the persisted send log the rate limiter is
+    seeded from after a restart.
+    """
+    values: dict[str, Any] = {"lease_owner": worker_id}
+    if new_attempt:
+        values["attempt_count"] = OutboxMessage.attempt_count + 1
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(_owned(message_id, worker_id), _endpoint_open_clause(now))
+        .values(**values)
+        .returning(OutboxMessage.attempt_count)
+        .execution_options(synchronize_session=False)
+    )
+    attempt_no = result.scalar_one_or_none()
+    if attempt_no is None:
+        return None
+    attempt = DeliveryAttempt(
+        outbox_id=message_id,
+        attempt_no=attempt_no,
+        worker_id=worker_id,
+        started_at=now,
+        outcome=IN_FLIGHT,
+        excerpt=note[:200],
+    )
+    session.add(attempt)
+    await session.flush()
+    return attempt
+
+
+async def record_attempt_result(
+    session: AsyncSession,
+    *,
+    attempt_id: int,
+    now: datetime,
+    outcome: str,
+    latency_ms: float | None,
+    http_status: int | None = None,
+    vendor_code: str | None = None,
+    retry_after_s: float | None = None,
+    excerpt: str = "",
+) -> None:
+    """Complete an attempt row. ``excerpt`` must already be redacted (no key, token, sign or
+    webhook URL); it is cut to the column's 2000 characters."""
+    table = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+    await session.execute(
+        update(table)
+        .where(table.c.id == attempt_id)
+        .values(
+            finished_at=now,
+            outcome=outcome,
+            latency_ms=None if latency_ms is None else int(round(latency_ms)),
+            http_status=http_status,
+            vendor_code=None if vendor_code is None else str(vendor_code)[:50],
+            retry_after_s=retry_after_s,
+            excerpt=excerpt[:2000],
+        )
+    )
+
+
+async def record_parts_sent(
+    session: AsyncSession, *, message_id: int, worker_id: str, parts_sent: int
+) -> bool:
+    """Remember that the first ``parts_sent`` parts of a split message were delivered, so a retry
+    resumes after them instead of resending (stored in the payload under ``_parts_sent``)."""
+    row = await session.get(OutboxMessage, message_id, populate_existing=True)
+    if row is None or row.status != "sending" or row.lease_owner != worker_id:
+        return False
+    row.payload = {**row.payload, PARTS_SENT_KEY: parts_sent}  # reassign: in-place JSON edits are lost
+    return True
+
+
+async def mark_sent(
+    session: AsyncSession, *, message_id: int, worker_id: str, now: datetime, vendor_msg_id: str | None = None
+) -> bool:
+    """The row was delivered; also records the endpoint's success. False if we lost the lease."""
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    res = await session.execute(
+        update(table)
+        .where(table.c.id == message_id, table.c.status == "sending", table.c.lease_owner == worker_id)
+        .values(
+            status="sent",
+            sent_at=now,
+            lease_until=None,
+            last_outcome="ok",
+            last_error="",
+            vendor_msg_id=None if vendor_msg_id is None else vendor_msg_id[:200],
+        )
+        .returning(table.c.endpoint_id, table.c.link_id)
+    )
+    row = res.one_or_none()
+    if row is None:
+        return False
+    endpoint_id, link_id = row
+    ep = ChannelEndpoint.__table__  # type: ignore[attr-defined]
+    await session.execute(
+        update(ep).where(ep.c.id == endpoint_id).values(consecutive_failures=0, last_success_at=now)
+    )
+    if link_id is not None:
+        # The link's lifecycle starts when its first message is delivered.
+        links = Link.__table__  # type: ignore[attr-defined]
+        await session.execute(
+            update(links).where(links.c.id == link_id, links.c.sent_at.is_(None)).values(sent_at=now)
+        )
+    return True
+
+
+async def reschedule(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    worker_id: str,
+    at: datetime,
+    outcome: str | None = None,
+    error: str = "",
+    throttled: bool = False,
+    endpoint_failure: bool = False,
+) -> bool:
+    """Give the row back as ``pending``, due at ``at``.
+
+    ``throttled``: the vendor rate-limited this try, so it does not count as an attempt
+    (``attempt_count`` is given back, ``throttle_count`` goes up). ``endpoint_failure`` bumps the
+    endpoint's ``consecutive_failures`` (transient/ambiguous errors). With ``outcome`` None the
+    row is just released (e.g. our own limiter had no slot) and its last outcome is kept.
+    """
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    values: dict[str, Any] = {
+        "status": "pending",
+        "next_attempt_at": at,
+        "lease_until": None,
+        "lease_owner": None,
+    }
+    if outcome is not None:
+        values["last_outcome"] = outcome
+        values["last_error"] = error[:1000]
+    if throttled:
+        values["attempt_count"] = case((table.c.attempt_count > 0, table.c.attempt_count - 1), else_=0)
+        values["throttle_count"] = table.c.throttle_count + 1
+    res = await session.execute(
+        update(table)
+        .where(table.c.id == message_id, table.c.status == "sending", table.c.lease_owner == worker_id)
+        .values(**values)
+        .returning(table.c.endpoint_id)
+    )
+    endpoint_id = res.scalar_one_or_none()
+    if endpoint_id is None:
+        return False
+    if endpoint_failure:
+        ep = ChannelEndpoint.__table__  # type: ignore[attr-defined]
+        await session.execute(
+            update(ep)
+            .where(ep.c.id == endpoint_id)
+            .values(consecutive_failures=ep.c.consecutive_failures + 1)
+        )
+    return True
+
+
+async def mark_failed(
+    session: AsyncSession, *, message_id: int, worker_id: str, now: datetime, error: str
+) -> bool:
+    """A permanent error: the row is ``failed`` and never retried. ``error`` must be redacted."""
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    res = await session.execute(
+        update(table)
+        .where(table.c.id == message_id, table.c.status == "sending", table.c.lease_owner == worker_id)
+        .values(status="failed", lease_until=None, last_outcome="permanent", last_error=error[:1000])
+    )
+    return bool(res.rowcount)
+
+
+async def mark_dead(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    worker_id: str,
+    now: datetime,
+    reason: str,
+    outcome: str | None = None,
+) -> bool:
+    """We gave up (too many attempts, older than the retry horizon, or past ``not_after``)."""
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    values: dict[str, Any] = {"status": "dead", "lease_until": None, "last_error": reason[:1000]}
+    if outcome is not None:
+        values["last_outcome"] = outcome
+    res = await session.execute(
+        update(table)
+        .where(table.c.id == message_id, table.c.status == "sending", table.c.lease_owner == worker_id)
+        .values(**values)
+    )
+    return bool(res.rowcount)
+
+
+# ============================================================================ endpoints (admin + worker)
+
+
+async def get_endpoint(session: AsyncSession, endpoint_id: int) -> ChannelEndpoint:
+    """The endpoint row; NotFound if there is none."""
+    row = await session.get(ChannelEndpoint, endpoint_id, populate_existing=True)
+    if row is None:
+        raise NotFound(
+            f"渠道端点不存在：{endpoint_id}", f"no such channel endpoint: {endpoint_id}", where="endpoint"
+        )
+    return row
+
+
+async def pause_endpoint(session: AsyncSession, endpoint_id: int, *, until: datetime) -> None:
+    """Persist vendor throttling: no row of the endpoint is claimed or sent before ``until``.
+    A later pause never shortens an existing one."""
+    ep = ChannelEndpoint.__table__  # type: ignore[attr-defined]
+    await session.execute(
+        update(ep)
+        .where(ep.c.id == endpoint_id, or_(ep.c.paused_until.is_(None), ep.c.paused_until < until))
+        .values(paused_until=until)
+    )
+
+
+async def disable_endpoint(session: AsyncSession, endpoint_id: int, *, reason: str, now: datetime) -> None:
+    """Stop sending to the endpoint after a permanent error; ``reason`` (redacted) is shown to
+    admins. Its pending rows stay ``pending`` and are not claimed until ``enable_endpoint``, so
+    fixing the configuration and re-enabling delivers them."""
+    ep = ChannelEndpoint.__table__  # type: ignore[attr-defined]
+    await session.execute(
+        update(ep)
+        .where(ep.c.id == endpoint_id)
+        .values(
+            disabled_at=func.coalesce(ep.c.disabled_at, now),
+            disabled_reason=reason[:500],
+            consecutive_failures=ep.c.consecutive_failures + 1,
+        )
+    )
+
+
+async def enable_endpoint(session: AsyncSession, endpoint_id: int) -> ChannelEndpoint:
+    """Re-enable a disabled endpoint (after an admin fixed it) and lift any pause."""
+    row = await get_endpoint(session, endpoint_id)
+    row.disabled_at = None
+    row.disabled_reason = ""
+    row.consecutive_failures = 0
+    row.paused_until = None
+    await session.flush()
+    return row
+
+
+async def list_endpoints(
+    session: AsyncSession, *, kind: str | None = None, disabled: bool | None = None
+) -> list[ChannelEndpoint]:
+    """Endpoints by id; ``disabled`` True/False filters on ``disabled_at``."""
+    stmt = select(ChannelEndpoint).order_by(ChannelEndpoint.id)
+    if kind is not None:
+        stmt = stmt.where(ChannelEndpoint.kind == kind)
+    if disabled is True:
+        stmt = stmt.where(ChannelEndpoint.disabled_at.is_not(None))  # type: ignore[union-attr]
+    elif disabled is False:
+        stmt = stmt.where(ChannelEndpoint.disabled_at.is_(None))  # type: ignore[union-attr]
+    return list((await session.execute(stmt)).scalars())
+
+
+async def list_outbox(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    endpoint_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[OutboxMessage]:
+    """Outbox rows, newest first, optionally filtered by status, message kind and endpoint."""
+    stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit).offset(offset)  # type: ignore[union-attr]
+    if status is not None:
+        stmt = stmt.where(OutboxMessage.status == status)
+    if kind is not None:
+        stmt = stmt.where(OutboxMessage.kind == kind)
+    if endpoint_id is not None:
+        stmt = stmt.where(OutboxMessage.endpoint_id == endpoint_id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def list_attempts(session: AsyncSession, *, message_id: int) -> list[DeliveryAttempt]:
+    """Every attempt (one row per HTTP request) of an outbox row, oldest first."""
+    stmt = (
+        select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == message_id).order_by(DeliveryAttempt.id)  # type: ignore[arg-type]
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def outbox_stats(session: AsyncSession) -> dict[str, int]:
+    """Row counts by status (every status present, zeros included) plus ``endpoints_disabled``."""
+    counts = {s: 0 for s in ("pending", "sending", "sent", "failed", "dead", "cancelled")}
+    for status, n in (
+        await session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
+    ).all():
+        counts[status] = int(n)
+    counts["endpoints_disabled"] = int(
+        (
+            await session.execute(
+                select(func.count())
+                .select_from(ChannelEndpoint)
+                .where(ChannelEndpoint.disabled_at.is_not(None))  # type: ignore[union-attr]
+            )
+        ).scalar_one()
+    )
+    return counts
+
+
+async def recent_send_times(session: AsyncSession, *, since: datetime) -> list[tuple[int, str, datetime]]:
+    """``(endpoint_id, endpoint kind, started_at)`` of every request made since ``since``: the
+    persisted send log that seeds the rate limiter after a restart, so a new process cannot
+    exceed a vendor cap within the window the previous one was in."""
+    stmt = (
+        select(OutboxMessage.endpoint_id, ChannelEndpoint.kind, DeliveryAttempt.started_at)
+        .join(OutboxMessage, OutboxMessage.id == DeliveryAttempt.outbox_id)
+        .join(ChannelEndpoint, ChannelEndpoint.id == OutboxMessage.endpoint_id)
+        .where(DeliveryAttempt.started_at >= since)
+        .order_by(DeliveryAttempt.started_at)
+    )
+    return [(int(e), str(k), t) for e, k, t in (await session.execute(stmt)).all()]

@@ -147,7 +147,10 @@ def validate_timezone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(str(name))
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CronError(f"未知时区 “{name}”（应为 IANA 名称，如 Asia/Shanghai）", f"unknown timezone {name!r} (use an IANA name such as Asia/Shanghai)") from exc
+        raise CronError(
+            f"未知时区 “{name}”（应为 IANA 名称，如 Asia/Shanghai）",
+            f"unknown timezone {name!r} (use an IANA name such as Asia/Shanghai)",
+        ) from exc
 
 
 def build_trigger(expr: str, timezone: str) -> CronTrigger:

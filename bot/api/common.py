@@ -1,0 +1,348 @@
+"""The admin API's plumbing: an operation registry (routes + the facts the OpenAPI document is
+built from), authentication and roles, input parsing, and JSON output.
+
+Every operation is declared once with :meth:`Registry.op`; the same declaration gives the aiohttp
+route, the authorisation check, the validation of path/query/body, and its OpenAPI description,
+so the document cannot drift from what the server does.
+
+Input rules: bodies are JSON objects validated by pydantic models with unknown fields forbidden
+(pydantic's own JSON parser: no floats for money, lone surrogates and absurd nesting refused);
+every validation error names the field path; bodies above :data:`MAX_JSON_BYTES` get 413.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from bot import keys
+from bot.errors import ApiError, api_error_body
+from store.db import transaction
+from store.models import ApiToken
+from store.tokens import authenticate
+
+#: Largest JSON body (definitions are the biggest: ~200 KB for 121 units inline).
+MAX_JSON_BYTES = 2 * 1024 * 1024
+#: Largest uploaded spreadsheet (the app's client_max_size is the hard ceiling).
+MAX_UPLOAD_BYTES = 4 * 1024 * 1024
+
+Role = Literal["admin", "reader"]
+TOKEN = web.RequestKey("api_token", ApiToken)
+
+# ---------------------------------------------------------------------------- reusable types
+
+_NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+_NO_CONTROL_LINE = r"^[^\x00-\x1f\x7f]*$"
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+CODE_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+MONEY_PATTERN = r"^\d{1,12}(\.\d{1,2})?$"
+
+
+def Line(max_length: int, min_length: int = 0) -> Any:  # noqa: N802 - reads as a type
+    """One line of text: no control characters, bounded (the column's max length)."""
+    return Annotated[
+        str, StringConstraints(min_length=min_length, max_length=max_length, pattern=_NO_CONTROL_LINE)
+    ]
+
+
+def Para(max_length: int, min_length: int = 0) -> Any:  # noqa: N802
+    """Free text (newlines and tabs allowed, other control characters refused)."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length, pattern=_NO_CONTROL)]
+
+
+Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=KEY_PATTERN)]
+#: 元 with at most 2 decimals, as text: money never travels as a JSON number (float).
+Money = Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=MONEY_PATTERN)]
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    """Base of response data models (used for serialisation and for the OpenAPI document)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "code": {"type": "string", "pattern": CODE_PATTERN, "maxLength": 64},
+    "unit_key": {"type": "string", "pattern": KEY_PATTERN, "maxLength": 64},
+    "indicator_key": {"type": "string", "pattern": KEY_PATTERN, "maxLength": 64},
+    "campaign_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "disbursement_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+}
+
+
+# ---------------------------------------------------------------------------- registry
+
+
+@dataclass
+class Call:
+    """What a handler gets besides the request: the caller's token and validated inputs."""
+
+    token: ApiToken | None
+    path: dict[str, Any]
+    query: Any = None
+    body: Any = None
+
+
+Handler = Callable[[web.Request, Call], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Operation:
+    """One endpoint. ``data`` is the response-data model/schema; ``body`` a pydantic model or a
+    raw media spec (``{"text/csv": schema, ...}``) read by the handler itself."""
+
+    method: str
+    path: str
+    handler: Handler
+    role: Role | None
+    summary: str
+    tag: str
+    description: str = ""
+    body: type[BaseModel] | dict[str, Any] | None = None
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    data: type[BaseModel] | dict[str, Any] | None = None
+    success: int = 200
+    produces: dict[str, Any] | None = None  # non-JSON success media (exports)
+    errors: tuple[int, ...] = ()
+
+    @property
+    def operation_id(self) -> str:
+        return self.handler.__name__
+
+
+@dataclass
+class Registry:
+    operations: list[Operation] = field(default_factory=list)
+
+    def op(
+        self, method: str, path: str, *, role: Role | None, summary: str, tag: str, **kw: Any
+    ) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            self.operations.append(
+                Operation(method, path, fn, role, summary, tag, description=fn.__doc__ or "", **kw)
+            )
+            return fn
+
+        return deco
+
+
+API = Registry()
+
+
+def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for ``op``: authenticate, authorise, validate, then call."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            token = await require_role(request, op.role) if op.role is not None else None
+        except ApiError as exc:
+            if exc.status != 401:
+                raise
+            # RFC 6750: a 401 names the scheme, so clients know to send a bearer token.
+            body = api_error_body(exc.status, exc.code, exc.zh, exc.en, exc.where)
+            return web.json_response(body, status=401, headers={"WWW-Authenticate": 'Bearer realm="jixiao"'})
+        path = parse_path(request)
+        query = parse_query(request, op.query) if op.query is not None else None
+        body = None
+        if isinstance(op.body, type) and issubclass(op.body, BaseModel):
+            body = await parse_json(request, op.body, required=op.body_required)
+        return await op.handler(request, Call(token, path, query, body))
+
+    handler.__name__ = op.handler.__name__
+    return handler
+
+
+# ---------------------------------------------------------------------------- auth
+
+
+def _unauthorized(zh: str, en: str) -> ApiError:
+    return ApiError(401, "unauthorized", zh, en, where="Authorization")
+
+
+async def require_role(request: web.Request, role: Role) -> ApiToken:
+    """The caller's live token, else 401 (with ``WWW-Authenticate: Bearer``); 403 when a
+    coordinator token calls an admin-only operation."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise _unauthorized(
+            "缺少访问令牌：请在请求头中提供 Authorization: Bearer <令牌>",
+            "missing token: send Authorization: Bearer <token>",
+        )
+    async with transaction(request.app[keys.SESSIONMAKER]) as session:
+        token = await authenticate(session, value.strip(), now=request.app[keys.CLOCK]())
+    if token is None:
+        raise _unauthorized("访问令牌无效或已吊销", "the token is invalid or revoked")
+    if role == "admin" and token.role != "admin":
+        raise ApiError(403, "forbidden", "此操作需要管理员令牌（协调员只能查看）",
+                       "this operation needs an admin token (coordinators can only read)")  # fmt: skip
+    request[TOKEN] = token
+    return token
+
+
+# ---------------------------------------------------------------------------- inputs
+
+_ZH = {
+    "missing": "缺少必填字段",
+    "extra_forbidden": "不允许的字段（未知字段）",
+    "string_type": "应为字符串",
+    "string_too_long": "过长",
+    "string_too_short": "过短",
+    "string_pattern_mismatch": "格式不正确",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false",
+    "decimal_type": "应为数字",
+    "decimal_parsing": "应为数字",
+    "decimal_max_places": "小数位过多",
+    "finite_number": "应为有限数字",
+    "greater_than_equal": "过小",
+    "less_than_equal": "过大",
+    "literal_error": "取值不在允许范围内",
+    "enum": "取值不在允许范围内",
+    "list_type": "应为数组",
+    "dict_type": "应为对象",
+    "model_type": "应为对象",
+    "model_attributes_type": "应为对象",
+    "datetime_type": "应为带时区的日期时间（ISO 8601）",
+    "datetime_parsing": "应为带时区的日期时间（ISO 8601）",
+    "datetime_from_date_parsing": "应为带时区的日期时间（ISO 8601）",
+    "timezone_aware": "日期时间须带时区",
+    "date_type": "应为日期 YYYY-MM-DD",
+    "date_parsing": "应为日期 YYYY-MM-DD",
+    "date_from_datetime_parsing": "应为日期 YYYY-MM-DD",
+    "too_long": "元素过多",
+    "too_short": "元素过少",
+    "value_error": "取值无效",
+}
+
+
+def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
+    """pydantic errors → ``[{field, code, message, message_en}]`` (field as a dotted path)."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body"
+        ctx = err.get("ctx") or {}
+        zh = str(ctx["zh"]) if "zh" in ctx else _ZH.get(err["type"], "取值无效")
+        en = str(ctx["en"]) if "en" in ctx else err["msg"]
+        out.append({"field": where, "code": err["type"], "message": f"{where}：{zh}", "message_en": f"{where}: {en}"})
+    return out
+
+
+def invalid_input(details: list[dict[str, Any]], where_kind: str = "body") -> ApiError:
+    first = details[0]
+    return ApiError(
+        400,
+        "invalid_input",
+        "；".join(d["message"] for d in details[:5]),
+        "; ".join(d["message_en"] for d in details[:5]),
+        where=first.get("field", where_kind),
+        details=details,
+    )
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, or 413 when it is larger than ``limit`` bytes (checked before reading it all)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large(limit)
+    try:
+        data = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large(limit) from None
+    if len(data) > limit:
+        raise too_large(limit)
+    return data
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "too_large", f"请求体过大（上限 {limit // 1024} KB）", f"request body too large (limit {limit // 1024} KB)")  # fmt: skip
+
+
+async def parse_json(request: web.Request, model: type[BaseModel], *, required: bool = True) -> Any:
+    raw = await read_limited(request, MAX_JSON_BYTES)
+    if not raw.strip():
+        if not required:
+            return model.model_validate({})
+        raise ApiError(400, "body_required", "缺少 JSON 请求体", "a JSON request body is required", where="body")
+    if request.content_type not in ("application/json", "application/octet-stream", ""):
+        raise ApiError(415, "unsupported_media_type", f"请求体应为 JSON（收到 {request.content_type}）",
+                       f"the body must be JSON (got {request.content_type})", where="Content-Type")  # fmt: skip
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            raise ApiError(400, "malformed_json", f"JSON 格式错误：{errors[0]['msg']}",
+                           f"malformed JSON: {errors[0]['msg']}", where="body") from None  # fmt: skip
+        raise invalid_input(validation_details(exc)) from None
+
+
+def parse_query(request: web.Request, model: type[BaseModel]) -> Any:
+    """Query parameters validated by ``model`` (unknown parameters are ignored)."""
+    known = set(model.model_fields)
+    values = {k: v for k, v in request.query.items() if k in known}
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise invalid_input(validation_details(exc, "query."), "query") from None
+
+
+_PATH_RES = {
+    name: re.compile(spec["pattern"]) for name, spec in PATH_PARAMS.items() if spec["type"] == "string"
+}
+
+
+def parse_path(request: web.Request) -> dict[str, Any]:
+    """Path parameters checked against :data:`PATH_PARAMS`; a malformed one is a 404 (no such
+    thing can exist), so random strings never reach the database."""
+    out: dict[str, Any] = {}
+    for name, value in request.match_info.items():
+        spec = PATH_PARAMS.get(name)
+        if spec is None:
+            out[name] = value
+        elif spec["type"] == "integer":
+            if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= spec["maximum"]:
+                raise not_found(name, value)
+            out[name] = int(value)
+        else:
+            if len(value) > spec["maxLength"] or not _PATH_RES[name].match(value):
+                raise not_found(name, value)
+            out[name] = value
+    return out
+
+
+def not_found(name: str, value: Any) -> ApiError:
+    what = {"code": "项目", "unit_key": "单位", "indicator_key": "指标", "campaign_id": "活动", "disbursement_id": "拨付记录"}  # fmt: skip
+    shown = str(value)[:80]
+    return ApiError(404, "not_found", f"{what.get(name, name)}不存在：{shown}", f"no such {name}: {shown}", where=name)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- outputs
+
+
+def iso(value: datetime | date | None) -> str | None:
+    """ISO 8601; datetimes keep their offset (stored values are UTC: ``+00:00``)."""
+    return None if value is None else value.isoformat()
+
+
+def ok(data: Any, *, status: int = 200) -> web.Response:
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list):
+        data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+    return web.json_response({"ok": True, "data": data}, status=status)

@@ -1,0 +1,202 @@
+"""Reading the unit page's HTML forms: size limit, CSRF, submission ids, and typed field parsing.
+
+Everything here is pure (no database): it turns a request body into typed values plus per-field
+error messages (zh, en); ``store.answers`` then checks the values against the questionnaire and
+the ledger. Both sets of messages are shown next to their fields.
+
+CSRF: each form carries ``csrf = HMAC-SHA256(secret, "csrf:" + link token hash + ":" + form)``.
+It is bound to the link and the form, needs no cookie (the in-app browsers of WeChat/DingTalk
+handle cookies unreliably) and is checked together with the ``Origin``/``Referer`` host when the
+browser sends one. ``Origin: null`` is accepted as "no origin": our pages send
+``Referrer-Policy: no-referrer``, under which browsers serialise the origin of a form POST as null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from urllib.parse import parse_qsl, urlsplit
+
+from aiohttp import web
+from multidict import MultiDict
+
+from bot.errors import ApiError
+
+#: Largest accepted form body (bytes). A full questionnaire with long comments is a few KB.
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 200
+SUBMISSION_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+#: Yuan with up to two decimals, optional thousands separators: 1234 / 1,234.5 / 1234.56
+_YUAN_RE = re.compile(r"^(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
+#: Above this a figure is not a plausible single payment (1000亿元), and it keeps fen in BIGINT.
+MAX_YUAN = Decimal("100000000000")
+
+Errors = dict[str, tuple[str, str]]
+
+
+def new_submission_id() -> str:
+    """A random id embedded in each rendered form: one submit of that render = one row."""
+    return secrets.token_hex(16)
+
+
+def submission_key(link_id: int, form: str, submission_id: str) -> str:
+    """The stored ``submission_key``: unique per (link, form, rendered form)."""
+    return hashlib.sha256(f"{link_id}:{form}:{submission_id}".encode()).hexdigest()
+
+
+def csrf_token(secret: bytes, token_hash: str, form: str) -> str:
+    return hmac.new(secret, f"csrf:{token_hash}:{form}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _forbidden(zh: str, en: str) -> ApiError:
+    return ApiError(403, "csrf", zh, en, where="csrf")
+
+
+def check_origin(request: web.Request, public_url: str) -> None:
+    """Refuse a POST whose Origin (or, without it, Referer) names another host."""
+    allowed = {request.host.lower(), urlsplit(public_url).netloc.lower()}
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        if urlsplit(origin).netloc.lower() not in allowed:
+            raise _forbidden("请求来源不符，请从您的专属链接重新打开页面", "cross-site form post refused")
+        return
+    referer = request.headers.get("Referer")
+    if referer and urlsplit(referer).netloc.lower() not in allowed:
+        raise _forbidden("请求来源不符，请从您的专属链接重新打开页面", "cross-site form post refused")
+
+
+def check_csrf(form: MultiDict[str], secret: bytes, token_hash: str, name: str) -> None:
+    given = form.get("csrf", "")
+    if not hmac.compare_digest(given.encode(), csrf_token(secret, token_hash, name).encode()):
+        raise _forbidden(
+            "页面已过期或表单校验失败，请重新打开您的专属链接再提交",
+            "the form check failed; reopen your link and submit again",
+        )
+
+
+def malformed(en: str, zh: str = "提交的表单格式不正确，请重新打开页面填写") -> ApiError:
+    return ApiError(400, "malformed_form", zh, f"malformed form: {en}", where="form")
+
+
+async def read_form(request: web.Request) -> MultiDict[str]:
+    """The urlencoded body, at most ``MAX_FORM_BYTES`` (413 beyond), strict UTF-8 (400 otherwise)."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise malformed(f"expected application/x-www-form-urlencoded, got {request.content_type}")
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=MAX_FORM_BYTES, actual_size=request.content_length
+        )
+    body = await request.content.read(MAX_FORM_BYTES + 1)
+    if len(body) > MAX_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM_BYTES, actual_size=len(body))
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(
+            text, keep_blank_values=True, strict_parsing=False, errors="strict", max_num_fields=MAX_FORM_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise malformed(type(exc).__name__) from exc
+    if any("\x00" in k or "\x00" in v for k, v in pairs):
+        raise malformed("NUL character")
+    return MultiDict(pairs)
+
+
+def single(form: MultiDict[str], name: str) -> str:
+    """The one value of ``name`` ('' when absent); a repeated single-valued field is malformed."""
+    values = form.getall(name, [])
+    if len(values) > 1:
+        raise malformed(f"field {name} given {len(values)} times")
+    return values[0] if values else ""
+
+
+def submission_id_of(form: MultiDict[str]) -> str:
+    value = single(form, "submission_id")
+    if not SUBMISSION_ID_RE.match(value):
+        raise malformed("missing or invalid submission_id")
+    return value
+
+
+# ----------------------------------------------------------------------------------- values
+
+
+def parse_yuan(text: str) -> tuple[int | None, tuple[str, str] | None]:
+    """A yuan amount typed by a person → (fen, None) or (None, (zh, en) error).
+
+    Accepts ``1234``, ``1,234.5``, ``1234.56`` and a trailing ``元``; refuses negatives, more than
+    two decimals, exponents, NaN/Infinity and absurd sizes. Never goes through float.
+    """
+    raw = text.strip().replace(" ", "").removesuffix("元")
+    if not raw:
+        return None, None
+    if raw.startswith("-"):
+        return None, ("金额不能为负数", "the amount cannot be negative")
+    if not _YUAN_RE.match(raw):
+        return None, ("金额格式不正确，例如 12,345.67", "not an amount; e.g. 12,345.67")
+    value = Decimal(raw.replace(",", ""))
+    if -value.as_tuple().exponent > 2:  # type: ignore[operator]
+        return None, ("金额最多两位小数（分）", "at most two decimals (fen)")
+    if value > MAX_YUAN:
+        return None, ("金额过大，请核对（单位：元）", "amount too large; check it (in yuan)")
+    return int(value * 100), None
+
+
+def parse_date(text: str) -> tuple[date | None, tuple[str, str] | None]:
+    raw = text.strip()
+    if not raw:
+        return None, None
+    try:
+        return date.fromisoformat(raw), None
+    except ValueError:
+        return None, ("日期格式应为 年-月-日，例如 2024-03-01", "date must be YYYY-MM-DD")
+
+
+def yuan(fen: int | None) -> str:
+    """Fen → '1,234,567.89' (thousands separators, two decimals, exact)."""
+    if fen is None:
+        return ""
+    return f"{Decimal(fen) / 100:,.2f}"
+
+
+@dataclass
+class ConfirmationForm:
+    """The payment form as typed values; ``values`` keeps the raw text to re-fill the form."""
+
+    status: str = ""
+    received_on: date | None = None
+    amount_fen: int | None = None
+    voucher: str = ""
+    dispute_kind: str | None = None
+    reason: str = ""
+    values: dict[str, str] = field(default_factory=dict)
+    errors: Errors = field(default_factory=dict)
+
+
+def parse_confirmation(form: MultiDict[str]) -> ConfirmationForm:
+    """Read status, received_on, amount (元), voucher, dispute_kind, reason (syntax only)."""
+    names = ("status", "received_on", "amount", "voucher", "dispute_kind", "reason")
+    values = {n: single(form, n) for n in names}
+    out = ConfirmationForm(values=values)
+    out.status = values["status"]
+    out.received_on, err = parse_date(values["received_on"])
+    if err:
+        out.errors["received_on"] = err
+    out.amount_fen, err = parse_yuan(values["amount"])
+    if err:
+        out.errors["amount"] = err
+    out.voucher = values["voucher"].strip()
+    out.dispute_kind = values["dispute_kind"] or None
+    out.reason = values["reason"].strip()
+    if out.status == "confirmed":
+        # Fields of the other choice are ignored so a half-filled dispute part does not block.
+        out.dispute_kind = None
+        out.errors.pop("dispute_kind", None)
+    elif out.status == "disputed":
+        out.received_on, out.amount_fen, out.voucher = None, None, ""
+        out.errors.pop("received_on", None)
+        out.errors.pop("amount", None)
+    return out

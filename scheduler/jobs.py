@@ -1,0 +1,508 @@
+"""Schedule jobs: plain async functions taking their dependencies and ``now``.
+
+They only read and write the database and *enqueue* messages (``store.outbox.enqueue`` with a
+dedupe key), so a job that runs twice, late or concurrently with itself never sends twice; the
+outbox worker does the sending. Write transactions are short and chunked (SQLite has one writer).
+
+- :func:`remind` — invite units not yet invited, remind the ones who have not answered or not
+  confirmed, per the campaign's policy (min gap, max count, quiet hours in the project timezone).
+- :func:`recompute_job` — ``scheduler.recompute.recompute`` (a snapshot only when something changed).
+- :func:`summarise` — the latest snapshot to coordinator chats (``scheduler.summary``).
+- :func:`launch` / :func:`close` — ``store.campaigns.launch_campaign`` / ``close_campaign``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, false, func, literal, or_, select, update
+
+from store.campaigns import (
+    DEFAULT_POLICY,
+    LINK_URL_PLACEHOLDER,
+    close_campaign,
+    get_campaign,
+    launch_campaign,
+)
+from store.db import SessionMaker, transaction
+from store.models import (
+    Campaign,
+    Disbursement,
+    Link,
+    OutboxMessage,
+    PaymentConfirmation,
+    Project,
+    ProjectVersion,
+    Response,
+    ScoreSnapshot,
+    Unit,
+)
+from store.outbox import enqueue, ensure_endpoint
+from store.schedules import previous_result
+from store.scores import latest_snapshot
+
+log = logging.getLogger("jixiao.scheduler.jobs")
+
+#: Links processed per write transaction by :func:`remind` (keeps SQLite's writer lock short).
+REMIND_CHUNK = 500
+
+
+# ------------------------------------------------------------------------------------ quiet hours
+
+
+def _hhmm(text: str) -> time:
+    h, m = text.split(":")
+    return time(int(h), int(m))
+
+
+def quiet_until(now: datetime, quiet_hours: Iterable[str] | None, tz: ZoneInfo) -> datetime | None:
+    """If ``now`` falls inside the quiet hours ``[start, end)`` (local time in ``tz``, may wrap
+    midnight), the first allowed minute (aware UTC); otherwise None."""
+    if not quiet_hours:
+        return None
+    start_s, end_s = list(quiet_hours)
+    start, end = _hhmm(start_s), _hhmm(end_s)
+    if start == end:
+        return None
+    local = now.astimezone(tz)
+    t = local.time().replace(tzinfo=None)
+    inside = start <= t < end if start < end else (t >= start or t < end)
+    if not inside:
+        return None
+    day = local.date() if t < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tzinfo=tz).astimezone(ZoneInfo("UTC"))
+
+
+# ------------------------------------------------------------------------------------ launch/close
+
+
+async def launch(
+    sm: SessionMaker, campaign_id: int, *, now: datetime, secret: bytes, public_url: str
+) -> dict[str, Any]:
+    async with transaction(sm) as session:
+        result = await launch_campaign(session, campaign_id, secret=secret, public_url=public_url, now=now)
+    return {"links_created": result.links_created, "invitations": result.invitations_enqueued}
+
+
+async def close(sm: SessionMaker, campaign_id: int, *, now: datetime) -> dict[str, Any]:
+    async with transaction(sm) as session:
+        campaign = await close_campaign(session, campaign_id, now=now)
+    return {"status": campaign.status}
+
+
+async def recompute_job(sm: SessionMaker, project_code: str, *, now: datetime) -> dict[str, Any]:
+    from scheduler.recompute import recompute
+
+    result = await recompute(sm, project_code, now=now, trigger="schedule")
+    return {
+        "snapshot_id": result.snapshot.id,
+        "changed": result.changed,
+        "total": str(result.snapshot.total),
+        "grade": result.snapshot.grade,
+    }
+
+
+# ------------------------------------------------------------------------------------ remind
+
+
+def reminder_payload(
+    campaign: Campaign, unit: Unit, link_id: int, n: int, *, questionnaire: bool, confirm: bool
+) -> dict[str, Any]:
+    """A reminder in the outbox payload shape. The URL is the ``{link_url}`` placeholder: the
+    sender builds it from the link at send time, so no token rests in the database."""
+    todo = []
+    if questionnaire:
+        todo.append("填写满意度问卷")
+    if confirm:
+        todo.append("确认收到的项目资金")
+    closes = campaign.closes_at.strftime("%Y-%m-%d %H:%M UTC")
+    return {
+        "kind": "remind",
+        "link_id": link_id,
+        "campaign_id": campaign.id,
+        "unit_id": unit.id,
+        "reminder": n,
+        "title": f"【提醒】{campaign.name}",
+        "blocks": [
+            {
+                "type": "text",
+                "text": f"{unit.name}：您好！贵单位尚未{'并'.join(todo)}，请于 {closes} 前通过下方专属链接完成。"
+                "链接仅供贵单位使用，请勿转发。",
+            }
+        ],
+        "link": {"url": LINK_URL_PLACEHOLDER, "text": "打开填写页面 / Open your page"},
+    }
+
+
+async def remind(
+    sm: SessionMaker, campaign_id: int, *, now: datetime, secret: bytes, public_url: str
+) -> dict[str, Any]:
+    """Invite units not yet invited, then remind those who still owe an answer or a confirmation.
+
+    Policy (``Campaign.policy``): ``min_days_between`` days since the invitation or the last
+    reminder, at most ``max_reminders`` reminders, and ``quiet_hours`` in the project timezone
+    (a message due inside them gets ``not_before`` = the next allowed minute). Nothing is sent to
+    a closed campaign or after ``closes_at``. The questionnaire part stops once the unit answered;
+    the confirmation part once every disbursement of the unit has a current confirmation.
+
+    Each reminder increments ``Link.reminder_count`` with a conditional UPDATE in the same
+    transaction as its outbox row (dedupe ``remind:{campaign}:{unit}:{n}``), so concurrent runs
+    cannot double-count or double-send. Returns counts.
+    """
+    async with transaction(sm) as session:
+        campaign = await get_campaign(session, campaign_id)
+        if campaign.status != "open" or campaign.closed_at is not None or now >= campaign.closes_at:
+            return {"skipped": "campaign not open", "invited": 0, "reminded": 0}
+        if now < campaign.opens_at:
+            return {"skipped": "campaign not yet open", "invited": 0, "reminded": 0}
+        project = await session.get(Project, campaign.project_id)
+        assert project is not None
+        tz = ZoneInfo(project.timezone)
+        policy = {**DEFAULT_POLICY, **(campaign.policy or {})}
+        defer = quiet_until(now, policy.get("quiet_hours"), tz)
+        launched = await launch_campaign(session, campaign_id, secret=secret, public_url=public_url, now=now)
+        if defer is not None and launched.invitations_enqueued:
+            # launch_campaign does not know about quiet hours: hold the invitations it just wrote.
+            await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.campaign_id == campaign_id,
+                    OutboxMessage.kind == "invite",
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.created_at == now,
+                )
+                .values(next_attempt_at=defer)
+            )
+    gap = timedelta(days=int(policy.get("min_days_between") or 0))
+    max_n = int(policy.get("max_reminders") or 0)
+    result = {
+        "invited": launched.invitations_enqueued,
+        "reminded": 0,
+        "deferred": 0,
+        "at_max": 0,
+        "too_soon": 0,
+    }
+    if max_n == 0:
+        return result
+    # Units that still owe something: no current response for this campaign / no confirmation on
+    # some disbursement. Computed in SQL so 10,000 links cost a couple of queries.
+    answered = exists().where(
+        Response.unit_id == Link.unit_id,
+        Response.project_id == campaign.project_id,
+        Response.is_current.is_(True),
+        Response.campaign_id == campaign_id,
+    )
+    unconfirmed = exists().where(
+        Disbursement.unit_id == Link.unit_id,
+        ~exists().where(
+            PaymentConfirmation.disbursement_id == Disbursement.id, PaymentConfirmation.is_current.is_(True)
+        ),
+    )
+    owes_q = and_(Link.answered_at.is_(None), ~answered) if campaign.questionnaire_id is not None else None
+    owes_c = unconfirmed if campaign.ask_confirmations else None
+    if owes_q is None and owes_c is None:
+        return result
+    q_expr = owes_q if owes_q is not None else literal(False)
+    c_expr = owes_c if owes_c is not None else literal(False)
+    stmt = (
+        select(
+            Link.id, Link.reminder_count, Link.last_reminded_at, Link.sent_at, Link.created_at, q_expr, c_expr
+        )
+        .join(Unit, Unit.id == Link.unit_id)
+        .where(
+            Link.campaign_id == campaign_id,
+            Link.revoked_at.is_(None),
+            Unit.active.is_(True),
+            or_(owes_q if owes_q is not None else false(), owes_c if owes_c is not None else false()),
+        )
+        .order_by(Link.id)
+    )
+    async with sm() as session, session.begin():
+        candidates = (await session.execute(stmt)).all()
+    due: list[tuple[int, int, bool, bool]] = []
+    for link_id, count, last, sent, created, owes_question, owes_confirm in candidates:
+        if count >= max_n:
+            result["at_max"] += 1
+            continue
+        since = last or sent or created
+        if since is not None and now - since < gap:
+            result["too_soon"] += 1
+            continue
+        due.append((link_id, count, bool(owes_question), bool(owes_confirm)))
+    endpoints: dict[tuple[str, str], int] = {}
+    for start in range(0, len(due), REMIND_CHUNK):
+        chunk = due[start : start + REMIND_CHUNK]
+        async with transaction(sm) as session:
+            campaign = await get_campaign(session, campaign_id)
+            if campaign.status != "open":  # closed while we were working: stop
+                break
+            rows = (
+                await session.execute(
+                    select(Link, Unit)
+                    .join(Unit, Unit.id == Link.unit_id)
+                    .where(Link.id.in_([c[0] for c in chunk]))
+                )
+            ).all()
+            by_id = {link.id: (link, unit) for link, unit in rows}
+            for link_id, count, owes_question, owes_confirm in chunk:
+                link, unit = by_id[link_id]
+                n = count + 1
+                claimed = await session.execute(
+                    update(Link)
+                    .where(Link.id == link_id, Link.reminder_count == count)
+                    .values(reminder_count=n, last_reminded_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    continue  # another run reminded this unit meanwhile
+                key = (unit.channel_kind, unit.channel_address)
+                if key not in endpoints:
+                    ep = await ensure_endpoint(
+                        session,
+                        unit.channel_kind,
+                        unit.channel_address,
+                        name=unit.name,
+                        config=dict(unit.channel_config),
+                    )
+                    assert ep.id is not None
+                    endpoints[key] = ep.id
+                await enqueue(
+                    session,
+                    dedupe_key=f"remind:{campaign_id}:{unit.id}:{n}",
+                    endpoint_id=endpoints[key],
+                    kind="remind",
+                    payload=reminder_payload(
+                        campaign, unit, link_id, n, questionnaire=owes_question, confirm=owes_confirm
+                    ),
+                    now=now,
+                    not_before=defer,
+                    not_after=campaign.closes_at,
+                    project_id=campaign.project_id,
+                    campaign_id=campaign_id,
+                    link_id=link_id,
+                )
+                result["reminded"] += 1
+                if defer is not None:
+                    result["deferred"] += 1
+    return result
+
+
+# ------------------------------------------------------------------------------------ summarise
+
+
+def report_token_url(report_url_base: str, secret: bytes, code: str, *, now: datetime, days: int) -> str:
+    from bot.report import sign_report
+
+    return f"{report_url_base.rstrip('/')}/r/{sign_report(secret, code, now + timedelta(days=days))}"
+
+
+def _period(definition: dict[str, Any]) -> tuple[date | None, date | None]:
+    info = definition.get("project", {}) if isinstance(definition, dict) else {}
+    try:
+        return date.fromisoformat(str(info["period_start"])), date.fromisoformat(str(info["period_end"]))
+    except (KeyError, ValueError):
+        return None, None
+
+
+async def gather_summary(
+    sm: SessionMaker,
+    project_code: str,
+    *,
+    schedule_id: int | None,
+    fire_time: datetime,
+    now: datetime,
+    report_url: str | None,
+    first_n: int = 10,
+    deviation_threshold: Decimal = Decimal("0.10"),
+    snapshot: ScoreSnapshot | None = None,
+) -> tuple[Any, ScoreSnapshot]:
+    """Read everything the summary shows (one short read transaction). Returns (SummaryData, snapshot)."""
+    from scheduler.summary import Names, SummaryData
+    from store.projects import get_project
+
+    async with sm() as session, session.begin():
+        project = await get_project(session, project_code)
+        pid = project.id
+        snap = snapshot or await latest_snapshot(session, pid)  # type: ignore[arg-type]
+        if snap is None:
+            raise LookupError("no snapshot")
+        previous_doc = None
+        if schedule_id is not None:
+            prev = await previous_result(session, schedule_id, before=fire_time)
+            if prev and prev.get("snapshot_id"):
+                prev_snap = await session.get(ScoreSnapshot, prev["snapshot_id"])
+                previous_doc = prev_snap.table if prev_snap is not None else None
+        definition = await session.scalar(
+            select(ProjectVersion.definition).where(
+                ProjectVersion.project_id == pid, ProjectVersion.version == project.current_version
+            )
+        )
+        start, end = _period(definition or {})
+        # 回收率: units with a live link in any campaign of the project vs. those with a current response.
+        invited_units = (
+            select(Link.unit_id)
+            .join(Campaign, Campaign.id == Link.campaign_id)
+            .where(Campaign.project_id == pid, Link.revoked_at.is_(None))
+            .distinct()
+        ).subquery()
+        has_response = exists().where(
+            Response.project_id == pid, Response.unit_id == Unit.id, Response.is_current.is_(True)
+        )
+        invited = int(await session.scalar(select(func.count()).select_from(invited_units)) or 0)
+        answered = int(
+            await session.scalar(
+                select(func.count())
+                .select_from(Unit)
+                .where(Unit.id.in_(select(invited_units.c.unit_id)), has_response)
+            )
+            or 0
+        )
+        not_answered_q = (
+            select(Unit.name)
+            .where(Unit.id.in_(select(invited_units.c.unit_id)), ~has_response)
+            .order_by(Unit.key)
+        )
+        not_answered_names = tuple((await session.execute(not_answered_q.limit(first_n))).scalars())
+        current_conf = (
+            select(PaymentConfirmation.disbursement_id, PaymentConfirmation.status)
+            .where(PaymentConfirmation.project_id == pid, PaymentConfirmation.is_current.is_(True))
+            .subquery()
+        )
+        base = (
+            select(Disbursement.amount_fen, Unit.name, Unit.key)
+            .join(Unit, Unit.id == Disbursement.unit_id)
+            .outerjoin(current_conf, current_conf.c.disbursement_id == Disbursement.id)
+            .where(Disbursement.project_id == pid)
+        )
+
+        async def group(cond: Any) -> Names:
+            sub = base.where(cond).subquery()
+            count, fen = (
+                await session.execute(select(func.count(), func.coalesce(func.sum(sub.c.amount_fen), 0)))
+            ).one()
+            names = (
+                await session.execute(
+                    select(sub.c.name).group_by(sub.c.name, sub.c.key).order_by(sub.c.key).limit(first_n)
+                )
+            ).scalars()
+            return Names(int(count), int(fen), tuple(names))
+
+        unconfirmed = await group(current_conf.c.status.is_(None))
+        disputed = await group(current_conf.c.status == "disputed")
+        disbursed = int(
+            await session.scalar(
+                select(func.coalesce(func.sum(Disbursement.amount_fen), 0)).where(
+                    Disbursement.project_id == pid
+                )
+            )
+            or 0
+        )
+        not_answered_count = invited - answered
+    tz = ZoneInfo(project.timezone)
+    local = fire_time.astimezone(tz)
+    data = SummaryData(
+        project_code=project.code,
+        project_name=project.name,
+        when_local=local.strftime("%Y-%m-%d %H:%M"),
+        snapshot=snap.table,
+        previous=previous_doc,
+        invited=invited,
+        answered=answered,
+        not_answered=Names(not_answered_count, 0, not_answered_names),
+        unconfirmed=unconfirmed,
+        disputed=disputed,
+        budget_fen=project.budget_fen,
+        disbursed_fen=disbursed,
+        period_start=start,
+        period_end=end,
+        today=now.astimezone(tz).date(),
+        deviation_threshold=deviation_threshold,
+        report_url=report_url,
+    )
+    return data, snap
+
+
+async def summarise(
+    sm: SessionMaker,
+    project_code: str,
+    *,
+    schedule_id: int,
+    fire_time: datetime,
+    endpoints: list[dict[str, Any]],
+    now: datetime,
+    report_url_base: str,
+    secret: bytes,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Post the latest snapshot to each coordinator endpoint through the outbox.
+
+    Dedupe key ``summary:{schedule}:{fire_iso}:e{endpoint_id}`` (one row per endpoint; the worker
+    splits long messages into ``#p{i}`` parts), so a retried or doubled fire posts once. If the
+    project has no snapshot yet, one is computed first. The result records the snapshot id so the
+    next summary can show what changed since this one.
+    """
+    from scheduler.summary import build_summary, message_to_payload
+
+    params = params or {}
+    async with sm() as session, session.begin():
+        from store.projects import get_project
+
+        project = await get_project(session, project_code)
+        snap = await latest_snapshot(session, project.id)  # type: ignore[arg-type]
+    if snap is None:
+        from scheduler.recompute import recompute
+
+        snap = (await recompute(sm, project_code, now=now, trigger="summary")).snapshot
+    url = report_token_url(
+        report_url_base, secret, project_code, now=now, days=int(params.get("report_days", 14))
+    )
+    data, snap = await gather_summary(
+        sm,
+        project_code,
+        schedule_id=schedule_id,
+        fire_time=fire_time,
+        now=now,
+        report_url=url,
+        first_n=int(params.get("first_n", 10)),
+        deviation_threshold=Decimal(str(params.get("deviation_threshold", "0.10"))),
+        snapshot=snap,
+    )
+    message = build_summary(data)
+    payload = message_to_payload(message, kind="summary", snapshot_id=snap.id)
+    tz = ZoneInfo(project.timezone)
+    defer = quiet_until(now, params.get("quiet_hours"), tz)
+    fire_iso = fire_time.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+    enqueued = 0
+    async with transaction(sm) as session:
+        for ep in endpoints:
+            row = await ensure_endpoint(
+                session,
+                ep["kind"],
+                ep.get("address", ""),
+                name=ep.get("name", ""),
+                config=ep.get("config") or None,
+            )
+            assert row.id is not None
+            if await enqueue(
+                session,
+                dedupe_key=f"summary:{schedule_id}:{fire_iso}:e{row.id}",
+                endpoint_id=row.id,
+                kind="summary",
+                payload=payload,
+                now=now,
+                not_before=defer,
+                project_id=project.id,
+            ):
+                enqueued += 1
+    return {
+        "snapshot_id": snap.id,
+        "total": str(snap.total),
+        "grade": snap.grade,
+        "endpoints": len(endpoints),
+        "enqueued": enqueued,
+    }

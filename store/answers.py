@@ -1,0 +1,546 @@
+"""Responses to the questionnaire and payment confirmations, versioned, with their validation.
+
+Invariants kept here:
+
+- exactly one ``is_current`` response per (project, unit, questionnaire) and one current
+  confirmation per disbursement; every earlier version is kept (``version`` counts 1, 2, …);
+- a submission is idempotent by ``submission_key`` (unique): submitting the same key again returns
+  the stored row with ``created=False`` and changes nothing;
+- money is integer fen; ``received_on`` is a calendar date in the project's timezone and may not be
+  later than "today" there;
+- validation runs before anything is written and reports every problem by field, so a rejected
+  submission stores nothing.
+
+Concurrency: callers load the link with ``store.campaigns.find_link_by_token(for_update=True)``;
+``submit_*`` additionally lock the unit row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's
+``BEGIN IMMEDIATE`` serialises all writers), so concurrent submissions for one unit are applied one
+after the other and the version numbers stay gap-free.
+
+Functions take the session first and never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config.definition import QuestionnaireDef
+from store.campaigns import get_campaign, link_is_usable
+from store.errors import Conflict, Invalid, NotFound
+from store.models import (
+    Answer,
+    Campaign,
+    Disbursement,
+    Link,
+    PaymentConfirmation,
+    Project,
+    Questionnaire,
+    Response,
+    Unit,
+)
+
+#: Free-text answers without their own ``max_length`` are cut off here (characters).
+DEFAULT_TEXT_MAX = 2000
+#: Dispute reasons (characters).
+REASON_MAX = 500
+VOUCHER_MAX = 100
+STATUSES = ("confirmed", "disputed")
+DISPUTE_KINDS = ("not_received", "amount_differs")
+#: A confirmed amount above max(10 × disbursed, 100万元) is taken as a typo, not a fact (fen).
+ABSURD_FLOOR_FEN = 100_000_000
+_NUMBER_RE = re.compile(r"^-?\d{1,15}(\.\d{1,6})?$")
+
+FieldErrors = dict[str, tuple[str, str]]
+
+
+class AnswerErrors(Invalid):
+    """Validation failed; ``fields`` maps each field name to its (zh, en) message."""
+
+    status = 422
+
+    def __init__(self, fields: FieldErrors) -> None:
+        self.fields = dict(fields)
+        first = next(iter(self.fields))
+        zh, en = self.fields[first]
+        super().__init__(f"{len(fields)} 处填写有误：{zh}", f"{len(fields)} problem(s): {en}", where=first)
+
+
+# ----------------------------------------------------------------------------------- validation
+
+
+def questionnaire_def(q: Questionnaire) -> QuestionnaireDef:
+    """The stored questionnaire JSON as the validated model."""
+    return QuestionnaireDef.model_validate(q.definition)
+
+
+def validate_answers(qdef: QuestionnaireDef, answers: Mapping[str, Any]) -> tuple[dict[str, Any], FieldErrors]:
+    """Check typed answers against the questionnaire; return (clean answers, errors by question key).
+
+    Accepted values: ``scale``/``single`` → one option string; ``multi`` → list of option strings;
+    ``number`` → Decimal, int or decimal string (stored as a canonical decimal string, never
+    float); ``text`` → string (stripped; empty means unanswered). Unknown keys are errors.
+    """
+    clean: dict[str, Any] = {}
+    errors: FieldErrors = {}
+    known = {q.key for q in qdef.questions}
+    for key in answers:
+        if key not in known:
+            errors[key] = ("没有这个问题", "no such question")
+    for q in qdef.questions:
+        raw = answers.get(q.key)
+        empty = raw is None or raw == "" or raw == [] or (isinstance(raw, str) and not raw.strip())
+        if empty:
+            if q.required:
+                errors[q.key] = ("此题必答", "this question is required")
+            continue
+        if q.kind in ("scale", "single"):
+            options = qdef.options_for(q)
+            if not isinstance(raw, str) or raw not in options:
+                errors[q.key] = ("请从给出的选项中选择", "choose one of the given options")
+            else:
+                clean[q.key] = raw
+        elif q.kind == "multi":
+            values = raw if isinstance(raw, list) else None
+            if values is None or not all(isinstance(v, str) for v in values):
+                errors[q.key] = ("答案格式不对", "expected a list of options")
+            elif any(v not in q.options for v in values) or len(set(values)) != len(values):
+                errors[q.key] = ("请从给出的选项中选择（不可重复）", "choose from the given options (no repeats)")
+            else:
+                clean[q.key] = [o for o in q.options if o in values]  # option order, stable
+        elif q.kind == "number":
+            number = _to_decimal(raw)
+            if number is None:
+                errors[q.key] = ("请填写数字", "enter a number")
+            elif q.min is not None and number < q.min:
+                errors[q.key] = (f"不能小于 {q.min}", f"must be at least {q.min}")
+            elif q.max is not None and number > q.max:
+                errors[q.key] = (f"不能大于 {q.max}", f"must be at most {q.max}")
+            else:
+                clean[q.key] = str(number)
+        else:  # text
+            if not isinstance(raw, str):
+                errors[q.key] = ("请填写文字", "enter text")
+                continue
+            text = raw.strip()
+            limit = q.max_length or DEFAULT_TEXT_MAX
+            if len(text) > limit:
+                errors[q.key] = (
+                    f"最多 {limit} 个字（现在 {len(text)} 个）",
+                    f"at most {limit} characters (now {len(text)})",
+                )
+            else:
+                clean[q.key] = text
+    return clean, errors
+
+
+def _to_decimal(raw: Any) -> Decimal | None:
+    if isinstance(raw, bool) or isinstance(raw, float):
+        return None  # floats are refused: they are not exact
+    if isinstance(raw, int):
+        return Decimal(raw)
+    if isinstance(raw, Decimal):
+        return raw if raw.is_finite() else None
+    if isinstance(raw, str) and _NUMBER_RE.match(raw.strip()):
+        try:
+            return Decimal(raw.strip())
+        except InvalidOperation:  # pragma: no cover - the regex already excludes it
+            return None
+    return None
+
+
+def today_in(tz: str, now: datetime) -> date:
+    """The calendar date of ``now`` in timezone ``tz``."""
+    return now.astimezone(ZoneInfo(tz)).date()
+
+
+def validate_confirmation(
+    disbursement: Disbursement,
+    *,
+    status: str,
+    received_on: date | None,
+    amount_fen: int | None,
+    voucher: str,
+    dispute_kind: str | None,
+    reason: str,
+    today: date,
+) -> FieldErrors:
+    """Problems with a confirmation of ``disbursement``, by form field name (empty when valid).
+
+    ``confirmed`` needs ``received_on`` (not after ``today``, not before 2000) and ``amount_fen``
+    (≥ 0, not absurd); ``disputed`` needs ``dispute_kind`` and, for ``amount_differs``, a reason.
+    """
+    errors: FieldErrors = {}
+    if status not in STATUSES:
+        return {"status": ("请选择“已收到”或“有异议”", "choose confirmed or disputed")}
+    if len(voucher) > VOUCHER_MAX:
+        errors["voucher"] = (f"凭证号最多 {VOUCHER_MAX} 个字", f"voucher at most {VOUCHER_MAX} characters")
+    if len(reason) > REASON_MAX:
+        errors["reason"] = (
+            f"说明最多 {REASON_MAX} 个字（现在 {len(reason)} 个）",
+            f"at most {REASON_MAX} characters (now {len(reason)})",
+        )
+    if status == "confirmed":
+        if received_on is None:
+            errors["received_on"] = ("请填写到账日期", "enter the date received")
+        elif received_on > today:
+            errors["received_on"] = ("到账日期不能晚于今天", "the date received cannot be in the future")
+        elif received_on.year < 2000:
+            errors["received_on"] = ("到账日期不合理", "the date received is implausible")
+        if amount_fen is None:
+            errors["amount"] = ("请填写到账金额", "enter the amount received")
+        elif amount_fen < 0:
+            errors["amount"] = ("金额不能为负数", "the amount cannot be negative")
+        elif amount_fen > max(10 * disbursement.amount_fen, ABSURD_FLOOR_FEN):
+            errors["amount"] = (
+                "金额远超拨付金额，请核对（单位：元）",
+                "the amount is far above the disbursement; check it (in yuan)",
+            )
+    else:
+        if dispute_kind not in DISPUTE_KINDS:
+            errors["dispute_kind"] = ("请选择异议类型", "choose what is wrong")
+        elif dispute_kind == "amount_differs" and not reason.strip():
+            errors["reason"] = ("请说明实际收到的金额或差异", "explain the difference")
+    return errors
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+async def _lock_unit(session: AsyncSession, unit_id: int) -> None:
+    await session.execute(select(Unit.id).where(Unit.id == unit_id).with_for_update())
+
+
+async def _usable_campaign(session: AsyncSession, link: Link, now: datetime) -> Campaign:
+    campaign = await get_campaign(session, link.campaign_id)
+    if not link_is_usable(link, campaign, now=now):
+        raise Conflict("链接已失效或活动已结束", "the link is no longer valid", where="link")
+    return campaign
+
+
+async def submit_response(
+    session: AsyncSession,
+    link: Link,
+    *,
+    answers: Mapping[str, Any],
+    submission_key: str,
+    now: datetime,
+) -> tuple[Response, bool]:
+    """Store a new version of the unit's questionnaire answers; returns (response, created).
+
+    A known ``submission_key`` returns the stored response and ``created=False`` (a retried or
+    double-tapped submit). Otherwise the answers are validated (``AnswerErrors`` lists every
+    problem, nothing stored), the unit's previous current response stops being current, and the new
+    one (version n+1) is current. ``Response.satisfaction`` copies the satisfaction question's
+    answer. ``link.answered_at`` records the first answer.
+    """
+    existing = await _by_key(session, Response, submission_key)
+    if existing is not None:
+        if existing.link_id != link.id:
+            raise Conflict("提交编号冲突", "submission key belongs to another link", where="submission_id")
+        return existing, False
+    campaign = await _usable_campaign(session, link, now)
+    if campaign.questionnaire_id is None:
+        raise Invalid("本次活动没有问卷", "this campaign has no questionnaire", where="questionnaire")
+    questionnaire = await session.get(Questionnaire, campaign.questionnaire_id)
+    assert questionnaire is not None
+    qdef = questionnaire_def(questionnaire)
+    clean, errors = validate_answers(qdef, answers)
+    if errors:
+        raise AnswerErrors(errors)
+
+    await _lock_unit(session, link.unit_id)
+    scope = (
+        Response.project_id == campaign.project_id,
+        Response.unit_id == link.unit_id,
+        Response.questionnaire_id == questionnaire.id,
+    )
+    last = await session.scalar(select(func.max(Response.version)).where(*scope))
+    await session.execute(
+        update(Response).where(*scope, Response.is_current.is_(True)).values(is_current=False)
+    )
+    sat = clean.get(qdef.satisfaction_question)
+    response = Response(
+        project_id=campaign.project_id,
+        questionnaire_id=questionnaire.id,
+        campaign_id=campaign.id,
+        unit_id=link.unit_id,
+        link_id=link.id,
+        version=int(last or 0) + 1,
+        is_current=True,
+        source="link",
+        submission_key=submission_key,
+        satisfaction=sat if isinstance(sat, str) else None,
+        submitted_at=now,
+    )
+    session.add(response)
+    await session.flush()
+    assert response.id is not None
+    session.add_all(Answer(response_id=response.id, question_key=k, value=v) for k, v in clean.items())
+    if link.answered_at is None:
+        link.answered_at = now
+    await session.flush()
+    return response, True
+
+
+async def submit_confirmation(
+    session: AsyncSession,
+    link: Link,
+    disbursement_id: int,
+    *,
+    status: str,
+    received_on: date | None = None,
+    amount_fen: int | None = None,
+    voucher: str = "",
+    dispute_kind: str | None = None,
+    reason: str = "",
+    submission_key: str,
+    now: datetime,
+) -> tuple[PaymentConfirmation, bool]:
+    """Store a new version of the unit's confirmation (or dispute) of one disbursement.
+
+    Same idempotency and versioning as :func:`submit_response`. The disbursement must belong to the
+    link's unit. A confirmed ``amount_fen`` different from the disbursed amount is kept as given:
+    it is a discrepancy (``store.facts`` and :func:`discrepancies` count it). ``link.confirmed_at``
+    is set once every disbursement of the unit has a current confirmation or dispute.
+    """
+    existing = await _by_key(session, PaymentConfirmation, submission_key)
+    if existing is not None:
+        if existing.link_id != link.id:
+            raise Conflict("提交编号冲突", "submission key belongs to another link", where="submission_id")
+        return existing, False
+    campaign = await _usable_campaign(session, link, now)
+    if not campaign.ask_confirmations:
+        raise Invalid("本次活动不需要确认资金", "this campaign does not ask for confirmations", where="status")
+    disbursement = await session.get(Disbursement, disbursement_id)
+    if disbursement is None or disbursement.unit_id != link.unit_id:
+        raise NotFound("没有这笔拨付", "no such disbursement for this unit", where="disbursement")
+    project = await session.get(Project, campaign.project_id)
+    assert project is not None
+    voucher, reason = voucher.strip(), reason.strip()
+    errors = validate_confirmation(
+        disbursement,
+        status=status,
+        received_on=received_on,
+        amount_fen=amount_fen,
+        voucher=voucher,
+        dispute_kind=dispute_kind,
+        reason=reason,
+        today=today_in(project.timezone, now),
+    )
+    if errors:
+        raise AnswerErrors(errors)
+    confirmed = status == "confirmed"
+
+    await _lock_unit(session, link.unit_id)
+    scope = (PaymentConfirmation.disbursement_id == disbursement_id,)
+    last = await session.scalar(select(func.max(PaymentConfirmation.version)).where(*scope))
+    await session.execute(
+        update(PaymentConfirmation)
+        .where(*scope, PaymentConfirmation.is_current.is_(True))
+        .values(is_current=False)
+    )
+    row = PaymentConfirmation(
+        project_id=campaign.project_id,
+        disbursement_id=disbursement_id,
+        unit_id=link.unit_id,
+        link_id=link.id,
+        version=int(last or 0) + 1,
+        is_current=True,
+        status=status,
+        received_on=received_on if confirmed else None,
+        amount_fen=amount_fen if confirmed else None,
+        voucher=voucher if confirmed else "",
+        dispute_kind=None if confirmed else dispute_kind,
+        reason=reason,
+        submission_key=submission_key,
+        submitted_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    if link.confirmed_at is None:
+        open_count = await session.scalar(
+            select(func.count())
+            .select_from(Disbursement)
+            .where(
+                Disbursement.unit_id == link.unit_id,
+                Disbursement.project_id == campaign.project_id,
+                ~Disbursement.id.in_(
+                    select(PaymentConfirmation.disbursement_id).where(
+                        PaymentConfirmation.unit_id == link.unit_id,
+                        PaymentConfirmation.is_current.is_(True),
+                    )
+                ),
+            )
+        )
+        if not open_count:
+            link.confirmed_at = now
+            await session.flush()
+    return row, True
+
+
+async def _by_key(session: AsyncSession, model: Any, key: str) -> Any:
+    return (await session.execute(select(model).where(model.submission_key == key))).scalar_one_or_none()
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class CurrentAnswers:
+    response: Response
+    answers: dict[str, Any]
+
+
+async def _answers_of(session: AsyncSession, response_ids: list[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {rid: {} for rid in response_ids}
+    if not response_ids:
+        return out
+    rows = await session.execute(
+        select(Answer.response_id, Answer.question_key, Answer.value).where(
+            Answer.response_id.in_(response_ids)
+        )
+    )
+    for rid, key, value in rows.all():
+        out[rid][key] = value
+    return out
+
+
+async def current_answers(session: AsyncSession, link: Link) -> CurrentAnswers | None:
+    """The unit's latest answers in this link's campaign (any of its links), or None."""
+    response = (
+        await session.execute(
+            select(Response)
+            .where(Response.campaign_id == link.campaign_id, Response.unit_id == link.unit_id)
+            .order_by(Response.version.desc(), Response.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if response is None:
+        return None
+    assert response.id is not None
+    return CurrentAnswers(response, (await _answers_of(session, [response.id]))[response.id])
+
+
+async def unit_disbursements(session: AsyncSession, unit_id: int) -> list[Disbursement]:
+    """The unit's disbursements, oldest first."""
+    stmt = (
+        select(Disbursement)
+        .where(Disbursement.unit_id == unit_id)
+        .order_by(Disbursement.paid_on, Disbursement.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def current_confirmations(session: AsyncSession, link: Link) -> dict[int, PaymentConfirmation]:
+    """The unit's current confirmation per disbursement id (from any link or campaign)."""
+    stmt = select(PaymentConfirmation).where(
+        PaymentConfirmation.unit_id == link.unit_id, PaymentConfirmation.is_current.is_(True)
+    )
+    return {c.disbursement_id: c for c in (await session.execute(stmt)).scalars()}
+
+
+@dataclass(frozen=True)
+class ResponseRecord:
+    """A response with its unit and answers (question key → value)."""
+
+    response: Response
+    unit_key: str
+    unit_name: str
+    answers: dict[str, Any] = field(default_factory=dict)
+
+
+async def list_responses(
+    session: AsyncSession, project_id: int, campaign_id: int | None = None, *, current_only: bool = True
+) -> list[ResponseRecord]:
+    """Responses of a project (optionally one campaign), current versions only by default."""
+    stmt = (
+        select(Response, Unit.key, Unit.name)
+        .join(Unit, Unit.id == Response.unit_id)
+        .where(Response.project_id == project_id)
+        .order_by(Unit.key, Response.version)
+    )
+    if campaign_id is not None:
+        stmt = stmt.where(Response.campaign_id == campaign_id)
+    if current_only:
+        stmt = stmt.where(Response.is_current.is_(True))
+    rows = (await session.execute(stmt)).all()
+    answers = await _answers_of(session, [r.id for r, _, _ in rows])
+    return [ResponseRecord(r, key, name, answers[r.id]) for r, key, name in rows]
+
+
+@dataclass(frozen=True)
+class ConfirmationRecord:
+    """A confirmation with the disbursement it is about. Money in fen."""
+
+    confirmation: PaymentConfirmation
+    unit_key: str
+    unit_name: str
+    disbursement_key: str
+    batch: str
+    disbursed_fen: int
+    paid_on: date
+
+    @property
+    def difference_fen(self) -> int | None:
+        """Confirmed minus disbursed (fen); None for disputes."""
+        c = self.confirmation
+        return None if c.status != "confirmed" or c.amount_fen is None else c.amount_fen - self.disbursed_fen
+
+    @property
+    def kind(self) -> str:
+        """``ok`` | ``amount_differs`` (confirmed with another amount) | ``disputed``."""
+        if self.confirmation.status == "disputed":
+            return "disputed"
+        return "amount_differs" if self.difference_fen else "ok"
+
+
+async def list_confirmations(
+    session: AsyncSession, project_id: int, campaign_id: int | None = None, *, current_only: bool = True
+) -> list[ConfirmationRecord]:
+    """Confirmations of a project (optionally those made through one campaign's links)."""
+    stmt = (
+        select(PaymentConfirmation, Unit.key, Unit.name, Disbursement)
+        .join(Unit, Unit.id == PaymentConfirmation.unit_id)
+        .join(Disbursement, Disbursement.id == PaymentConfirmation.disbursement_id)
+        .where(PaymentConfirmation.project_id == project_id)
+        .order_by(Unit.key, Disbursement.paid_on, PaymentConfirmation.version)
+    )
+    if campaign_id is not None:
+        stmt = stmt.join(Link, Link.id == PaymentConfirmation.link_id).where(Link.campaign_id == campaign_id)
+    if current_only:
+        stmt = stmt.where(PaymentConfirmation.is_current.is_(True))
+    return [
+        ConfirmationRecord(c, key, name, d.key, d.batch, d.amount_fen, d.paid_on)
+        for c, key, name, d in (await session.execute(stmt)).all()
+    ]
+
+
+async def discrepancies(session: AsyncSession, project_id: int) -> list[ConfirmationRecord]:
+    """Current confirmations that disagree with the ledger: disputes, and confirmed amounts that
+    differ from the disbursed amount."""
+    stmt = (
+        select(PaymentConfirmation, Unit.key, Unit.name, Disbursement)
+        .join(Unit, Unit.id == PaymentConfirmation.unit_id)
+        .join(Disbursement, Disbursement.id == PaymentConfirmation.disbursement_id)
+        .where(
+            PaymentConfirmation.project_id == project_id,
+            PaymentConfirmation.is_current.is_(True),
+            or_(
+                PaymentConfirmation.status == "disputed",
+                PaymentConfirmation.amount_fen != Disbursement.amount_fen,
+            ),
+        )
+        .order_by(Unit.key, Disbursement.paid_on)
+    )
+    return [
+        ConfirmationRecord(c, key, name, d.key, d.batch, d.amount_fen, d.paid_on)
+        for c, key, name, d in (await session.execute(stmt)).all()
+    ]
