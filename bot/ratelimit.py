@@ -99,7 +99,18 @@ class RateLimiter:
             if not log or log[-1] <= at:
                 log.append(at)
             else:
-                self._logs[(bucket.key, bucket.spec.count, bucket.spec.per_seconds)] = deque(sorted((*log, at)))
+                self._logs[(bucket.key, bucket.spec.count, bucket.spec.per_seconds)] = deque(
+                    sorted((*log, at))
+                )
+
+    def unrecord(self, buckets: Sequence[Bucket], at: float) -> None:
+        """Forget one send recorded at ``at`` (a reservation that is being re-taken later)."""
+        for bucket in buckets:
+            log = self._log(bucket)
+            try:
+                log.remove(at)
+            except ValueError:
+                pass  # already pruned out of the window
 
     def pause(self, key: str, until: float) -> None:
         """No send to bucket ``key`` before ``until`` (vendor throttling); never shortens a pause."""

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, false, func, literal, or_, select, update
 
+from bot.report import period_of
 from store.campaigns import (
     DEFAULT_POLICY,
     LINK_URL_PLACEHOLDER,
@@ -301,14 +302,6 @@ def report_token_url(report_url_base: str, secret: bytes, code: str, *, now: dat
     return f"{report_url_base.rstrip('/')}/r/{sign_report(secret, code, now + timedelta(days=days))}"
 
 
-def _period(definition: dict[str, Any]) -> tuple[date | None, date | None]:
-    info = definition.get("project", {}) if isinstance(definition, dict) else {}
-    try:
-        return date.fromisoformat(str(info["period_start"])), date.fromisoformat(str(info["period_end"]))
-    except (KeyError, ValueError):
-        return None, None
-
-
 async def gather_summary(
     sm: SessionMaker,
     project_code: str,
@@ -342,7 +335,7 @@ async def gather_summary(
                 ProjectVersion.project_id == pid, ProjectVersion.version == project.current_version
             )
         )
-        start, end = _period(definition or {})
+        start, end = period_of(definition)
         # 回收率: units with a live link in any campaign of the project vs. those with a current response.
         invited_units = (
             select(Link.unit_id)

@@ -64,6 +64,7 @@ def build_actuals(defn: ProjectDefinition, inputs: FactInputs) -> dict[str, Actu
             method=q.method,
             weights=q.likert_weights,
             invited=inputs.invited_units or None,
+            responded=inputs.responded_units,
         )
     entered = defn.entered_actuals()
     actuals: dict[str, Actual] = {}

@@ -15,18 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from bot.channels.message import Block, Bullets, Link, Message, Table, Text
+from bot.report import deviation_warnings, yuan
 from scoring.report import HEADERS, pct
 
 MINUS = "−"  # U+2212: a real minus sign reads better than a hyphen in chat clients
-
-
-def yuan(fen: int) -> str:
-    """Integer fen → ``1,234.56 元``."""
-    return f"{(Decimal(fen) / 100).quantize(Decimal('0.01')):,} 元"
 
 
 def signed(delta: Decimal) -> str:
@@ -119,30 +115,16 @@ class SummaryData:
     extra_warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def time_progress(start: date | None, end: date | None, today: date) -> Decimal | None:
-    """Elapsed share of the period (both ends inclusive), clamped to [0, 1], 4 decimals."""
-    if start is None or end is None or end < start:
-        return None
-    total = (end - start).days + 1
-    elapsed = min(max((today - start).days + 1, 0), total)
-    return (Decimal(elapsed) / Decimal(total)).quantize(Decimal("0.0001"), ROUND_HALF_UP)
-
-
-def deviation_warnings(data: SummaryData) -> list[str]:
-    """双监控: execution (disbursed / budget) behind time progress by more than the threshold."""
-    progress = time_progress(data.period_start, data.period_end, data.today)
-    if progress is None or data.budget_fen <= 0:
-        return []
-    execution = (Decimal(data.disbursed_fen) / Decimal(data.budget_fen)).quantize(
-        Decimal("0.0001"), ROUND_HALF_UP
+def deviations(data: SummaryData) -> list[str]:
+    """双监控 warnings for the summary (see ``bot.report.deviation_warnings``)."""
+    return deviation_warnings(
+        budget_fen=data.budget_fen,
+        disbursed_fen=data.disbursed_fen,
+        period_start=data.period_start,
+        period_end=data.period_end,
+        today=data.today,
+        threshold=data.deviation_threshold,
     )
-    gap = progress - execution
-    if gap > data.deviation_threshold:
-        return [
-            f"预算执行进度滞后：执行率 {pct(execution)}（已支出 {yuan(data.disbursed_fen)} / 预算 "
-            f"{yuan(data.budget_fen)}），时间进度 {pct(progress)}，相差 {pct(gap)}，超过 {pct(data.deviation_threshold)}"
-        ]
-    return []
 
 
 def _names(group: Names, n_shown: int) -> str:
@@ -185,7 +167,7 @@ def build_summary(data: SummaryData) -> Message:
             f"有异议拨付 {data.disputed.count} 笔，{yuan(data.disputed.fen)}：{_names(data.disputed, len(data.disputed.names))}"
         )
     blocks.append(Bullets(lines))
-    warnings = deviation_warnings(data)
+    warnings = deviations(data)
     warnings += [w["message"] if isinstance(w, dict) else str(w) for w in snap.get("warnings", [])]
     warnings += list(data.extra_warnings)
     if warnings:

@@ -192,12 +192,15 @@ def satisfaction_fact(
     method: Literal["share", "likert"],
     weights: Sequence[int] = DEFAULT_LIKERT_WEIGHTS,
     invited: int | None = None,
+    responded: int | None = None,
 ) -> Actual:
     """满意度 (fraction, unit ``%``) from valid-questionnaire counts per scale label.
 
     ``share``: Σ counts of ``satisfied`` labels / N. ``likert``: Σ nᵢ·wᵢ / (100·N), ``weights``
     aligned with ``scale`` (best first), so 12×100 + 4×80 over 16 → 0.95. The detail names the
-    counts and the method (口径) in Chinese. ``coverage`` = N / ``invited`` when given.
+    counts and the method (口径) in Chinese. ``coverage`` = ``responded`` / ``invited`` when
+    ``invited`` is given; ``responded`` (units that answered) defaults to N, and differs from N
+    when a unit may return several valid questionnaires.
     No valid responses → ``number=None`` with detail 无有效问卷 (the engine warns
     ``missing_actual``). Unknown labels, negative counts, mismatched weights → ``ValueError``.
     """
@@ -224,10 +227,11 @@ def satisfaction_fact(
     coverage: Decimal | None = None
     if invited is not None:
         invited = _fen(invited, "invited")
-        if invited <= 0 or valid > invited:
-            raise ValueError(f"invited={invited} must be positive and at least the {valid} valid responses")
+        answered = valid if responded is None else _fen(responded, "responded")
+        if invited <= 0 or answered > invited:
+            raise ValueError(f"invited={invited} must be positive and at least the {answered} respondents")
         with localcontext(CONTEXT):
-            coverage = Decimal(valid) / Decimal(invited)
+            coverage = Decimal(answered) / Decimal(invited)
     coverage_note = f"；邀请{invited}家，覆盖率{fmt_pct(coverage)}" if coverage is not None else ""
     if valid == 0:
         return Actual(number=None, unit=_PCT, detail=f"无有效问卷{coverage_note}", coverage=coverage)

@@ -44,16 +44,18 @@ CODE_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MONEY_PATTERN = r"^\d{1,12}(\.\d{1,2})?$"
 
 
-def Line(max_length: int, min_length: int = 0) -> Any:  # noqa: N802 - reads as a type
+def Line(max_length: int, min_length: int = 0) -> Any:
     """One line of text: no control characters, bounded (the column's max length)."""
     return Annotated[
         str, StringConstraints(min_length=min_length, max_length=max_length, pattern=_NO_CONTROL_LINE)
     ]
 
 
-def Para(max_length: int, min_length: int = 0) -> Any:  # noqa: N802
+def Para(max_length: int, min_length: int = 0) -> Any:
     """Free text (newlines and tabs allowed, other control characters refused)."""
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length, pattern=_NO_CONTROL)]
+    return Annotated[
+        str, StringConstraints(min_length=min_length, max_length=max_length, pattern=_NO_CONTROL)
+    ]
 
 
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=KEY_PATTERN)]
@@ -240,7 +242,9 @@ def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str,
         ctx = err.get("ctx") or {}
         zh = str(ctx["zh"]) if "zh" in ctx else _ZH.get(err["type"], "取值无效")
         en = str(ctx["en"]) if "en" in ctx else err["msg"]
-        out.append({"field": where, "code": err["type"], "message": f"{where}：{zh}", "message_en": f"{where}: {en}"})
+        out.append(
+            {"field": where, "code": err["type"], "message": f"{where}：{zh}", "message_en": f"{where}: {en}"}
+        )
     return out
 
 
@@ -278,7 +282,9 @@ async def parse_json(request: web.Request, model: type[BaseModel], *, required: 
     if not raw.strip():
         if not required:
             return model.model_validate({})
-        raise ApiError(400, "body_required", "缺少 JSON 请求体", "a JSON request body is required", where="body")
+        raise ApiError(
+            400, "body_required", "缺少 JSON 请求体", "a JSON request body is required", where="body"
+        )
     if request.content_type not in ("application/json", "application/octet-stream", ""):
         raise ApiError(415, "unsupported_media_type", f"请求体应为 JSON（收到 {request.content_type}）",
                        f"the body must be JSON (got {request.content_type})", where="Content-Type")  # fmt: skip

@@ -152,7 +152,9 @@ async def read_definition(request: web.Request) -> ProjectDefinition:
         return await _read_multipart(request)
     raw = await read_limited(request, MAX_JSON_BYTES)
     if not raw.strip():
-        raise ApiError(400, "body_required", "缺少项目定义", "the project definition is missing", where="body")
+        raise ApiError(
+            400, "body_required", "缺少项目定义", "the project definition is missing", where="body"
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -299,10 +301,14 @@ async def get_project_(request: web.Request, call: Call) -> web.Response:
             disbursements=await _count(
                 session, select(n).select_from(Disbursement).where(Disbursement.project_id == pid)
             ),
-            campaigns=await _count(session, select(n).select_from(Campaign).where(Campaign.project_id == pid)),
+            campaigns=await _count(
+                session, select(n).select_from(Campaign).where(Campaign.project_id == pid)
+            ),
             responses=await _count(
                 session,
-                select(n).select_from(Response).where(Response.project_id == pid, Response.is_current.is_(True)),
+                select(n)
+                .select_from(Response)
+                .where(Response.project_id == pid, Response.is_current.is_(True)),
             ),
             confirmations=await _count(
                 session,
@@ -312,7 +318,8 @@ async def get_project_(request: web.Request, call: Call) -> web.Response:
             ),
         )
         arrived = await _count(
-            session, select(func.coalesce(func.sum(FundArrival.amount_fen), 0)).where(FundArrival.project_id == pid)
+            session,
+            select(func.coalesce(func.sum(FundArrival.amount_fen), 0)).where(FundArrival.project_id == pid),
         )
         disbursed = await _count(
             session,
@@ -331,6 +338,8 @@ async def get_project_(request: web.Request, call: Call) -> web.Response:
         else None,
         counts=counts,
         money=BudgetOut(budget=yuan(p.budget_fen), arrived=yuan(arrived), disbursed=yuan(disbursed)),
-        illustrative=str((version.definition.get("project") or {}).get("illustrative", "")) if version else "",
+        illustrative=str((version.definition.get("project") or {}).get("illustrative", ""))
+        if version
+        else "",
     )
     return ok(out)

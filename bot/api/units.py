@@ -88,7 +88,12 @@ def disbursement_out(d: Disbursement, u: Unit) -> DisbursementOut:
 
 def _fields_error(exc: FieldsInvalid) -> ApiError:
     details = [
-        {"field": p.field, "code": p.code, "message": f"{p.field}：{p.zh}", "message_en": f"{p.field}: {p.en}"}
+        {
+            "field": p.field,
+            "code": p.code,
+            "message": f"{p.field}：{p.zh}",
+            "message_en": f"{p.field}: {p.en}",
+        }
         for p in exc.problems
     ]
     return ApiError(400, "invalid_input", exc.zh, exc.en, where=exc.where, details=details)
@@ -169,7 +174,9 @@ async def list_units_(request: web.Request, call: Call) -> web.Response:
 async def create_unit_(request: web.Request, call: Call) -> web.Response:
     """USCC checksum, channel kind/address and inline secrets are checked; the key must be new."""
     b: UnitCreate = call.body
-    fields = UnitFields(b.key, b.name, b.uscc, b.channel_kind, b.channel_address, dict(b.channel_config), b.active)
+    fields = UnitFields(
+        b.key, b.name, b.uscc, b.channel_kind, b.channel_address, dict(b.channel_config), b.active
+    )
     try:
         async with transaction(request.app[keys.SESSIONMAKER]) as session:
             project = await get_project(session, call.path["code"])
@@ -187,7 +194,9 @@ async def update_unit_(request: web.Request, call: Call) -> web.Response:
     changes: dict[str, Any] = call.body.model_dump(exclude_unset=True)
     for name in ("name", "channel_kind", "channel_address", "active", "channel_config"):
         if name in changes and changes[name] is None:
-            raise ApiError(400, "invalid_input", f"{name}：不能为 null", f"{name}: must not be null", where=name)
+            raise ApiError(
+                400, "invalid_input", f"{name}：不能为 null", f"{name}: must not be null", where=name
+            )
     try:
         async with transaction(request.app[keys.SESSIONMAKER]) as session:
             project = await get_project(session, call.path["code"])
@@ -246,7 +255,9 @@ async def update_disbursement_(request: web.Request, call: Call) -> web.Response
     sent: dict[str, Any] = call.body.model_dump(exclude_unset=True)
     for name, value in sent.items():
         if value is None:
-            raise ApiError(400, "invalid_input", f"{name}：不能为 null", f"{name}: must not be null", where=name)
+            raise ApiError(
+                400, "invalid_input", f"{name}：不能为 null", f"{name}: must not be null", where=name
+            )
     changes: dict[str, Any] = {}
     try:
         if "amount" in sent:

@@ -1,0 +1,782 @@
+"""The delivery worker: claims due outbox rows, renders and sends them, records every attempt.
+
+Flow per row (see ``store.outbox`` for the status machine):
+
+1. ``claim_due`` leases a batch (default 120 s) — rows of paused/disabled endpoints, and of
+   endpoints whose rate-limit window is full for longer than ``max_hold_s``, are not taken.
+2. The payload (a platform-neutral message dict, see ``message_to_payload``) is turned into a
+   ``Message`` — a ``{link_url}`` placeholder is filled with the unit's personal link at send time,
+   so the token never sits in the outbox — and rendered into parts by the endpoint's adapter.
+3. Each part (in order) waits for a rate-limit slot of its endpoint only (other endpoints keep
+   going; a wait longer than ``max_hold_s`` gives the row back with ``next_attempt_at`` = the
+   slot), gets a ``delivery_attempt`` row inserted as ``in_flight`` BEFORE the request, is sent,
+   and the attempt is completed with outcome, HTTP status, vendor code, latency and a redacted
+   excerpt.
+4. Outcomes: OK → next part, and after the last one ``sent``. RATE_LIMITED → the endpoint is
+   paused (persisted) for ``retry_after`` or the adapter's ``default_penalty_s`` and the row is due
+   again at the pause end + 0–5 s jitter; not counted as an attempt (throttles are capped
+   separately). TRANSIENT/AMBIGUOUS → exponential backoff with full jitter; ``dead`` after
+   ``max_attempts`` tries, ``max_age`` after enqueueing, or at ``not_after``. PERMANENT → ``failed``
+   and the endpoint disabled with the reason; its other rows stay pending until an admin
+   re-enables it.
+
+Split messages: after each delivered part (except the last) the count is stored in the payload
+(``_parts_sent``); a retry resumes after it. A crash between a part's delivery and that write
+resends at most that one part. Delivery is at-least-once: a row whose worker died mid-send is
+taken over when the lease expires and sent again (the old attempt is recorded AMBIGUOUS), so the
+duplicates after a crash are at most the requests that were in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import keys
+from bot.channels.base import ChannelAdapter, Endpoint, Outcome, Part, Result, redact
+from bot.channels.message import Attachment, Block, Bullets, Link, Message, Table, Text
+from bot.ratelimit import Bucket, RateLimiter, buckets_for
+from store import outbox as store
+from store.db import SessionMaker, transaction
+from store.models import ChannelEndpoint, OutboxMessage
+from store.models import Link as LinkRow
+
+log = logging.getLogger("jixiao.outbox")
+
+LINK_PLACEHOLDER = "{link_url}"
+
+
+# ============================================================================ payload ↔ Message
+
+
+def message_to_payload(message: Message) -> dict[str, Any]:
+    """The JSON form of a ``Message`` stored in ``outbox_message.payload``.
+
+    ``{"title", "blocks": [{"type": "text"|"table"|"bullets", …}], "link": {"url", "text"}|None,
+    "attachments": [{"filename", "mime", "base64"}]}``. To send a personal link, build the dict
+    directly with ``"{link_url}"`` where the URL goes (e.g. ``"link": {"url": "{link_url}", …}``) and
+    enqueue with ``link_id``: the worker fills it at send time.
+    """
+    blocks: list[dict[str, Any]] = []
+    for block in message.blocks:
+        if isinstance(block, Text):
+            blocks.append({"type": "text", "text": block.text})
+        elif isinstance(block, Table):
+            blocks.append(
+                {"type": "table", "headers": list(block.headers), "rows": [list(r) for r in block.rows]}
+            )
+        else:
+            blocks.append({"type": "bullets", "items": list(block.items)})
+    return {
+        "title": message.title,
+        "blocks": blocks,
+        "link": None if message.link is None else {"url": message.link.url, "text": message.link.text},
+        "attachments": [
+            {"filename": a.filename, "mime": a.mime, "base64": base64.b64encode(a.content).decode()}
+            for a in message.attachments
+        ],
+    }
+
+
+def message_from_payload(payload: Mapping[str, Any], *, link_url: str | None = None) -> Message:
+    """Rebuild the ``Message``; every ``{link_url}`` in its text is replaced by ``link_url``.
+    Raises ValueError/TypeError/KeyError on a malformed payload (the row then fails permanently)."""
+
+    def fill(text: Any) -> str:
+        text = str(text)
+        if LINK_PLACEHOLDER in text:
+            if link_url is None:
+                raise ValueError("payload has a {link_url} placeholder but the row has no usable link")
+            text = text.replace(LINK_PLACEHOLDER, link_url)  # replace, not format: user text has braces
+        return text
+
+    blocks: list[Block] = []
+    for raw in payload.get("blocks") or []:
+        kind = raw.get("type")
+        if kind == "text":
+            blocks.append(Text(fill(raw["text"])))
+        elif kind == "table":
+            blocks.append(
+                Table(tuple(fill(h) for h in raw["headers"]), [[fill(c) for c in r] for r in raw["rows"]])
+            )
+        elif kind == "bullets":
+            blocks.append(Bullets([fill(i) for i in raw["items"]]))
+        else:
+            raise ValueError(f"unknown block type {kind!r}")
+    link = payload.get("link")
+    return Message(
+        fill(payload.get("title", "")),
+        tuple(blocks),
+        None if not link else Link(fill(link["url"]), fill(link.get("text", ""))),
+        tuple(
+            Attachment(
+                a["filename"], base64.b64decode(a["base64"]), a.get("mime", "application/octet-stream")
+            )
+            for a in payload.get("attachments") or []
+        ),
+    )
+
+
+def _link_id(row: OutboxMessage) -> int | None:
+    """The row's link: the column, else the payload's ``link_id`` (store.campaigns puts it there)."""
+    raw = row.link_id if row.link_id is not None else row.payload.get("link_id")
+    return int(raw) if raw is not None else None
+
+
+def _needs_link(payload: Mapping[str, Any]) -> bool:
+    return LINK_PLACEHOLDER in str(payload)
+
+
+# ============================================================================ endpoints
+
+#: Address → config key, per kind, when the config does not set it explicitly.
+_ADDRESS_KEY = {"telegram": "chat_id", "email": "to", "webhook": "url", "slack": "url"}
+
+
+def endpoint_from_row(row: ChannelEndpoint, env: Mapping[str, str] | None = None) -> Endpoint:
+    """The adapter-facing ``Endpoint`` of a stored endpoint.
+
+    Secrets are not stored: a config key ``X_env`` names an environment variable whose value
+    becomes ``X`` (``key_env = "JIXIAO_WECOM_KEY"`` → ``key``). A missing variable leaves ``X``
+    empty, which the adapter reports as PERMANENT (so the endpoint is disabled with a reason).
+    ``base_url`` in config overrides the vendor origin.
+    """
+    env = os.environ if env is None else env
+    config: dict[str, Any] = {}
+    for name, value in (row.config or {}).items():
+        if name.endswith("_env"):
+            config[name[: -len("_env")]] = env.get(str(value), "")
+        else:
+            config[name] = value
+    base_url = config.pop("base_url", None)
+    addr_key = _ADDRESS_KEY.get(row.kind)
+    if addr_key and not config.get(addr_key) and row.address:
+        config[addr_key] = row.address
+    return Endpoint(row.kind, row.name or f"{row.kind}#{row.id}", config, base_url)
+
+
+# ============================================================================ retry policy
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try again. Times in seconds unless typed.
+
+    TRANSIENT/AMBIGUOUS: try ``n`` (1-based) failed → wait ``rand(0, min(cap_s, base_s·2^(n-1)))``
+    (full jitter: spreads a burst of failures instead of retrying them in lock-step). Give up
+    (``dead``) after ``max_attempts`` tries, when the next try would be later than ``max_age`` after
+    enqueueing, or at ``not_after``. RATE_LIMITED: due at the pause end + ``rand(0, throttle_jitter_s)``,
+    not counted as a try; ``dead`` after ``max_throttles``.
+    """
+
+    base_s: float = 30.0
+    cap_s: float = 1800.0
+    max_attempts: int = 8
+    max_age: timedelta = timedelta(hours=24)
+    max_throttles: int = 20
+    throttle_jitter_s: float = 5.0
+
+    def backoff_ceiling(self, attempt_no: int) -> float:
+        """Upper bound of the wait after failed try ``attempt_no`` (seconds)."""
+        return min(self.cap_s, self.base_s * 2 ** max(0, attempt_no - 1))
+
+    def backoff(self, attempt_no: int, rand: random.Random) -> float:
+        return rand.uniform(0.0, self.backoff_ceiling(attempt_no))
+
+    def give_up_reason(
+        self, row: OutboxMessage, *, now: datetime, next_at: datetime | None = None
+    ) -> str | None:
+        """Why the row should go ``dead`` (None to keep trying).
+
+        Without ``next_at`` (checked when a row is claimed): past ``not_after`` or ``max_age``, or
+        its tries are used up (a row whose last try was cut short by a crash). With ``next_at``
+        (after a failed try): the tries are used up, or the next one would come too late."""
+        when = next_at or now
+        if row.attempt_count >= self.max_attempts:
+            return f"gave up after {row.attempt_count} attempts"
+        if row.not_after is not None and when >= row.not_after:
+            return f"not_after {row.not_after.isoformat()} reached: the message is no longer useful"
+        if when >= row.created_at + self.max_age:
+            return f"gave up: a try would be more than {self.max_age} after enqueueing"
+        return None
+
+
+# ============================================================================ worker
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[Any]]
+LinkUrl = Callable[[LinkRow], str]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Held:
+    """A claimed row with what the worker needs to send it."""
+
+    row: OutboxMessage
+    endpoint: ChannelEndpoint
+    link: LinkRow | None
+
+
+class _Release(Exception):
+    """Internal: give the row back without an outcome (limiter wait too long, or stopping)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+
+class DeliveryWorker:
+    """Claims and delivers outbox rows. One per process (the rate limiter lives in it).
+
+    ``concurrency`` sends are in flight at once across all endpoints; up to ``max_held`` rows are
+    leased at a time (the others wait for a rate-limit slot of their own endpoint, at most
+    ``per_endpoint_hold`` per endpoint). ``clock`` (aware datetimes), ``rand`` and ``sleep`` are
+    injectable so tests run on virtual time.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: SessionMaker,
+        adapters: Mapping[str, ChannelAdapter],
+        http: aiohttp.ClientSession,
+        *,
+        clock: Clock = _utc_now,
+        rand: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+        worker_id: str | None = None,
+        lease_s: float = 120.0,
+        concurrency: int = 20,
+        max_held: int = 200,
+        per_endpoint_hold: int = 20,
+        max_hold_s: float = 10.0,
+        poll_s: float = 1.0,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        link_url: LinkUrl | None = None,
+        public_url: str = "",
+        secret: bytes = b"",
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.sm = sessionmaker
+        self.adapters = adapters
+        self.http = http
+        self.clock = clock
+        self.rand = rand or random.Random()
+        self.sleep = sleep
+        self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
+        self.lease_s = lease_s
+        self.concurrency = concurrency
+        self.max_held = max_held
+        self.per_endpoint_hold = per_endpoint_hold
+        self.max_hold_s = max_hold_s
+        self.poll_s = poll_s
+        self.policy = policy or RetryPolicy()
+        self.limiter = limiter or RateLimiter()
+        self._link_url = link_url
+        self.public_url = public_url
+        self.secret = secret
+        self.env = env
+        self._send_slots = asyncio.Semaphore(concurrency)
+        self._kick = asyncio.Event()
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._held_per_endpoint: dict[int, int] = {}
+        self._kinds: dict[int, str] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._seeded = False
+        self._runner: asyncio.Task[None] | None = None
+        #: Counters for logs and benchmarks (this worker only).
+        self.stats: dict[str, int] = {
+            "claimed": 0,
+            "sent": 0,
+            "requests": 0,
+            "throttled": 0,
+            "retried": 0,
+            "failed": 0,
+            "dead": 0,
+            "released": 0,
+        }
+
+    # -- public control -------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Look for due rows now instead of at the next poll (call after enqueueing)."""
+        self._kick.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Rows this worker currently holds (leased, waiting or sending)."""
+        return len(self._tasks)
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the loop in a background task."""
+        if self._runner is None:
+            self._runner = asyncio.create_task(self.run(), name=f"outbox-{self.worker_id}")
+        return self._runner
+
+    async def stop(self, timeout: float = 20.0) -> None:  # noqa: ASYNC109 - a grace period, not an I/O timeout
+        """Stop claiming; rows waiting for a rate-limit slot are given back at once; sends in
+        flight get ``timeout`` seconds to finish, then are cancelled (their rows are retried
+        when the lease expires, recorded AMBIGUOUS)."""
+        self._stopping = True
+        self._kick.set()
+        if self._runner is not None:
+            await asyncio.wait({self._runner}, timeout=timeout)
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self._runner is not None and not self._runner.done():
+            self._runner.cancel()
+            await asyncio.wait({self._runner})
+
+    async def run(self) -> None:
+        """Claim and deliver until ``stop()``; wakes every ``poll_s`` seconds or on ``wake()``."""
+        await self._seed()
+        while not self._stopping:
+            self._kick.clear()
+            free = self.max_held - len(self._tasks)
+            claimed = 0
+            if free > 0:
+                try:
+                    claimed = await self._claim_and_spawn(free)
+                except Exception:  # keep the loop alive through a database hiccup
+                    log.exception("outbox claim failed; retrying at the next poll")
+            if self._stopping:
+                break
+            if free > 0 and claimed >= free:
+                await asyncio.sleep(0)
+                continue
+            try:
+                await asyncio.wait_for(self._kick.wait(), self.poll_s)
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> int:
+        """Claim one batch, deliver it completely, and return how many rows were claimed
+        (for tests and one-shot CLI use)."""
+        await self._seed()
+        claimed = await self._claim_and_spawn(self.max_held - len(self._tasks))
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+        return claimed
+
+    async def run_until_idle(self, max_rounds: int = 1000) -> int:
+        """``run_once`` until nothing is due; returns the total number of claims."""
+        total = 0
+        for _ in range(max_rounds):
+            n = await self.run_once()
+            total += n
+            if n == 0:
+                break
+        return total
+
+    # -- claiming -------------------------------------------------------------------------------------
+    def _now_ts(self) -> float:
+        return self.clock().timestamp()
+
+    def _buckets(self, endpoint_id: int, kind: str) -> tuple[Bucket, ...]:
+        adapter = self.adapters.get(kind)
+        return buckets_for(endpoint_id, kind, adapter.limits if adapter else ())
+
+    async def _seed(self) -> None:
+        """Count the sends of earlier processes still inside a rate window (see bot.ratelimit)."""
+        if self._seeded:
+            return
+        self._seeded = True
+        windows = [s.per_seconds for a in self.adapters.values() for s in a.limits]
+        if not windows:
+            return
+        now = self.clock()
+        async with transaction(self.sm) as session:
+            recent = await store.recent_send_times(session, since=now - timedelta(seconds=max(windows)))
+        for endpoint_id, kind, at in recent:
+            self._kinds[endpoint_id] = kind
+            self.limiter.record(self._buckets(endpoint_id, kind), at.timestamp())
+
+    def _excluded(self) -> set[int]:
+        now = self._now_ts()
+        out = {e for e, n in self._held_per_endpoint.items() if n >= self.per_endpoint_hold}
+        for endpoint_id, kind in self._kinds.items():
+            if self.limiter.delay(self._buckets(endpoint_id, kind), now) > self.max_hold_s:
+                out.add(endpoint_id)
+        return out
+
+    async def _claim_and_spawn(self, free: int) -> int:
+        if free <= 0 or self._stopping:
+            return 0
+        now = self.clock()
+        async with transaction(self.sm) as session:
+            rows = await store.claim_due(
+                session,
+                now=now,
+                worker_id=self.worker_id,
+                lease_s=self.lease_s,
+                limit=free,
+                per_endpoint_limit=self.per_endpoint_hold,
+                exclude_endpoint_ids=self._excluded(),
+            )
+            if not rows:
+                return 0
+            endpoint_ids = {r.endpoint_id for r in rows}
+            endpoints = {
+                e.id: e
+                for e in (
+                    await session.execute(
+                        select(ChannelEndpoint).where(ChannelEndpoint.id.in_(endpoint_ids))  # type: ignore[union-attr]
+                    )
+                ).scalars()
+            }
+            link_ids = {_link_id(r) for r in rows if _needs_link(r.payload)} - {None}
+            links: dict[int | None, LinkRow] = {}
+            if link_ids:
+                links = {
+                    link.id: link
+                    for link in (
+                        await session.execute(select(LinkRow).where(LinkRow.id.in_(link_ids)))  # type: ignore[union-attr]
+                    ).scalars()
+                }
+        self.stats["claimed"] += len(rows)
+        for row in rows:
+            endpoint = endpoints[row.endpoint_id]
+            self._kinds[row.endpoint_id] = endpoint.kind
+            self._held_per_endpoint[row.endpoint_id] = self._held_per_endpoint.get(row.endpoint_id, 0) + 1
+            held = _Held(row, endpoint, links.get(_link_id(row)))
+            task = asyncio.create_task(self._deliver(held), name=f"outbox-row-{row.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._done(row.endpoint_id))
+        return len(rows)
+
+    def _done(self, endpoint_id: int) -> Callable[[asyncio.Task[None]], None]:
+        def callback(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            left = self._held_per_endpoint.get(endpoint_id, 1) - 1
+            if left > 0:
+                self._held_per_endpoint[endpoint_id] = left
+            else:
+                self._held_per_endpoint.pop(endpoint_id, None)
+            if not task.cancelled() and task.exception() is not None:
+                log.error("outbox delivery task crashed", exc_info=task.exception())
+            self._kick.set()
+
+        return callback
+
+    # -- delivering one row ---------------------------------------------------------------------------
+    def _link_for(self, held: _Held) -> str | None:
+        if held.link is None or held.link.revoked_at is not None:
+            return None
+        if self._link_url is not None:
+            return self._link_url(held.link)
+        from bot.links import link_url  # lazy: bot.links is a sibling feature, optional at import
+
+        return link_url(self.public_url, self.secret, held.link)
+
+    async def _deliver(self, held: _Held) -> None:
+        row, ep_row = held.row, held.endpoint
+        assert row.id is not None and ep_row.id is not None
+        try:
+            await self._deliver_parts(held)
+        except _Release as release:
+            async with transaction(self.sm) as session:
+                await store.reschedule(session, message_id=row.id, worker_id=self.worker_id, at=release.at)
+            self.stats["released"] += 1
+
+    async def _deliver_parts(self, held: _Held) -> None:
+        row, ep_row = held.row, held.endpoint
+        message_id = row.id
+        assert message_id is not None and ep_row.id is not None
+        now = self.clock()
+        reason = self.policy.give_up_reason(row, now=now)
+        if reason is not None:
+            async with transaction(self.sm) as session:
+                await store.mark_dead(
+                    session, message_id=message_id, worker_id=self.worker_id, now=now, reason=reason
+                )
+            self.stats["dead"] += 1
+            return
+        adapter = self.adapters.get(ep_row.kind)
+        endpoint = endpoint_from_row(ep_row, self.env)
+        if adapter is None:
+            await self._permanent(
+                held, f"no adapter configured for channel kind {ep_row.kind!r}", disable=True
+            )
+            return
+        try:
+            link_url = self._link_for(held) if _needs_link(row.payload) else None
+            message = message_from_payload(row.payload, link_url=link_url)
+            parts = adapter.render(message, dedupe_key=row.dedupe_key)
+        except (ValueError, TypeError, KeyError) as exc:
+            # Our payload is wrong, not the endpoint: fail the row, keep the endpoint enabled.
+            await self._permanent(held, f"cannot render payload: {exc}", disable=False)
+            return
+        buckets = self._buckets(ep_row.id, ep_row.kind)
+        done = int(row.payload.get(store.PARTS_SENT_KEY, 0) or 0)
+        first = True
+        for part in parts[done:]:
+            reserved = await self._wait_for_slot(buckets)
+            # One request at a time per endpoint: parts and rows reach a group chat in order, and
+            # after a throttle or a permanent error the next row sees the pause/disable before
+            # sending (record_attempt_start re-checks the endpoint).
+            async with self._endpoint_lock(ep_row.id):
+                sent = await self._send_part(
+                    held, adapter, endpoint, part, buckets, reserved, new_attempt=first
+                )
+                first = False
+                if sent is None:
+                    return  # lease lost or endpoint closed meanwhile; the row was handed back
+                attempt_id, result = sent
+                if result.outcome is not Outcome.OK:
+                    await self._on_failure(held, adapter, endpoint, attempt_id, result)
+                    return
+                async with transaction(self.sm) as session:
+                    await self._record(session, endpoint, attempt_id, part, result)
+                    if part.index < part.total:
+                        await store.record_parts_sent(
+                            session, message_id=message_id, worker_id=self.worker_id, parts_sent=part.index
+                        )
+                    else:
+                        await store.mark_sent(
+                            session,
+                            message_id=message_id,
+                            worker_id=self.worker_id,
+                            now=self.clock(),
+                            vendor_msg_id=result.vendor_msg_id,
+                        )
+                        self.stats["sent"] += 1
+
+    def _endpoint_lock(self, endpoint_id: int) -> asyncio.Lock:
+        lock = self._locks.get(endpoint_id)
+        if lock is None:
+            lock = self._locks[endpoint_id] = asyncio.Lock()
+        return lock
+
+    async def _wait_for_slot(self, buckets: tuple[Bucket, ...]) -> float:
+        """Reserve a rate-limit slot (recorded at the returned time) or raise ``_Release``."""
+        while True:
+            now = self._now_ts()
+            wait = self.limiter.try_acquire(buckets, now)
+            if wait <= 0:
+                return now
+            if wait > self.max_hold_s or self._stopping:
+                raise _Release(self.clock() + timedelta(seconds=wait))
+            await self.sleep(wait)
+
+    async def _send_part(
+        self,
+        held: _Held,
+        adapter: ChannelAdapter,
+        endpoint: Endpoint,
+        part: Part,
+        buckets: tuple[Bucket, ...],
+        reserved: float,
+        *,
+        new_attempt: bool,
+    ) -> tuple[int, Result] | None:
+        """Insert the in-flight attempt, then send. None if the row may not be sent any more."""
+        row = held.row
+        assert row.id is not None
+        async with self._send_slots:
+            started = self.clock()
+            async with transaction(self.sm) as session:
+                attempt = await store.record_attempt_start(
+                    session,
+                    message_id=row.id,
+                    worker_id=self.worker_id,
+                    now=started,
+                    new_attempt=new_attempt,
+                    note=f"part {part.index}/{part.total}" if part.total > 1 else "",
+                )
+            if attempt is None:
+                # The reserved slot stays counted (conservative); the row goes back to pending.
+                async with transaction(self.sm) as session:
+                    await store.reschedule(session, message_id=row.id, worker_id=self.worker_id, at=started)
+                self.stats["released"] += 1
+                return None
+            assert attempt.id is not None
+            row.attempt_count = attempt.attempt_no
+            # The slot was booked before the database write and the endpoint lock; re-take it now
+            # so the time the limiter records is the moment the request leaves (never earlier).
+            self.limiter.unrecord(buckets, reserved)
+            while (wait := self.limiter.try_acquire(buckets, self._now_ts())) > 0:
+                await self.sleep(wait)
+            self.stats["requests"] += 1
+            try:
+                result = await adapter.send(self.http, endpoint, part)
+            except Exception as exc:  # adapters should not raise; classify a bug as transient
+                log.exception("adapter %s raised", adapter.kind)
+                result = Result(Outcome.TRANSIENT, vendor_msg=f"{type(exc).__name__}: {exc}")
+            return attempt.id, result
+
+    async def _record(
+        self, session: AsyncSession, endpoint: Endpoint, attempt_id: int, part: Part | None, result: Result
+    ) -> None:
+        prefix = f"part {part.index}/{part.total}: " if part is not None and part.total > 1 else ""
+        await store.record_attempt_result(
+            session,
+            attempt_id=attempt_id,
+            now=self.clock(),
+            outcome=str(result.outcome),
+            latency_ms=result.latency_ms,
+            http_status=result.http_status,
+            vendor_code=result.vendor_code,
+            retry_after_s=result.retry_after_s,
+            # Adapters already redact; again here with this endpoint's resolved secrets.
+            excerpt=redact(prefix + (result.excerpt or result.vendor_msg or ""), endpoint.secrets()),
+        )
+
+    def _error_text(self, endpoint: Endpoint, result: Result) -> str:
+        bits = [str(result.outcome)]
+        if result.http_status is not None:
+            bits.append(f"http {result.http_status}")
+        if result.vendor_code is not None:
+            bits.append(f"code {result.vendor_code}")
+        text = " ".join(bits)
+        if result.vendor_msg:
+            text += f": {result.vendor_msg}"
+        return redact(text, endpoint.secrets())
+
+    async def _permanent(
+        self,
+        held: _Held,
+        error: str,
+        *,
+        disable: bool,
+        session: AsyncSession | None = None,
+    ) -> None:
+        row, ep_row = held.row, held.endpoint
+        assert row.id is not None and ep_row.id is not None
+        now = self.clock()
+        error = redact(error, endpoint_from_row(ep_row, self.env).secrets())
+        if session is None:
+            async with transaction(self.sm) as own:
+                await self._permanent(held, error, disable=disable, session=own)
+            return
+        await store.mark_failed(session, message_id=row.id, worker_id=self.worker_id, now=now, error=error)
+        if disable:
+            await store.disable_endpoint(session, ep_row.id, reason=error, now=now)
+            log.warning("endpoint %s (%s) disabled: %s", ep_row.id, ep_row.kind, error)
+        self.stats["failed"] += 1
+
+    async def _on_failure(
+        self, held: _Held, adapter: ChannelAdapter, endpoint: Endpoint, attempt_id: int, result: Result
+    ) -> None:
+        """Record the failed attempt and the row's next state in one transaction."""
+        row, ep_row = held.row, held.endpoint
+        message_id, endpoint_id = row.id, ep_row.id
+        assert message_id is not None and endpoint_id is not None
+        error = self._error_text(endpoint, result)
+        now = self.clock()
+        async with transaction(self.sm) as session:
+            await self._record(session, endpoint, attempt_id, None, result)
+            if result.outcome is Outcome.PERMANENT:
+                await self._permanent(held, error, disable=True, session=session)
+                return
+            if result.outcome is Outcome.RATE_LIMITED:
+                pause_s = (
+                    result.retry_after_s if result.retry_after_s is not None else adapter.default_penalty_s
+                )
+                until = now + timedelta(seconds=pause_s)
+                self.limiter.pause(f"ep:{endpoint_id}", until.timestamp())
+                self.stats["throttled"] += 1
+                await store.pause_endpoint(session, endpoint_id, until=until)
+                if row.throttle_count + 1 > self.policy.max_throttles:
+                    await store.mark_dead(
+                        session,
+                        message_id=message_id,
+                        worker_id=self.worker_id,
+                        now=now,
+                        reason=f"gave up after {row.throttle_count + 1} throttled tries: {error}",
+                        outcome=str(result.outcome),
+                    )
+                    self.stats["dead"] += 1
+                    return
+                at = until + timedelta(seconds=self.rand.uniform(0.0, self.policy.throttle_jitter_s))
+                await store.reschedule(
+                    session,
+                    message_id=message_id,
+                    worker_id=self.worker_id,
+                    at=at,
+                    outcome=str(result.outcome),
+                    error=error,
+                    throttled=True,
+                )
+                return
+            # TRANSIENT or AMBIGUOUS: back off.
+            next_at = now + timedelta(seconds=self.policy.backoff(row.attempt_count, self.rand))
+            reason = self.policy.give_up_reason(row, now=now, next_at=next_at)
+            if reason is not None:
+                await store.mark_dead(
+                    session,
+                    message_id=message_id,
+                    worker_id=self.worker_id,
+                    now=now,
+                    reason=f"{reason}; last error: {error}",
+                    outcome=str(result.outcome),
+                )
+                self.stats["dead"] += 1
+                return
+            await store.reschedule(
+                session,
+                message_id=message_id,
+                worker_id=self.worker_id,
+                at=next_at,
+                outcome=str(result.outcome),
+                error=error,
+                endpoint_failure=True,
+            )
+            self.stats["retried"] += 1
+
+
+# ============================================================================ app wiring
+
+WORKER = web.AppKey("outbox_worker", DeliveryWorker)
+
+#: Seconds the delivery worker gets at shutdown to finish the sends in flight.
+SHUTDOWN_GRACE_S = 20.0
+
+
+def wake(app: web.Application) -> None:
+    """Nudge the app's delivery worker after enqueueing (no-op when workers are not started)."""
+    worker = app.get(WORKER)
+    if worker is not None:
+        worker.wake()
+
+
+def setup(app: web.Application, *, start_workers: bool) -> None:
+    """Run the delivery worker for the app's lifetime when ``start_workers`` is true."""
+    if not start_workers:
+        return
+
+    async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[keys.SETTINGS]
+        worker = DeliveryWorker(
+            app[keys.SESSIONMAKER],
+            app[keys.CHANNELS],
+            app[keys.HTTP],
+            clock=app[keys.CLOCK],
+            public_url=settings.public_url,
+            secret=app[keys.SECRET],
+        )
+        app[WORKER] = worker
+        worker.start()
+        yield
+        await worker.stop(SHUTDOWN_GRACE_S)
+
+    app.cleanup_ctx.append(_worker_ctx)
