@@ -209,12 +209,12 @@ async def generate(url: str, units: int, responses: int, payments: int) -> None:
             roll = n % 100
             if roll < 3:
                 conf.append(
-                    (pid, did, uid, 1, True, "disputed", None, None, "", "not_received", "", f"c{n}", NOW)
+                    (pid, did, uid, 1, True, "disputed", None, None, amt, "", "not_received", "", f"c{n}", NOW)
                 )
             else:
                 got = amt - 100 if roll == 3 else amt
                 conf.append(
-                    (pid, did, uid, 1, True, "confirmed", days[n % 300], got, "V", None, "", f"c{n}", NOW)
+                    (pid, did, uid, 1, True, "confirmed", days[n % 300], got, amt, "V", None, "", f"c{n}", NOW)
                 )
         cols = [
             "project_id",
@@ -225,6 +225,7 @@ async def generate(url: str, units: int, responses: int, payments: int) -> None:
             "status",
             "received_on",
             "amount_fen",
+            "expected_fen",
             "voucher",
             "dispute_kind",
             "reason",
@@ -238,8 +239,8 @@ async def generate(url: str, units: int, responses: int, payments: int) -> None:
             await conn.exec_driver_sql(
                 f"INSERT INTO payment_confirmation ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                 [
-                    (a, b, c, d, int(e), f, g.isoformat() if g else None, h, i, j, k, l_, m.isoformat())
-                    for a, b, c, d, e, f, g, h, i, j, k, l_, m in conf
+                    (a, b, c, d, int(e), f, g.isoformat() if g else None, h, x, i, j, k, l_, m.isoformat())
+                    for a, b, c, d, e, f, g, h, x, i, j, k, l_, m in conf
                 ],
             )
             await conn.exec_driver_sql("ANALYZE")

@@ -125,11 +125,22 @@ def client_of(request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def guard(request: web.Request) -> None:
-    """Refuse a client that is over its failure budget (429 with Retry-After)."""
+def guard(request: web.Request) -> web.Response | None:
+    """A 429 page (with Retry-After) for a client over its failure budget, else None."""
     retry = request.app[THROTTLE].retry_after(client_of(request))
-    if retry is not None:
-        raise web.HTTPTooManyRequests(headers={"Retry-After": str(retry)})
+    if retry is None:
+        return None
+    resp = error_page(
+        request,
+        429,
+        "请求过于频繁",
+        "请求过于频繁，请稍后再试。",
+        "Too many requests",
+        "Too many failed attempts from your network; please wait and try again.",
+    )
+    resp.headers.update(SECURITY_HEADERS)
+    resp.headers["Retry-After"] = str(retry)
+    return resp
 
 
 def not_found_page(request: web.Request) -> web.Response:
@@ -157,7 +168,9 @@ async def get_link_page(request: web.Request) -> web.StreamResponse:
     # The page itself lives in bot.pages (imported here to keep one import direction).
     from bot.pages import unit_page
 
-    guard(request)
+    refused = guard(request)
+    if refused is not None:
+        return refused
     token = request.match_info["token"]
     if not is_well_formed_token(token):
         return await link_failed(request)

@@ -294,6 +294,10 @@ class DeliveryWorker:
         self.env = env
         self._send_slots = asyncio.Semaphore(concurrency)
         self._kick = asyncio.Event()
+        self._woken = False
+        #: Claim again after a task finishes only once this many rows can be taken: one claim
+        #: query per finished send would dominate the database load.
+        self.claim_batch = max(1, max_held // 4)
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._held_per_endpoint: dict[int, int] = {}
@@ -316,6 +320,7 @@ class DeliveryWorker:
     # -- public control -------------------------------------------------------------------------------
     def wake(self) -> None:
         """Look for due rows now instead of at the next poll (call after enqueueing)."""
+        self._woken = True
         self._kick.set()
 
     @property
@@ -350,11 +355,14 @@ class DeliveryWorker:
     async def run(self) -> None:
         """Claim and deliver until ``stop()``; wakes every ``poll_s`` seconds or on ``wake()``."""
         await self._seed()
+        timed_out = True
         while not self._stopping:
             self._kick.clear()
             free = self.max_held - len(self._tasks)
             claimed = 0
-            if free > 0:
+            # Claim on every poll, on wake(), or when a batch worth of room has freed up.
+            if free > 0 and (timed_out or self._woken or free >= self.claim_batch or not self._tasks):
+                self._woken = False
                 try:
                     claimed = await self._claim_and_spawn(free)
                 except Exception:  # keep the loop alive through a database hiccup
@@ -363,11 +371,13 @@ class DeliveryWorker:
                 break
             if free > 0 and claimed >= free:
                 await asyncio.sleep(0)
+                timed_out = False
                 continue
             try:
                 await asyncio.wait_for(self._kick.wait(), self.poll_s)
+                timed_out = False
             except TimeoutError:
-                pass
+                timed_out = True
 
     async def run_once(self) -> int:
         """Claim one batch, deliver it completely, and return how many rows were claimed

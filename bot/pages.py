@@ -251,7 +251,9 @@ async def unit_page(request: web.Request, token: str) -> web.StreamResponse:
 
 async def _post_prelude(request: web.Request, form_name: str) -> tuple[str, Any, str] | web.Response:
     """Checks shared by both POSTs: throttle, token shape, origin, body, CSRF, submission id."""
-    guard(request)
+    refused = guard(request)
+    if refused is not None:
+        return refused
     token = request.match_info["token"]
     if not is_well_formed_token(token):
         return await link_failed(request)

@@ -357,6 +357,7 @@ async def submit_confirmation(
         status=status,
         received_on=received_on if confirmed else None,
         amount_fen=amount_fen if confirmed else None,
+        expected_fen=disbursement.amount_fen,
         voucher=voucher if confirmed else "",
         dispute_kind=None if confirmed else dispute_kind,
         reason=reason,

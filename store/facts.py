@@ -7,6 +7,7 @@ fen, dates, counts) for ``scoring.facts``.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -41,6 +42,8 @@ class FactInputs:
 
 
 async def load_fact_inputs(session: AsyncSession, project: Project) -> FactInputs:
+    """One grouped scan per large table (disbursements, confirmations, responses); the small
+    remainders (per-date, per-status, per-unit×label rows) are folded here."""
     pid = project.id
     arrivals = [
         (d, int(a))
@@ -53,21 +56,17 @@ async def load_fact_inputs(session: AsyncSession, project: Project) -> FactInput
             )
         ).all()
     ]
-    disbursed = [
-        (d, int(a))
-        for d, a in (
-            await session.execute(
-                select(Disbursement.paid_on, func.sum(Disbursement.amount_fen))
-                .where(Disbursement.project_id == pid)
-                .group_by(Disbursement.paid_on)
-                .order_by(Disbursement.paid_on)
-            )
-        ).all()
-    ]
-    disbursement_count = await session.scalar(
-        select(func.count()).select_from(Disbursement).where(Disbursement.project_id == pid)
-    )
-    # Current confirmations joined to their disbursement: confirmed money, disputes, discrepancies.
+    by_date = (
+        await session.execute(
+            select(Disbursement.paid_on, func.sum(Disbursement.amount_fen), func.count())
+            .where(Disbursement.project_id == pid)
+            .group_by(Disbursement.paid_on)
+            .order_by(Disbursement.paid_on)
+        )
+    ).all()
+    disbursed = [(d, int(a)) for d, a, _ in by_date]
+    # Current confirmations by status. A discrepancy compares with the amount the unit was shown
+    # (``expected_fen``, stored with the answer), so no join with the disbursements is needed.
     conf = (
         await session.execute(
             select(
@@ -79,7 +78,7 @@ async def load_fact_inputs(session: AsyncSession, project: Project) -> FactInput
                         (
                             and_(
                                 PaymentConfirmation.status == "confirmed",
-                                PaymentConfirmation.amount_fen != Disbursement.amount_fen,
+                                PaymentConfirmation.amount_fen != PaymentConfirmation.expected_fen,
                             ),
                             1,
                         ),
@@ -87,26 +86,25 @@ async def load_fact_inputs(session: AsyncSession, project: Project) -> FactInput
                     )
                 ),
             )
-            .join(Disbursement, Disbursement.id == PaymentConfirmation.disbursement_id)
             .where(PaymentConfirmation.project_id == pid, PaymentConfirmation.is_current.is_(True))
             .group_by(PaymentConfirmation.status)
         )
     ).all()
     by_status = {s: (int(n), int(fen or 0), int(diff or 0)) for s, n, fen, diff in conf}
-    sat = (
+    # One scan of the current responses gives both the label counts and the responding units.
+    per_unit_label = (
         await session.execute(
-            select(Response.satisfaction, func.count())
-            .where(
-                Response.project_id == pid, Response.is_current.is_(True), Response.satisfaction.is_not(None)
-            )
-            .group_by(Response.satisfaction)
+            select(Response.unit_id, Response.satisfaction, func.count())
+            .where(Response.project_id == pid, Response.is_current.is_(True))
+            .group_by(Response.unit_id, Response.satisfaction)
         )
     ).all()
-    responded = await session.scalar(
-        select(func.count(distinct(Response.unit_id))).where(
-            Response.project_id == pid, Response.is_current.is_(True)
-        )
-    )
+    satisfaction: Counter[str] = Counter()
+    responded: set[int] = set()
+    for unit_id, label, n in per_unit_label:
+        responded.add(unit_id)
+        if label is not None:
+            satisfaction[str(label)] += int(n)
     invited = await session.scalar(
         select(func.count(distinct(Link.unit_id)))
         .join(Unit, Unit.id == Link.unit_id)
@@ -115,18 +113,19 @@ async def load_fact_inputs(session: AsyncSession, project: Project) -> FactInput
     active_units = await session.scalar(
         select(func.count()).select_from(Unit).where(Unit.project_id == pid, Unit.active.is_(True))
     )
+    confirmed = by_status.get("confirmed", (0, 0, 0))
     return FactInputs(
         budget_fen=project.budget_fen,
         arrivals=arrivals,
         disbursed_by_date=disbursed,
         disbursed_fen=sum(a for _, a in disbursed),
-        disbursement_count=int(disbursement_count or 0),
-        confirmed_fen=by_status.get("confirmed", (0, 0, 0))[1],
-        confirmed_count=by_status.get("confirmed", (0, 0, 0))[0],
+        disbursement_count=sum(int(n) for _, _, n in by_date),
+        confirmed_fen=confirmed[1],
+        confirmed_count=confirmed[0],
         disputed_count=by_status.get("disputed", (0, 0, 0))[0],
-        discrepancy_count=by_status.get("confirmed", (0, 0, 0))[2],
-        satisfaction_counts={str(k): int(n) for k, n in sat},
-        responded_units=int(responded or 0),
+        discrepancy_count=confirmed[2],
+        satisfaction_counts=dict(satisfaction),
+        responded_units=len(responded),
         # Before any campaign, the whole active population counts as invited (coverage = census).
         invited_units=int(invited or 0) or int(active_units or 0),
         active_units=int(active_units or 0),

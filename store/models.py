@@ -252,6 +252,9 @@ class PaymentConfirmation(SQLModel, table=True):
     status: str = Field(max_length=20)
     received_on: date | None = None
     amount_fen: int | None = Field(default=None, sa_type=BigInteger)
+    #: the disbursement's amount the unit was shown when it answered (discrepancy = amount ≠ this;
+    #: kept here so facts need no join, and a later correction does not rewrite what was confirmed)
+    expected_fen: int | None = Field(default=None, sa_type=BigInteger)
     voucher: str = Field(default="", max_length=100)
     dispute_kind: str | None = Field(default=None, max_length=30)
     reason: str = Field(default="", max_length=1000)

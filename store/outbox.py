@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -289,7 +289,24 @@ async def record_attempt_start(
     attempt_no = result.scalar_one_or_none()
     if attempt_no is None:
         return None
-    attempt = DeliveryAttempt(
+    # Core INSERT … RETURNING: this runs once per request, so skip the ORM unit of work.
+    attempts = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+    attempt_id = (
+        await session.execute(
+            insert(attempts)
+            .values(
+                outbox_id=message_id,
+                attempt_no=attempt_no,
+                worker_id=worker_id,
+                started_at=now,
+                outcome=IN_FLIGHT,
+                excerpt=note[:200],
+            )
+            .returning(attempts.c.id)
+        )
+    ).scalar_one()
+    return DeliveryAttempt(
+        id=attempt_id,
         outbox_id=message_id,
         attempt_no=attempt_no,
         worker_id=worker_id,
@@ -297,9 +314,6 @@ async def record_attempt_start(
         outcome=IN_FLIGHT,
         excerpt=note[:200],
     )
-    session.add(attempt)
-    await session.flush()
-    return attempt
 
 
 async def record_attempt_result(

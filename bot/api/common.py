@@ -12,6 +12,7 @@ every validation error names the field path; bodies above :data:`MAX_JSON_BYTES`
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from bot import keys
@@ -31,6 +33,16 @@ from store.tokens import authenticate
 MAX_JSON_BYTES = 2 * 1024 * 1024
 #: Largest uploaded spreadsheet (the app's client_max_size is the hard ceiling).
 MAX_UPLOAD_BYTES = 4 * 1024 * 1024
+
+#: What a malformed multipart body raises inside aiohttp's reader (all mean "bad request").
+MULTIPART_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    AssertionError,
+    KeyError,
+    RuntimeError,
+    LookupError,
+    HttpProcessingError,
+)
 
 Role = Literal["admin", "reader"]
 TOKEN = web.RequestKey("api_token", ApiToken)
@@ -351,4 +363,9 @@ def ok(data: Any, *, status: int = 200) -> web.Response:
         data = data.model_dump(mode="json")
     elif isinstance(data, list):
         data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
-    return web.json_response({"ok": True, "data": data}, status=status)
+    return web.json_response({"ok": True, "data": data}, status=status, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    # Chinese stays readable in the body (UTF-8), not \uXXXX escapes.
+    return json.dumps(value, ensure_ascii=False)

@@ -12,7 +12,17 @@ import asyncio
 from aiohttp import web
 
 from bot import keys
-from bot.api.common import API, MAX_UPLOAD_BYTES, Body, Call, Out, ok, read_limited, too_large
+from bot.api.common import (
+    API,
+    MAX_UPLOAD_BYTES,
+    MULTIPART_ERRORS,
+    Body,
+    Call,
+    Out,
+    ok,
+    read_limited,
+    too_large,
+)
 from bot.errors import ApiError
 from store.db import transaction
 from store.projects import get_project
@@ -64,7 +74,7 @@ async def read_upload(request: web.Request) -> bytes:
                     return data
         except ApiError:
             raise
-        except (ValueError, AssertionError, KeyError, RuntimeError) as exc:
+        except MULTIPART_ERRORS as exc:
             raise ApiError(400, "multipart_invalid", "multipart 请求体格式错误",
                            f"malformed multipart body ({type(exc).__name__})", where="body") from None  # fmt: skip
         raise ApiError(

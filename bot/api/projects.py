@@ -9,11 +9,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from sqlalchemy import func, select
 
 from bot import keys
-from bot.api.common import API, MAX_JSON_BYTES, MAX_UPLOAD_BYTES, Call, Out, iso, ok, read_limited
+from bot.api.common import (
+    API,
+    MAX_JSON_BYTES,
+    MAX_UPLOAD_BYTES,
+    MULTIPART_ERRORS,
+    Call,
+    Out,
+    iso,
+    ok,
+    read_limited,
+)
 from bot.errors import ApiError
 from config.definition import ProjectDefinition
 from config.loader import DefinitionError, Problem, parse_definition_text
@@ -183,7 +193,7 @@ async def _read_multipart(request: web.Request) -> ProjectDefinition:
         raise ApiError(413, "too_large", "上传内容过大", "upload too large")
     try:
         reader = await request.multipart()
-    except (ValueError, AssertionError, KeyError):
+    except MULTIPART_ERRORS:
         raise ApiError(400, "multipart_invalid", "multipart 请求体格式错误", "malformed multipart body", where="body") from None  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="jixiao-def-") as tmp:
         base = Path(tmp)
@@ -195,9 +205,9 @@ async def _read_multipart(request: web.Request) -> ProjectDefinition:
                 count += 1
                 if count > MAX_FILES:
                     raise ApiError(400, "too_many_files", f"最多上传 {MAX_FILES} 个文件", f"at most {MAX_FILES} files")  # fmt: skip
-                if not isinstance(part, web.BodyPartReader) and not hasattr(part, "read"):
+                if not isinstance(part, BodyPartReader):  # a nested multipart: not ours
                     continue
-                data = await part.read(decode=True)  # type: ignore[union-attr]
+                data = await part.read(decode=True)
                 total += len(data)
                 if total > MAX_UPLOAD_BYTES:
                     raise ApiError(413, "too_large", "上传内容过大", "upload too large")
@@ -213,7 +223,7 @@ async def _read_multipart(request: web.Request) -> ProjectDefinition:
                 (base / name).write_bytes(bytes(data))
         except ApiError:
             raise
-        except (ValueError, AssertionError, KeyError, RuntimeError) as exc:
+        except MULTIPART_ERRORS as exc:
             raise ApiError(400, "multipart_invalid", "multipart 请求体格式错误", f"malformed multipart body ({type(exc).__name__})", where="body") from None  # fmt: skip
         if text is None:
             raise ApiError(400, "body_required", "缺少 definition 文件字段", "the 'definition' file field is missing", where="definition")  # fmt: skip

@@ -109,6 +109,7 @@ async def test_confirmations_and_disputes_are_counted_in_the_facts(sessionmaker:
                 unit_id=pays[0].unit_id,
                 status="confirmed",
                 amount_fen=pays[0].amount_fen,
+                expected_fen=pays[0].amount_fen,
                 submission_key="c0",
                 submitted_at=NOW,
             )
@@ -120,6 +121,7 @@ async def test_confirmations_and_disputes_are_counted_in_the_facts(sessionmaker:
                 unit_id=pays[1].unit_id,
                 status="confirmed",
                 amount_fen=pays[1].amount_fen - 100,
+                expected_fen=pays[1].amount_fen,
                 submission_key="c1",
                 submitted_at=NOW,
             )

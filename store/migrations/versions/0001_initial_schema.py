@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 21:27:50.662343
+Create Date: 2026-11-25 21:39:29.895240
 """
 from collections.abc import Sequence
 
@@ -165,6 +165,7 @@ def upgrade() -> None:
     sa.Column('closes_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('ask_confirmations', sa.Boolean(), nullable=False),
     sa.Column('policy', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('unit_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('launched_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('closed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -231,6 +232,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('deleted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_schedule_campaign_id_campaign')),
     sa.ForeignKeyConstraint(['project_id'], ['project.id'], name=op.f('fk_schedule_project_id_project')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_schedule'))
@@ -281,6 +283,7 @@ def upgrade() -> None:
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('received_on', sa.Date(), nullable=True),
     sa.Column('amount_fen', sa.BigInteger(), nullable=True),
+    sa.Column('expected_fen', sa.BigInteger(), nullable=True),
     sa.Column('voucher', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
     sa.Column('dispute_kind', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=True),
     sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),

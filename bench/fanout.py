@@ -1,0 +1,241 @@
+"""Fan-out benchmark: N invitations through the real delivery worker and store to a fake vendor.
+
+The fake (a separate process, so its memory does not count) answers every request after
+``--latency`` seconds and enforces ``--limit`` requests per ``--window`` seconds per endpoint with a
+sliding window, answering 429 + Retry-After beyond it (and counting those as "over the limit").
+``--scale`` multiplies both the limit count and the window, keeping the allowed rate: the
+default 0.1 turns "600 per minute" into "60 per 6 s" so the limiter is exercised over many
+windows in under a minute. Prints numbers; asserts nothing.
+
+    .venv/bin/python -m bench.fanout                       # SQLite file, 10,000 messages
+    .venv/bin/python -m bench.fanout --db postgresql+asyncpg://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, deque
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.channels.base import RateSpec
+from bot.channels.message import Link, Message, Text
+from bot.channels.webhook import WebhookAdapter
+from bot.outbox import DeliveryWorker, message_to_payload
+from store import outbox as store
+from store.db import create_engine, make_sessionmaker, transaction
+from store.models import metadata
+
+
+# ----------------------------------------------------------------------------- the fake vendor
+def _serve_fake(port_q: mp.Queue, limit: int, window: float, latency: float) -> None:
+    hits: dict[str, deque[float]] = {}
+    keys: Counter[str] = Counter()
+    stats = {"received": 0, "over_limit": 0}
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.json()
+        stats["received"] += 1
+        now = time.monotonic()
+        log = hits.setdefault(request.match_info["name"], deque())
+        while log and log[0] <= now - window:
+            log.popleft()
+        if len(log) >= limit:
+            stats["over_limit"] += 1
+            retry = max(1, math.ceil(log[0] + window - now))
+            return web.json_response(
+                {"ok": False, "error": "slow down"}, status=429, headers={"Retry-After": str(retry)}
+            )
+        log.append(now)
+        keys[body.get("dedupe_key", "")] += 1
+        await asyncio.sleep(latency)
+        return web.json_response({"ok": True, "id": str(stats["received"])})
+
+    async def report(_: web.Request) -> web.Response:
+        return web.json_response(
+            {**stats, "unique": len(keys), "duplicates": sum(n - 1 for n in keys.values())}
+        )
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/hooks/{name}", hook)
+        app.router.add_get("/_stats", report)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port_q.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# ----------------------------------------------------------------------------- the run
+async def run(args: argparse.Namespace) -> None:
+    limit = max(1, round(args.limit * args.scale))
+    window = args.window * args.scale
+    budget = max(1, math.floor(limit * args.budget))
+
+    ctx = mp.get_context("spawn")
+    port_q: mp.Queue = ctx.Queue()
+    fake = ctx.Process(target=_serve_fake, args=(port_q, limit, window, args.latency), daemon=True)
+    fake.start()
+    base = f"http://127.0.0.1:{port_q.get(timeout=30)}"
+
+    tmp = tempfile.TemporaryDirectory()
+    pg_db = None
+    if args.db == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp.name}/fanout.db"
+    else:
+        from tests.conftest import create_pg_database, drop_pg_database
+
+        os.environ.setdefault("JIXIAO_TEST_PG_URL", args.db)
+        import tests.conftest as tc
+
+        tc.PG_URL = args.db
+        url = pg_db = await create_pg_database()
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    sm = make_sessionmaker(engine)
+
+    class BenchWebhook(WebhookAdapter):
+        limits = (RateSpec(budget, window),)
+
+    t0 = time.perf_counter()
+    async with transaction(sm) as s:
+        eps = []
+        for i in range(args.endpoints):
+            ep = await store.ensure_endpoint(s, "webhook", f"{base}/hooks/ep{i}", name=f"ep{i}")
+            eps.append(ep.id)
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    for start in range(0, args.messages, 1000):
+        async with transaction(sm) as s:
+            for i in range(start, min(args.messages, start + 1000)):
+                payload = message_to_payload(
+                    Message(
+                        f"【邀请】满意度调查 #{i}",
+                        (Text("请通过下方专属链接填写问卷。"),),
+                        Link("https://jx.example/l/x", "打开"),
+                    )
+                )
+                await store.enqueue(
+                    s,
+                    dedupe_key=f"invite:bench:{i}",
+                    endpoint_id=eps[i % len(eps)],
+                    kind="invite",
+                    payload=payload,
+                    now=now,
+                )
+    enqueue_s = time.perf_counter() - t0
+
+    rss = {"start": rss_mib()}
+    connector = aiohttp.TCPConnector(limit=200)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        worker = DeliveryWorker(
+            sm,
+            {"webhook": BenchWebhook()},
+            http,
+            concurrency=args.concurrency,
+            max_held=args.max_held,
+            per_endpoint_hold=args.per_endpoint_hold,
+            max_hold_s=args.max_hold,
+            poll_s=0.05,
+            worker_id=f"bench-{uuid.uuid4().hex[:6]}",
+        )
+        started = time.perf_counter()
+        worker.start()
+        done_states = ("sent", "failed", "dead")
+        while True:
+            await asyncio.sleep(0.2)
+            finished = sum(worker.stats[k] for k in done_states)
+            if "middle" not in rss and worker.stats["sent"] >= args.messages // 2:
+                rss["middle"] = rss_mib()
+            if finished >= args.messages:
+                break
+            if time.perf_counter() - started > args.timeout:
+                print("timeout!", worker.stats)
+                break
+        elapsed = time.perf_counter() - started
+        rss["end"] = rss_mib()
+        await worker.stop(5)
+        async with http.get(f"{base}/_stats") as resp:
+            fake_stats = await resp.json()
+    async with transaction(sm) as s:
+        db_stats = await store.outbox_stats(s)
+    await engine.dispose()
+    if pg_db:
+        await drop_pg_database(pg_db)
+    fake.terminate()
+    tmp.cleanup()
+
+    allowed_rate = args.endpoints * limit / window
+    achieved = worker.stats["sent"] / elapsed
+    per_ep = math.ceil(args.messages / args.endpoints)
+    # A sliding window lets the first full window go at once: the best possible finish time.
+    ideal_s = window * (math.ceil(per_ep / limit) - 1)
+    print(
+        f"db={args.db.split(':')[0]}  messages={args.messages}  endpoints={args.endpoints}  "
+        f"vendor limit={limit}/{window:g}s per endpoint (= {args.limit}/{args.window:g}s x {args.scale:g})  "
+        f"our budget={budget}/{window:g}s  latency={args.latency * 1000:.0f} ms  concurrency={args.concurrency}"
+    )
+    print(f"enqueue: {enqueue_s:.1f} s")
+    print(
+        f"delivered: {worker.stats['sent']} in {elapsed:.1f} s = {achieved:.1f}/s; allowed {allowed_rate:.1f}/s "
+        f"-> {100 * achieved / allowed_rate:.1f}% of allowed rate; ideal finish {ideal_s:.1f} s "
+        f"-> {100 * ideal_s / elapsed:.1f}% of ideal"
+    )
+    print(
+        f"vendor: received={fake_stats['received']} unique={fake_stats['unique']} "
+        f"over_limit={fake_stats['over_limit']} duplicates={fake_stats['duplicates']}"
+    )
+    print(f"lost (enqueued - unique delivered): {args.messages - fake_stats['unique']}; db: {db_stats}")
+    print(f"worker: {worker.stats}")
+    print(
+        f"RSS MiB: start={rss['start']:.1f} middle={rss.get('middle', float('nan')):.1f} end={rss['end']:.1f}"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--messages", type=int, default=10_000)
+    p.add_argument("--endpoints", type=int, default=20)
+    p.add_argument("--limit", type=int, default=600, help="vendor cap per endpoint per window")
+    p.add_argument("--window", type=float, default=60.0, help="vendor window, seconds")
+    p.add_argument("--scale", type=float, default=0.1, help="multiply limit and window (keeps the rate)")
+    p.add_argument("--budget", type=float, default=0.97, help="our limiter budget as a share of the cap")
+    p.add_argument("--latency", type=float, default=0.05)
+    p.add_argument("--concurrency", type=int, default=20)
+    p.add_argument("--max-held", type=int, default=400)
+    p.add_argument("--per-endpoint-hold", type=int, default=30)
+    p.add_argument("--max-hold", type=float, default=10.0)
+    p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument(
+        "--db", default="sqlite", help="'sqlite' (temp file) or a postgresql+asyncpg:// server URL"
+    )
+    asyncio.run(run(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

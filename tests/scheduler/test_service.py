@@ -1,0 +1,211 @@
+"""The scheduler service on a real database: re-sync without restart, catch-up after downtime,
+exactly-once across two instances, failures recorded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from scheduler.service import JobDeps, SchedulerService
+from store.cron import next_fire_times
+from store.db import SessionMaker, create_engine, make_sessionmaker, transaction
+from store.models import Campaign, OutboxMessage, ScheduleRun, ScoreSnapshot
+from store.schedules import create_schedule, request_run, update_schedule
+from tests.conftest import Clock
+from tests.scheduler.conftest import CODE, TEST_SECRET, count, make_campaign
+
+DEPS = JobDeps(secret=TEST_SECRET, public_url="https://jx.example.cn")
+ENDPOINTS = [{"kind": "wecom", "address": "coordinators-1", "name": "协调群", "config": {"key_env": "WECOM_KEY"}}]
+
+
+async def wait_until(pred: Callable[[], object], *, limit: float = 10.0) -> None:
+    """Poll ``pred`` (not a timing assertion: the bound only stops a broken test hanging)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not pred():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+async def add(sm: SessionMaker, clock: Clock, kind: str, cron: str, **kw: object) -> int:
+    async with transaction(sm) as session:
+        row = await create_schedule(session, kind=kind, project=CODE, cron=cron, by="test", now=clock(), **kw)  # type: ignore[arg-type]
+    assert row.id is not None
+    return row.id
+
+
+async def runs(sm: SessionMaker, schedule_id: int) -> list[ScheduleRun]:
+    async with sm() as session:
+        stmt = select(ScheduleRun).where(ScheduleRun.schedule_id == schedule_id).order_by(ScheduleRun.fire_time)
+        return list((await session.execute(stmt)).scalars())
+
+
+@pytest.fixture
+async def service(sessionmaker, clock):
+    svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=0.05)
+    await svc.start()
+    yield svc
+    await svc.stop(grace=5)
+
+
+async def test_new_and_changed_schedules_take_effect_without_restart(sessionmaker, project, clock, service) -> None:
+    sid = await add(sessionmaker, clock, "recompute", "0 9 * * *")
+    await wait_until(lambda: service.next_run_time(sid) is not None)
+    expected = next_fire_times("0 9 * * *", "Asia/Shanghai", now=datetime.now(UTC), count=1)[0]
+    assert service.next_run_time(sid) == expected
+
+    async with transaction(sessionmaker) as session:
+        await update_schedule(session, sid, changes={"cron": "30 17 * * 1-5"}, by="test", now=clock())
+    new = next_fire_times("30 17 * * 1-5", "Asia/Shanghai", now=datetime.now(UTC), count=1)[0]
+    await wait_until(lambda: service.next_run_time(sid) == new)
+
+    async with transaction(sessionmaker) as session:
+        await update_schedule(session, sid, changes={"enabled": False}, by="test", now=clock())
+    await wait_until(lambda: service.next_run_time(sid) is None)
+
+
+async def test_missed_fire_within_grace_runs_once_after_restart(sessionmaker, project, clock) -> None:
+    clock.now = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # 08:00 Shanghai
+    sid = await add(sessionmaker, clock, "recompute", "0 9 * * *", grace_seconds=3600)
+    clock.now = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # 09:30: down at 09:00, back within the hour
+    for _ in range(2):  # starting twice (a restart) must not run it again
+        svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=60)
+        await svc.start()
+        await svc.idle()
+        await svc.stop()
+    (run,) = await runs(sessionmaker, sid)
+    assert run.status == "ok" and run.fire_time == datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    assert await count(sessionmaker, ScoreSnapshot) == 1
+
+
+async def test_missed_fire_outside_grace_is_recorded_as_missed_and_not_run(sessionmaker, project, clock) -> None:
+    clock.now = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
+    sid = await add(sessionmaker, clock, "recompute", "0 9 * * *", grace_seconds=600)
+    clock.now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 11:00, two hours late
+    svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=60)
+    await svc.start()
+    await svc.idle()
+    await svc.stop()
+    (run,) = await runs(sessionmaker, sid)
+    assert run.status == "missed" and "grace" in run.error
+    assert await count(sessionmaker, ScoreSnapshot) == 0
+
+
+async def test_fires_before_a_schedule_existed_are_not_caught_up(sessionmaker, project, clock) -> None:
+    clock.now = datetime(2026, 3, 2, 1, 10, tzinfo=UTC)  # created at 09:10, after today's 09:00
+    sid = await add(sessionmaker, clock, "recompute", "0 9 * * *")
+    svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=60)
+    await svc.start()
+    await svc.idle()
+    await svc.stop()
+    assert await runs(sessionmaker, sid) == []
+
+
+async def test_two_instances_on_one_database_run_each_fire_once_and_post_one_summary(
+    db_url, sessionmaker, project, clock
+) -> None:
+    sid = await add(sessionmaker, clock, "summarise", "0 9 * * *", params={"endpoints": ENDPOINTS})
+    # A second replica: its own engine and connection pool on the same database.
+    other_engine = create_engine(db_url)
+    other = make_sessionmaker(other_engine)
+    clock.now = datetime(2026, 3, 3, 1, 0, 0, 5000, tzinfo=UTC)  # 09:00:00.005 next day
+    a = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=60, name="a")
+    b = SchedulerService(other, deps=DEPS, clock=clock, poll_seconds=60, name="b")
+    try:
+        await asyncio.gather(a.start(), b.start())
+        # Both APSchedulers fire the job now, through APScheduler's own executor.
+        for svc in (a, b):
+            svc.scheduler.modify_job(svc.job_id(sid), next_run_time=datetime.now(UTC))  # type: ignore[union-attr]
+        await wait_until(lambda: a.scheduler.get_job(a.job_id(sid)).next_run_time > datetime.now(UTC))  # type: ignore[union-attr]
+        await wait_until(lambda: b.scheduler.get_job(b.job_id(sid)).next_run_time > datetime.now(UTC))  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+        await a.idle()
+        await b.idle()
+        # And the same fire claimed head-on by both at once.
+        results = await asyncio.gather(a.fire(sid, datetime(2026, 3, 3, 1, 0, tzinfo=UTC)), b.fire(sid, datetime(2026, 3, 3, 1, 0, tzinfo=UTC)))
+    finally:
+        await a.stop()
+        await b.stop()
+        await other_engine.dispose()
+    assert sorted(status for _, status in results) == ["lost", "lost"]  # APScheduler's fire already ran it
+    (run,) = await runs(sessionmaker, sid)
+    assert run.status == "ok" and run.fire_time == datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
+    summaries = await count(sessionmaker, OutboxMessage, OutboxMessage.kind == "summary")
+    assert summaries == 1
+
+
+async def test_concurrent_claims_of_one_fire_let_exactly_one_run(db_url, sessionmaker, project, clock) -> None:
+    sid = await add(sessionmaker, clock, "summarise", "*/5 * * * *", params={"endpoints": ENDPOINTS})
+    engines = [create_engine(db_url) for _ in range(2)]
+    services = [SchedulerService(make_sessionmaker(e), deps=DEPS, clock=clock, poll_seconds=60) for e in engines]
+    fire = datetime(2026, 3, 2, 1, 5, tzinfo=UTC)
+    try:
+        results = await asyncio.gather(*(s.fire(sid, fire) for s in services * 2))
+    finally:
+        for e in engines:
+            await e.dispose()
+    assert sorted(status for _, status in results) == ["lost", "lost", "lost", "ok"]
+    assert await count(sessionmaker, OutboxMessage, OutboxMessage.kind == "summary") == 1
+
+
+async def test_failing_job_is_recorded_and_the_next_fire_still_runs(sessionmaker, project, clock, service) -> None:
+    campaign = await make_campaign(sessionmaker, project, clock, launch=False, days=1)
+    sid = await add(sessionmaker, clock, "launch", "0 * * * *", campaign_id=campaign.id)
+    clock.advance(days=2)  # the campaign's window is over: launching it fails
+    first = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
+    _, status = await service.fire(sid, first)
+    assert status == "failed"
+    async with transaction(sessionmaker) as session:  # the admin extends the window
+        await session.execute(update(Campaign).where(Campaign.id == campaign.id).values(closes_at=clock() + timedelta(days=5)))
+    _, status = await service.fire(sid, first + timedelta(hours=1))
+    assert status == "ok"
+    failed, ok = await runs(sessionmaker, sid)
+    assert failed.status == "failed" and "Conflict" in failed.error and "window is over" in failed.error
+    assert ok.status == "ok" and ok.result == {"links_created": 121, "invitations": 121}
+    assert service.scheduler is not None and service.scheduler.running
+
+
+async def test_run_now_request_is_taken_by_the_scheduler(sessionmaker, project, clock, service) -> None:
+    sid = await add(sessionmaker, clock, "recompute", "0 9 1 1 *")
+    async with transaction(sessionmaker) as session:
+        run_id = await request_run(session, sid, now=clock())
+    service.poke()
+    await wait_until(lambda: service.syncs >= 1)
+
+    async def done() -> bool:
+        return [r.status for r in await runs(sessionmaker, sid)] == ["ok"]
+
+    for _ in range(500):
+        if await done():
+            break
+        await asyncio.sleep(0.02)
+    (run,) = await runs(sessionmaker, sid)
+    assert run.id == run_id and run.status == "ok" and run.result["changed"] is True  # type: ignore[index]
+
+
+async def test_stop_waits_for_a_running_job(sessionmaker, project, clock) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(schedule, code, fire_time, now):  # the network edge of a job: stands in for a slow send
+        started.set()
+        await release.wait()
+        return {"done": True}
+
+    sid = await add(sessionmaker, clock, "recompute", "0 9 * * *")
+    svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, runner=slow, poll_seconds=60)
+    await svc.start()
+    task = svc.fire(sid, datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
+    await started.wait()
+    stopping = asyncio.create_task(svc.stop(grace=30))
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # still waiting for the job
+    release.set()
+    await stopping
+    assert task.done() and task.result()[1] == "ok"
+    (run,) = await runs(sessionmaker, sid)
+    assert run.status == "ok" and run.result == {"done": True}
