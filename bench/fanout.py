@@ -234,7 +234,13 @@ def main() -> None:
     p.add_argument(
         "--db", default="sqlite", help="'sqlite' (temp file) or a postgresql+asyncpg:// server URL"
     )
-    asyncio.run(run(p.parse_args()))
+    args = p.parse_args()
+    if os.environ.get("FANOUT_PROFILE"):
+        import cProfile
+
+        cProfile.runctx("asyncio.run(run(args))", globals(), {"args": args, "run": run}, os.environ["FANOUT_PROFILE"])
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

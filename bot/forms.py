@@ -88,16 +88,18 @@ async def read_form(request: web.Request) -> MultiDict[str]:
     if request.content_type != "application/x-www-form-urlencoded":
         raise malformed(f"expected application/x-www-form-urlencoded, got {request.content_type}")
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=MAX_FORM_BYTES, actual_size=request.content_length
-        )
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM_BYTES, actual_size=request.content_length)
     body = await request.content.read(MAX_FORM_BYTES + 1)
     if len(body) > MAX_FORM_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM_BYTES, actual_size=len(body))
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(
-            text, keep_blank_values=True, strict_parsing=False, errors="strict", max_num_fields=MAX_FORM_FIELDS
+            text,
+            keep_blank_values=True,
+            strict_parsing=False,
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
         )
     except (UnicodeDecodeError, ValueError) as exc:
         raise malformed(type(exc).__name__) from exc

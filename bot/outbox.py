@@ -36,6 +36,7 @@ import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -294,6 +295,9 @@ class DeliveryWorker:
         self.env = env
         self._send_slots = asyncio.Semaphore(concurrency)
         self._kick = asyncio.Event()
+        self._db_lock = asyncio.Lock()
+        bind = sessionmaker.kw.get("bind")
+        self._sqlite = bind is not None and bind.dialect.name == "sqlite"
         self._woken = False
         #: Claim again after a task finishes only once this many rows can be taken: one claim
         #: query per finished send would dominate the database load.
@@ -398,6 +402,18 @@ class DeliveryWorker:
                 break
         return total
 
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncSession]:
+        """One short transaction. On SQLite the worker's own transactions queue on an asyncio lock:
+        SQLite has one writer, and letting 20 tasks race for it makes sqlite3's busy handler sleep
+        in 5–100 ms steps instead of handing the lock over at once."""
+        if self._sqlite:
+            async with self._db_lock, transaction(self.sm) as session:
+                yield session
+        else:
+            async with transaction(self.sm) as session:
+                yield session
+
     # -- claiming -------------------------------------------------------------------------------------
     def _now_ts(self) -> float:
         return self.clock().timestamp()
@@ -415,7 +431,7 @@ class DeliveryWorker:
         if not windows:
             return
         now = self.clock()
-        async with transaction(self.sm) as session:
+        async with self._tx() as session:
             recent = await store.recent_send_times(session, since=now - timedelta(seconds=max(windows)))
         for endpoint_id, kind, at in recent:
             self._kinds[endpoint_id] = kind
@@ -433,7 +449,7 @@ class DeliveryWorker:
         if free <= 0 or self._stopping:
             return 0
         now = self.clock()
-        async with transaction(self.sm) as session:
+        async with self._tx() as session:
             rows = await store.claim_due(
                 session,
                 now=now,
@@ -504,7 +520,7 @@ class DeliveryWorker:
         try:
             await self._deliver_parts(held)
         except _Release as release:
-            async with transaction(self.sm) as session:
+            async with self._tx() as session:
                 await store.reschedule(session, message_id=row.id, worker_id=self.worker_id, at=release.at)
             self.stats["released"] += 1
 
@@ -515,7 +531,7 @@ class DeliveryWorker:
         now = self.clock()
         reason = self.policy.give_up_reason(row, now=now)
         if reason is not None:
-            async with transaction(self.sm) as session:
+            async with self._tx() as session:
                 await store.mark_dead(
                     session, message_id=message_id, worker_id=self.worker_id, now=now, reason=reason
                 )
@@ -555,7 +571,7 @@ class DeliveryWorker:
                 if result.outcome is not Outcome.OK:
                     await self._on_failure(held, adapter, endpoint, attempt_id, result)
                     return
-                async with transaction(self.sm) as session:
+                async with self._tx() as session:
                     await self._record(session, endpoint, attempt_id, part, result)
                     if part.index < part.total:
                         await store.record_parts_sent(
@@ -604,7 +620,7 @@ class DeliveryWorker:
         assert row.id is not None
         async with self._send_slots:
             started = self.clock()
-            async with transaction(self.sm) as session:
+            async with self._tx() as session:
                 attempt = await store.record_attempt_start(
                     session,
                     message_id=row.id,
@@ -615,7 +631,7 @@ class DeliveryWorker:
                 )
             if attempt is None:
                 # The reserved slot stays counted (conservative); the row goes back to pending.
-                async with transaction(self.sm) as session:
+                async with self._tx() as session:
                     await store.reschedule(session, message_id=row.id, worker_id=self.worker_id, at=started)
                 self.stats["released"] += 1
                 return None
@@ -675,7 +691,7 @@ class DeliveryWorker:
         now = self.clock()
         error = redact(error, endpoint_from_row(ep_row, self.env).secrets())
         if session is None:
-            async with transaction(self.sm) as own:
+            async with self._tx() as own:
                 await self._permanent(held, error, disable=disable, session=own)
             return
         await store.mark_failed(session, message_id=row.id, worker_id=self.worker_id, now=now, error=error)
@@ -693,7 +709,7 @@ class DeliveryWorker:
         assert message_id is not None and endpoint_id is not None
         error = self._error_text(endpoint, result)
         now = self.clock()
-        async with transaction(self.sm) as session:
+        async with self._tx() as session:
             await self._record(session, endpoint, attempt_id, None, result)
             if result.outcome is Outcome.PERMANENT:
                 await self._permanent(held, error, disable=True, session=session)

@@ -48,15 +48,13 @@ from config.definition import QuestionnaireDef
 from store.answers import (
     AnswerErrors,
     current_answers,
-    current_confirmations,
     questionnaire_def,
     submit_confirmation,
     submit_response,
-    unit_disbursements,
+    unit_payments,
 )
-from store.campaigns import find_link_by_token, hash_token, is_well_formed_token, link_is_usable
+from store.campaigns import LinkContext, hash_token, is_well_formed_token, link_is_usable, load_link_context
 from store.db import transaction
-from store.models import Campaign, Link, Project, Questionnaire, Unit
 
 STATUS_TEXT = {"confirmed": "已确认收到", "disputed": "有异议"}
 DISPUTE_TEXT = {"not_received": "未收到这笔资金", "amount_differs": "收到的金额不一致"}
@@ -110,41 +108,32 @@ def _fmt_dt(value: datetime | None, tz: ZoneInfo) -> str:
 
 async def _open(
     session: AsyncSession, token: str, now: datetime, *, for_update: bool = False
-) -> tuple[Link, Campaign] | None:
-    link = await find_link_by_token(session, token, for_update=for_update)
-    if link is None:
+) -> LinkContext | None:
+    """The usable link's context, or None (unknown, revoked, closed, outside the window)."""
+    ctx = await load_link_context(session, token, for_update=for_update)
+    if ctx is None or not link_is_usable(ctx.link, ctx.campaign, now=now):
         return None
-    campaign = await session.get(Campaign, link.campaign_id)
-    if campaign is None or not link_is_usable(link, campaign, now=now):
-        return None
-    return link, campaign
+    return ctx
 
 
-async def _build_view(
-    request: web.Request, session: AsyncSession, token: str, link: Link, campaign: Campaign
-) -> PageView:
+async def _build_view(request: web.Request, session: AsyncSession, token: str, ctx: LinkContext) -> PageView:
     secret = request.app[keys.SECRET]
-    project = await session.get(Project, campaign.project_id)
-    unit = await session.get(Unit, link.unit_id)
-    assert project is not None and unit is not None
+    link, campaign, project, unit = ctx.link, ctx.campaign, ctx.project, ctx.unit
     tz = ZoneInfo(project.timezone)
     now = request.app[keys.CLOCK]()
     qdef = None
     answers: dict[str, Any] = {}
     answered_at = ""
-    if campaign.questionnaire_id is not None:
-        q = await session.get(Questionnaire, campaign.questionnaire_id)
-        qdef = questionnaire_def(q) if q else None
+    if ctx.questionnaire is not None:
+        qdef = questionnaire_def(ctx.questionnaire)
         current = await current_answers(session, link)
         if current is not None:
             answers = current.answers
             answered_at = _fmt_dt(current.response.submitted_at, tz)
     payments = []
     if campaign.ask_confirmations:
-        confirmations = await current_confirmations(session, link)
-        for d in await unit_disbursements(session, link.unit_id):
+        for d, c in await unit_payments(session, link.unit_id):
             assert d.id is not None
-            c = confirmations.get(d.id)
             current_view = None
             if c is not None:
                 current_view = {
@@ -240,10 +229,9 @@ async def unit_page(request: web.Request, token: str) -> web.StreamResponse:
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         opened = await _open(session, token, now)
         if opened is not None:
-            link, campaign = opened
-            if link.opened_at is None:
-                link.opened_at = now
-            view = await _build_view(request, session, token, link, campaign)
+            if opened.link.opened_at is None:
+                opened.link.opened_at = now
+            view = await _build_view(request, session, token, opened)
     if view is None:
         return await link_failed(request)
     return _render(request, view, done=request.query.get("done", "")[:20])
@@ -279,15 +267,12 @@ async def post_answers(request: web.Request) -> web.StreamResponse:
     try:
         async with transaction(sm) as session:
             opened = await _open(session, token, now, for_update=True)
-            if opened is None:
-                raw = {}
-            else:
-                link, campaign = opened
-                if campaign.questionnaire_id is None:
+            if opened is not None:
+                link = opened.link
+                if opened.questionnaire is None:
                     raise malformed("this campaign has no questionnaire")
-                q = await session.get(Questionnaire, campaign.questionnaire_id)
-                assert q is not None and link.id is not None
-                qdef = questionnaire_def(q)
+                assert link.id is not None
+                qdef = questionnaire_def(opened.questionnaire)
                 raw = _answers_from_form(qdef, form)
                 await submit_response(
                     session,
@@ -332,7 +317,7 @@ async def post_payment(request: web.Request) -> web.StreamResponse:
         async with transaction(request.app[keys.SESSIONMAKER]) as session:
             opened = await _open(session, token, now, for_update=True)
             if opened is not None:
-                link, _campaign = opened
+                link = opened.link
                 assert link.id is not None
                 key = submission_key(link.id, f"pay:{disbursement_id}", sid)
                 if parsed.errors:
@@ -372,7 +357,7 @@ async def _rerender(
     now = request.app[keys.CLOCK]()
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         opened = await _open(session, token, now)
-        view = await _build_view(request, session, token, *opened) if opened else None
+        view = await _build_view(request, session, token, opened) if opened else None
     if view is None:
         return await link_failed(request)
     if answer_errors is not None:

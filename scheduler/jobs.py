@@ -21,6 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, false, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.report import period_of
 from store.campaigns import (
@@ -33,6 +35,7 @@ from store.campaigns import (
 from store.db import SessionMaker, transaction
 from store.models import (
     Campaign,
+    ChannelEndpoint,
     Disbursement,
     Link,
     OutboxMessage,
@@ -109,6 +112,35 @@ async def recompute_job(sm: SessionMaker, project_code: str, *, now: datetime) -
 
 
 # ------------------------------------------------------------------------------------ remind
+
+
+async def _ensure_endpoints(session: Any, units: list[Unit], known: dict[tuple[str, str], int]) -> None:
+    """Create the units' endpoints in one statement and fill ``known`` with their ids (one
+    round trip per chunk instead of two per unit: the remind job's hot path at 10,000 units)."""
+    wanted = {
+        (u.channel_kind, u.channel_address): u
+        for u in units
+        if (u.channel_kind, u.channel_address) not in known
+    }
+    if not wanted:
+        return
+    dialect = session.get_bind().dialect.name
+    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
+    values = [
+        {"kind": k, "address": a, "name": u.name, "config": dict(u.channel_config), "consecutive_failures": 0}
+        for (k, a), u in wanted.items()
+    ]
+    await session.execute(
+        insert_(ChannelEndpoint).values(values).on_conflict_do_nothing(index_elements=["kind", "address"])
+    )
+    found = await session.execute(
+        select(ChannelEndpoint.id, ChannelEndpoint.kind, ChannelEndpoint.address).where(
+            ChannelEndpoint.address.in_({a for _, a in wanted})
+        )
+    )
+    for eid, kind, address in found.all():
+        if (kind, address) in wanted:
+            known[(kind, address)] = eid
 
 
 def reminder_payload(
@@ -250,6 +282,7 @@ async def remind(
                 )
             ).all()
             by_id = {link.id: (link, unit) for link, unit in rows}
+            await _ensure_endpoints(session, [u for _, u in rows], endpoints)
             for link_id, count, owes_question, owes_confirm in chunk:
                 link, unit = by_id[link_id]
                 n = count + 1
@@ -262,16 +295,6 @@ async def remind(
                 if claimed.rowcount != 1:  # type: ignore[attr-defined]
                     continue  # another run reminded this unit meanwhile
                 key = (unit.channel_kind, unit.channel_address)
-                if key not in endpoints:
-                    ep = await ensure_endpoint(
-                        session,
-                        unit.channel_kind,
-                        unit.channel_address,
-                        name=unit.name,
-                        config=dict(unit.channel_config),
-                    )
-                    assert ep.id is not None
-                    endpoints[key] = ep.id
                 await enqueue(
                     session,
                     dedupe_key=f"remind:{campaign_id}:{unit.id}:{n}",

@@ -81,7 +81,9 @@ def questionnaire_def(q: Questionnaire) -> QuestionnaireDef:
     return QuestionnaireDef.model_validate(q.definition)
 
 
-def validate_answers(qdef: QuestionnaireDef, answers: Mapping[str, Any]) -> tuple[dict[str, Any], FieldErrors]:
+def validate_answers(
+    qdef: QuestionnaireDef, answers: Mapping[str, Any]
+) -> tuple[dict[str, Any], FieldErrors]:
     """Check typed answers against the questionnaire; return (clean answers, errors by question key).
 
     Accepted values: ``scale``/``single`` → one option string; ``multi`` → list of option strings;
@@ -112,7 +114,10 @@ def validate_answers(qdef: QuestionnaireDef, answers: Mapping[str, Any]) -> tupl
             if values is None or not all(isinstance(v, str) for v in values):
                 errors[q.key] = ("答案格式不对", "expected a list of options")
             elif any(v not in q.options for v in values) or len(set(values)) != len(values):
-                errors[q.key] = ("请从给出的选项中选择（不可重复）", "choose from the given options (no repeats)")
+                errors[q.key] = (
+                    "请从给出的选项中选择（不可重复）",
+                    "choose from the given options (no repeats)",
+                )
             else:
                 clean[q.key] = [o for o in q.options if o in values]  # option order, stable
         elif q.kind == "number":
@@ -215,7 +220,10 @@ def validate_confirmation(
 
 
 async def _lock_unit(session: AsyncSession, unit_id: int) -> None:
-    await session.execute(select(Unit.id).where(Unit.id == unit_id).with_for_update())
+    """Serialise a unit's submissions across links (PostgreSQL). SQLite needs no query: its
+    ``BEGIN IMMEDIATE`` transactions already run one at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(Unit.id).where(Unit.id == unit_id).with_for_update())
 
 
 async def _usable_campaign(session: AsyncSession, link: Link, now: datetime) -> Campaign:
@@ -262,10 +270,20 @@ async def submit_response(
         Response.unit_id == link.unit_id,
         Response.questionnaire_id == questionnaire.id,
     )
-    last = await session.scalar(select(func.max(Response.version)).where(*scope))
-    await session.execute(
-        update(Response).where(*scope, Response.is_current.is_(True)).values(is_current=False)
+    # The current row is always the newest version, so un-marking it also yields the last version.
+    last = max(
+        (
+            await session.execute(
+                update(Response)
+                .where(*scope, Response.is_current.is_(True))
+                .values(is_current=False)
+                .returning(Response.version)
+            )
+        ).scalars(),
+        default=None,
     )
+    if last is None:  # no current row (e.g. all imported rows superseded elsewhere): ask directly
+        last = await session.scalar(select(func.max(Response.version)).where(*scope))
     sat = clean.get(qdef.satisfaction_question)
     response = Response(
         project_id=campaign.project_id,
@@ -318,7 +336,9 @@ async def submit_confirmation(
         return existing, False
     campaign = await _usable_campaign(session, link, now)
     if not campaign.ask_confirmations:
-        raise Invalid("本次活动不需要确认资金", "this campaign does not ask for confirmations", where="status")
+        raise Invalid(
+            "本次活动不需要确认资金", "this campaign does not ask for confirmations", where="status"
+        )
     disbursement = await session.get(Disbursement, disbursement_id)
     if disbursement is None or disbursement.unit_id != link.unit_id:
         raise NotFound("没有这笔拨付", "no such disbursement for this unit", where="disbursement")
@@ -416,18 +436,23 @@ async def _answers_of(session: AsyncSession, response_ids: list[int]) -> dict[in
 
 async def current_answers(session: AsyncSession, link: Link) -> CurrentAnswers | None:
     """The unit's latest answers in this link's campaign (any of its links), or None."""
-    response = (
+    latest = (
+        select(Response.id)
+        .where(Response.campaign_id == link.campaign_id, Response.unit_id == link.unit_id)
+        .order_by(Response.version.desc(), Response.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    rows = (
         await session.execute(
-            select(Response)
-            .where(Response.campaign_id == link.campaign_id, Response.unit_id == link.unit_id)
-            .order_by(Response.version.desc(), Response.id.desc())
-            .limit(1)
+            select(Response, Answer.question_key, Answer.value)
+            .outerjoin(Answer, Answer.response_id == Response.id)
+            .where(Response.id == latest)
         )
-    ).scalar_one_or_none()
-    if response is None:
+    ).all()
+    if not rows:
         return None
-    assert response.id is not None
-    return CurrentAnswers(response, (await _answers_of(session, [response.id]))[response.id])
+    return CurrentAnswers(rows[0][0], {k: v for _, k, v in rows if k is not None})
 
 
 async def unit_disbursements(session: AsyncSession, unit_id: int) -> list[Disbursement]:
@@ -438,6 +463,23 @@ async def unit_disbursements(session: AsyncSession, unit_id: int) -> list[Disbur
         .order_by(Disbursement.paid_on, Disbursement.id)
     )
     return list((await session.execute(stmt)).scalars())
+
+
+async def unit_payments(
+    session: AsyncSession, unit_id: int
+) -> list[tuple[Disbursement, PaymentConfirmation | None]]:
+    """The unit's disbursements (oldest first), each with its current confirmation (one query)."""
+    stmt = (
+        select(Disbursement, PaymentConfirmation)
+        .outerjoin(
+            PaymentConfirmation,
+            (PaymentConfirmation.disbursement_id == Disbursement.id)
+            & PaymentConfirmation.is_current.is_(True),
+        )
+        .where(Disbursement.unit_id == unit_id)
+        .order_by(Disbursement.paid_on, Disbursement.id)
+    )
+    return [(d, c) for d, c in (await session.execute(stmt)).all()]
 
 
 async def current_confirmations(session: AsyncSession, link: Link) -> dict[int, PaymentConfirmation]:

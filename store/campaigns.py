@@ -30,8 +30,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.errors import Conflict, Invalid, NotFound
-from store.models import Campaign, Link, OutboxMessage, Project, Unit
-from store.outbox import ensure_endpoint, enqueue
+from store.models import Campaign, Link, OutboxMessage, Project, Questionnaire, Unit
+from store.outbox import enqueue, ensure_endpoint
 from store.projects import current_questionnaire
 
 #: Length of a link token in characters (base64url alphabet): 32 × 6 = 192 bits.
@@ -340,6 +340,41 @@ async def find_link_by_token(session: AsyncSession, token: str, *, for_update: b
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class LinkContext:
+    """A link with everything its page needs, loaded in one query."""
+
+    link: Link
+    campaign: Campaign
+    unit: Unit
+    project: Project
+    questionnaire: Questionnaire | None
+
+
+async def load_link_context(
+    session: AsyncSession, token: str, *, for_update: bool = False
+) -> LinkContext | None:
+    """The link of ``token`` joined with its campaign, unit, project and questionnaire (one query).
+
+    ``for_update`` locks the link row only (PostgreSQL), like :func:`find_link_by_token`.
+    Returns None for a malformed or unknown token; usability is the caller's check.
+    """
+    if not is_well_formed_token(token):
+        return None
+    stmt = (
+        select(Link, Campaign, Unit, Project, Questionnaire)
+        .join(Campaign, Campaign.id == Link.campaign_id)
+        .join(Unit, Unit.id == Link.unit_id)
+        .join(Project, Project.id == Campaign.project_id)
+        .outerjoin(Questionnaire, Questionnaire.id == Campaign.questionnaire_id)
+        .where(Link.token_hash == hash_token(token))
+    )
+    if for_update:
+        stmt = stmt.with_for_update(of=Link)
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else LinkContext(*row)
 
 
 def link_is_usable(link: Link, campaign: Campaign, *, now: datetime) -> bool:

@@ -154,6 +154,7 @@ async def load_project(
             return LoadResult(project=project, version=project.current_version, created_version=False)
 
     assert project.id is not None
+    previous = await _previous_definition(session, project)
     version = project.current_version + 1
     session.add(
         ProjectVersion(
@@ -173,9 +174,9 @@ async def load_project(
     project.updated_at = now
 
     result = LoadResult(project=project, version=version, created_version=True)
-    units = await _sync_units(session, project.id, defn, now, result)
+    units = await _sync_units(session, project.id, defn, previous, now, result)
     await _replace_arrivals(session, project.id, defn)
-    await _sync_disbursements(session, project.id, defn, units, now, result)
+    await _sync_disbursements(session, project.id, defn, previous, units, now, result)
     questionnaire = await _sync_questionnaire(session, project.id, defn, now)
     await _import_responses(session, project.id, defn, units, questionnaire, now, result)
     await _sync_overrides(session, project.id, defn, now, by)
@@ -183,9 +184,22 @@ async def load_project(
     return result
 
 
+async def _previous_definition(session: AsyncSession, project: Project) -> ProjectDefinition | None:
+    if project.current_version == 0:
+        return None
+    return await get_definition(session, project)
+
+
 async def _sync_units(
-    session: AsyncSession, project_id: int, defn: ProjectDefinition, now: datetime, result: LoadResult
+    session: AsyncSession,
+    project_id: int,
+    defn: ProjectDefinition,
+    previous: ProjectDefinition | None,
+    now: datetime,
+    result: LoadResult,
 ) -> dict[str, Unit]:
+    """Upsert the definition's units by key. A unit the previous definition listed and this one
+    drops is deactivated; units added through the API or an import are left alone."""
     existing = {
         u.key: u for u in (await session.execute(select(Unit).where(Unit.project_id == project_id))).scalars()
     }
@@ -211,8 +225,9 @@ async def _sync_units(
                 setattr(row, k, v)
             row.updated_at = now
             result.units_updated += 1
+    dropped = {u.key for u in previous.units} - wanted if previous else set()
     for key, row in existing.items():
-        if key not in wanted and row.active:
+        if key in dropped and row.active:
             row.active = False
             row.updated_at = now
             result.units_deactivated += 1
@@ -232,6 +247,7 @@ async def _sync_disbursements(
     session: AsyncSession,
     project_id: int,
     defn: ProjectDefinition,
+    previous: ProjectDefinition | None,
     units: dict[str, Unit],
     now: datetime,
     result: LoadResult,
@@ -275,8 +291,12 @@ async def _sync_disbursements(
             )
             row.updated_at = now
         result.disbursements += 1
-    # Disbursements dropped from the definition: delete unless a unit already answered about them.
+    # Disbursements the previous definition listed and this one drops: delete unless a unit already
+    # answered about them. Ones imported through the API are not the definition's to remove.
+    dropped = set(disbursement_keys(previous)) - set(keys) if previous else set()
     for key, row in existing.items():
+        if key not in dropped:
+            continue
         confirmed = await session.scalar(
             select(func.count())
             .select_from(PaymentConfirmation)

@@ -85,7 +85,7 @@ class ImportRejected(Invalid):
 
     def __init__(self, problems: list[RowProblem]) -> None:
         self.problems = problems
-        rows = sorted({p.row for p in problems if p.row})
+        rows = sorted({p.row for p in problems if p.row > 1})
         zh = f"导入失败：{len(rows)} 行有错误（第 {'、'.join(map(str, rows[:20]))} 行），未导入任何数据"
         en = (
             f"import refused: {len(rows)} bad row(s) ({', '.join(map(str, rows[:20]))}); nothing was imported"
@@ -246,7 +246,9 @@ def check_unit(fields: UnitFields) -> tuple[UnitFields, list[FieldProblem]]:
             for err in exc.errors():
                 ctx = err.get("ctx") or {}
                 loc = ".".join(str(p) for p in err.get("loc", ()))
-                where = "channel_config" if loc.startswith("config") else "channel_address"
+                # Model-level errors have no location: their English text names the config part.
+                about_config = loc.startswith("config") or "channel config" in str(ctx.get("en", ""))
+                where = "channel_config" if about_config else "channel_address"
                 problems.append(
                     FieldProblem(
                         where, err["type"], str(ctx.get("zh", err["msg"])), str(ctx.get("en", err["msg"]))

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from bot.api.common import API, wrap
+from bot.api.common import API, mounted_operations, wrap
 
 _DOCUMENT = web.AppKey("api_openapi", dict)
 
@@ -40,20 +40,24 @@ def registered_models() -> list[type[BaseModel]]:
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    """The OpenAPI 3.1 document (public: it holds no data)."""
-    return web.json_response(request.app[_DOCUMENT])
+    """The OpenAPI 3.1 document (public: it holds no data). Built on first request from the
+    operations actually mounted, so features set up after this one (schedules) are included."""
+    from bot.api.openapi import build_document
+
+    cache = request.app[_DOCUMENT]
+    if "doc" not in cache:
+        cache["doc"] = build_document(mounted_operations(request.app))
+    return web.json_response(cache["doc"])
 
 
 def setup(app: web.Application, *, start_workers: bool) -> None:
     """Register every API route and build the OpenAPI document once."""
     del start_workers  # the API has no background work
-    from bot.api.openapi import build_document
-
     _load_resources()
     for op in API.operations:
         app.router.add_route(op.method, op.path, wrap(op), name=op.operation_id)
     app.router.add_get("/api/openapi.json", openapi_document, name="openapi")
-    app[_DOCUMENT] = build_document(API.operations)
+    app[_DOCUMENT] = {}
 
 
 def operations() -> list[Any]:

@@ -93,6 +93,7 @@ PATH_PARAMS: dict[str, dict[str, Any]] = {
     "indicator_key": {"type": "string", "pattern": KEY_PATTERN, "maxLength": 64},
     "campaign_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
     "disbursement_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "schedule_id": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
 }
 
 
@@ -176,7 +177,18 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         return await op.handler(request, Call(token, path, query, body))
 
     handler.__name__ = op.handler.__name__
+    handler.api_operation = op  # type: ignore[attr-defined]  # read by the OpenAPI builder
     return handler
+
+
+def mounted_operations(app: web.Application) -> list[Operation]:
+    """Every registry operation mounted on ``app`` (from any module that used :func:`wrap`)."""
+    seen: list[Operation] = []
+    for route in app.router.routes():
+        op = getattr(route.handler, "api_operation", None)
+        if isinstance(op, Operation) and op not in seen:
+            seen.append(op)
+    return seen
 
 
 # ---------------------------------------------------------------------------- auth

@@ -82,7 +82,8 @@ def build_document(operations: list[Operation], *, version: str = "0.1.0") -> di
         }
         params = []
         for name in re.findall(r"{(\w+)}", op.path):
-            params.append({"name": name, "in": "path", "required": True, "schema": PATH_PARAMS[name]})
+            spec = PATH_PARAMS.get(name, {"type": "string", "maxLength": 200})
+            params.append({"name": name, "in": "path", "required": True, "schema": spec})
         if op.query is not None:
             qschema = op.query.model_json_schema(ref_template=_REF)
             for name, prop in qschema.get("properties", {}).items():

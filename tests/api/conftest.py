@@ -48,7 +48,7 @@ async def tokens(sessionmaker: SessionMaker, clock: Clock) -> Tokens:
 
 
 @pytest.fixture
-async def api(app_client: TestClient, tokens: Tokens) -> Api:
+async def api(app_client: TestClient, tokens: Tokens) -> Api:  # noqa: F811
     return Api(app_client, tokens)
 
 

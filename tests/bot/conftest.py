@@ -129,7 +129,9 @@ async def launch_example_campaign(
             **kw,
         )
         assert campaign.id is not None
-        await launch_campaign(session, campaign.id, secret=secret.encode(), public_url="http://127.0.0.1", now=now)
+        await launch_campaign(
+            session, campaign.id, secret=secret.encode(), public_url="http://127.0.0.1", now=now
+        )
         links = (await session.execute(select(Link).where(Link.campaign_id == campaign.id))).scalars().all()
     keys = {v: k for k, v in by_key.items()}
     out = Launched(campaign.id, project.id, unit_ids=dict(by_key))  # type: ignore[arg-type]

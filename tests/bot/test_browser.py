@@ -52,12 +52,12 @@ async def browser() -> AsyncIterator[Any]:
 async def _answer_and_confirm(page: Any, base: str, url: str, *, screenshot: bool) -> None:
     await page.goto(base + url)
     assert "乌鲁木齐" in await page.locator("h1").inner_text()
+    if screenshot:
+        await page.screenshot(path=str(SCREENSHOT), full_page=False)
     # Answer every scale question by its visible label (the whole row is the tap target).
     for key, choice in (("guide", 1), ("review", 2), ("funds", 1), ("overall", 1)):
         await page.locator(f"#q-{key}-{choice}").check()
     await page.get_by_label("您对项目管理还有哪些意见和建议？").fill("<b>希望</b>简化流程")
-    if screenshot:
-        await page.screenshot(path=str(SCREENSHOT), full_page=False)
     await page.get_by_role("button", name="提交问卷").click()
     await page.wait_for_url("**?done=answers*")
     done = page.locator("#done")
@@ -78,18 +78,29 @@ async def _answer_and_confirm(page: Any, base: str, url: str, *, screenshot: boo
 async def _stored(sm: SessionMaker, launched: Launched, key: str) -> tuple[int, int]:
     unit_id = launched.unit_ids[key]
     async with sm() as session:
-        r = len((await session.execute(select(Response).where(Response.unit_id == unit_id,
-                                                              Response.source == "link"))).all())
-        c = len((await session.execute(select(PaymentConfirmation).where(
-            PaymentConfirmation.unit_id == unit_id))).all())
+        r = len(
+            (
+                await session.execute(
+                    select(Response).where(Response.unit_id == unit_id, Response.source == "link")
+                )
+            ).all()
+        )
+        c = len(
+            (
+                await session.execute(
+                    select(PaymentConfirmation).where(PaymentConfirmation.unit_id == unit_id)
+                )
+            ).all()
+        )
     return r, c
 
 
 async def test_a_unit_answers_and_confirms_on_a_phone(
     browser: Any, app_client: TestClient, sessionmaker: SessionMaker, launched: Launched
 ) -> None:
-    context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
-                                        is_mobile=True, has_touch=True)
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True, has_touch=True
+    )
     try:
         page = await context.new_page()
         base = str(app_client.make_url("")).rstrip("/")
@@ -105,8 +116,9 @@ async def test_a_unit_answers_and_confirms_on_a_phone(
 async def test_the_same_flow_works_with_javascript_disabled(
     browser: Any, app_client: TestClient, sessionmaker: SessionMaker, launched: Launched
 ) -> None:
-    context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
-                                        java_script_enabled=False)
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="zh-CN", java_script_enabled=False
+    )
     try:
         page = await context.new_page()
         base = str(app_client.make_url("")).rstrip("/")

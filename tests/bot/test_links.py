@@ -31,7 +31,9 @@ SECRET = TEST_SECRET.encode()
 
 async def _outbox(sm: SessionMaker, campaign_id: int) -> list[OutboxMessage]:
     async with sm() as session:
-        stmt = select(OutboxMessage).where(OutboxMessage.campaign_id == campaign_id).order_by(OutboxMessage.id)
+        stmt = (
+            select(OutboxMessage).where(OutboxMessage.campaign_id == campaign_id).order_by(OutboxMessage.id)
+        )
         return list((await session.execute(stmt)).scalars())
 
 
@@ -78,7 +80,9 @@ async def test_launching_twice_adds_no_links_and_no_messages(
 async def test_a_campaign_for_chosen_units_invites_only_them(
     sessionmaker: SessionMaker, example_project: Project, clock: Clock
 ) -> None:
-    launched = await launch_example_campaign(sessionmaker, example_project, clock(), unit_keys=["u002", "u005"])
+    launched = await launch_example_campaign(
+        sessionmaker, example_project, clock(), unit_keys=["u002", "u005"]
+    )
     assert sorted(launched.links) == ["u002", "u005"]
     rows = await _outbox(sessionmaker, launched.campaign_id)
     assert len(rows) == 2
@@ -99,8 +103,11 @@ async def test_reissue_revokes_the_old_link_keeps_history_and_sends_a_fresh_invi
         )
     assert [lk.id for lk in history] == [old.id, new.id, newer.id]
     assert [lk.revoked_at is not None for lk in history] == [True, True, False]
-    keys = [r.dedupe_key for r in await _outbox(sessionmaker, launched.campaign_id) if r.link_id in {
-        old.id, new.id, newer.id}]
+    keys = [
+        r.dedupe_key
+        for r in await _outbox(sessionmaker, launched.campaign_id)
+        if r.link_id in {old.id, new.id, newer.id}
+    ]
     base = f"invite:{launched.campaign_id}:{old.unit_id}"
     assert keys == [base, f"{base}:r1", f"{base}:r2"]
 
@@ -144,8 +151,9 @@ async def test_link_status_reports_each_unit_progress(
 ) -> None:
     fields = await page_form(app_client, launched.tokens["u002"])
     answers = {"q_guide": "一般", "q_review": "一般", "q_funds": "一般", "q_overall": "一般"}
-    resp = await app_client.post(launched.url("u002") + "/answers", data={**fields, **answers},
-                                 allow_redirects=False)
+    resp = await app_client.post(
+        launched.url("u002") + "/answers", data={**fields, **answers}, allow_redirects=False
+    )
     assert resp.status == 303
     async with sessionmaker() as session:
         statuses = {s.unit_key: s for s in await link_status(session, launched.campaign_id)}
@@ -226,8 +234,12 @@ async def test_posting_to_an_unusable_link_gets_the_same_page_and_stores_nothing
     async with sessionmaker() as session:
         from store.models import Response
 
-        assert await session.scalar(select(func.count()).select_from(Response).where(
-            Response.campaign_id == launched.campaign_id)) == 0
+        assert (
+            await session.scalar(
+                select(func.count()).select_from(Response).where(Response.campaign_id == launched.campaign_id)
+            )
+            == 0
+        )
 
 
 async def test_repeated_failures_from_one_client_are_slowed_then_refused(
@@ -267,12 +279,31 @@ async def test_create_campaign_rejects_a_bad_window_and_policy(
 ) -> None:
     async with sessionmaker() as session:
         with pytest.raises(Invalid, match="closes_at"):
-            await create_campaign(session, example_project.id, name="x", opens_at=clock(),  # type: ignore[arg-type]
-                                  closes_at=clock(), now=clock())
+            await create_campaign(
+                session,
+                example_project.id,
+                name="x",
+                opens_at=clock(),  # type: ignore[arg-type]
+                closes_at=clock(),
+                now=clock(),
+            )
         with pytest.raises(Invalid, match="quiet_hours"):
-            await create_campaign(session, example_project.id, name="x", opens_at=clock(),  # type: ignore[arg-type]
-                                  closes_at=clock() + timedelta(days=1), policy={"quiet_hours": ["25:00", "x"]},
-                                  now=clock())
+            await create_campaign(
+                session,
+                example_project.id,
+                name="x",
+                opens_at=clock(),  # type: ignore[arg-type]
+                closes_at=clock() + timedelta(days=1),
+                policy={"quiet_hours": ["25:00", "x"]},
+                now=clock(),
+            )
         with pytest.raises(Invalid, match="unit"):
-            await create_campaign(session, example_project.id, name="x", opens_at=clock(),  # type: ignore[arg-type]
-                                  closes_at=clock() + timedelta(days=1), unit_ids=[999999], now=clock())
+            await create_campaign(
+                session,
+                example_project.id,
+                name="x",
+                opens_at=clock(),  # type: ignore[arg-type]
+                closes_at=clock() + timedelta(days=1),
+                unit_ids=[999999],
+                now=clock(),
+            )

@@ -54,9 +54,7 @@ async def _post_answers(
     return await client.post(f"/l/{token}/answers", data={**fields, **answers}, allow_redirects=False)
 
 
-async def _post_payment(
-    client: TestClient, token: str, disbursement_id: int, values: dict[str, str]
-) -> Any:
+async def _post_payment(client: TestClient, token: str, disbursement_id: int, values: dict[str, str]) -> Any:
     fields = await page_form(client, token, f"pay/{disbursement_id}")
     return await client.post(
         f"/l/{token}/pay/{disbursement_id}", data={**fields, **values}, allow_redirects=False
@@ -72,8 +70,10 @@ async def test_the_page_shows_unit_questions_and_disbursements_in_yuan_under_50_
     resp = await app_client.get(launched.url("u001"))
     body = await resp.text()
     assert resp.status == 200
-    assert resp.headers["Cache-Control"] == "no-store" and "frame-ancestors 'none'" in resp.headers[
-        "Content-Security-Policy"]
+    assert (
+        resp.headers["Cache-Control"] == "no-store"
+        and "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    )
     assert "乌鲁木齐米东恒通商标事务所（示例）" in body
     assert "您对项目申报指南的清晰程度是否满意？" in body and "非常不满意" in body
     first = (await _disbursements(sessionmaker, launched, "u001"))[0]
@@ -119,7 +119,10 @@ async def test_answers_are_stored_and_redirect_to_the_thank_you_state(
     record = records[0]
     assert record.unit_key == "u007" and record.response.satisfaction == "非常满意"
     assert record.answers == {
-        "guide": "非常满意", "review": "比较满意", "funds": "一般", "overall": "非常满意",
+        "guide": "非常满意",
+        "review": "比较满意",
+        "funds": "一般",
+        "overall": "非常满意",
         "suggestion": "申报材料可以再简化",
     }
     assert link is not None and link.answered_at == clock()
@@ -193,14 +196,21 @@ async def rich_questionnaire(sessionmaker: SessionMaker, launched: Launched) -> 
     """Add single, multi and number questions to the campaign's questionnaire."""
     async with transaction(sessionmaker) as session:
         q = (
-            await session.execute(select(Questionnaire).where(Questionnaire.project_id == launched.project_id))
+            await session.execute(
+                select(Questionnaire).where(Questionnaire.project_id == launched.project_id)
+            )
         ).scalar_one()
         definition = dict(q.definition)
         definition["questions"] = [
             *definition["questions"],
             {"key": "staff", "text": "项目投入人数", "kind": "number", "min": "0", "max": "1000"},
-            {"key": "via", "text": "通过哪些渠道了解项目？", "kind": "multi", "options": ["官网", "微信", "会议"],
-             "required": False},
+            {
+                "key": "via",
+                "text": "通过哪些渠道了解项目？",
+                "kind": "multi",
+                "options": ["官网", "微信", "会议"],
+                "required": False,
+            },
             {"key": "size", "text": "单位规模", "kind": "single", "options": ["小", "中", "大"]},
         ]
         q.definition = definition  # reassigned, so the JSON change is persisted
@@ -243,8 +253,13 @@ async def test_valid_number_and_multi_answers_are_stored_exactly(
 ) -> None:
     token = launched.tokens["u011"]
     fields = await page_form(app_client, token)
-    data = [*({**fields, **GOOD}.items()), ("q_staff", "12.50"), ("q_size", "中"), ("q_via", "会议"),
-            ("q_via", "官网")]
+    data = [
+        *({**fields, **GOOD}.items()),
+        ("q_staff", "12.50"),
+        ("q_size", "中"),
+        ("q_via", "会议"),
+        ("q_via", "官网"),
+    ]
     assert (await app_client.post(f"/l/{token}/answers", data=data, allow_redirects=False)).status == 303
     async with sessionmaker() as session:
         (record,) = await list_responses(session, launched.project_id, launched.campaign_id)
@@ -259,8 +274,13 @@ async def test_the_store_refuses_float_numbers_and_closed_links(
     link = launched.links["u012"]
     async with transaction(sessionmaker) as session:
         with pytest.raises(AnswerErrors) as info:
-            await submit_response(session, link, answers={**{k[2:]: v for k, v in GOOD.items()}, "staff": 1.5,
-                                                          "size": "小"}, submission_key="k1", now=clock())
+            await submit_response(
+                session,
+                link,
+                answers={**{k[2:]: v for k, v in GOOD.items()}, "staff": 1.5, "size": "小"},
+                submission_key="k1",
+                now=clock(),
+            )
     assert set(info.value.fields) == {"staff"}
     link.revoked_at = clock()
     async with transaction(sessionmaker) as session:
@@ -277,8 +297,17 @@ async def test_confirming_a_payment_records_it_and_shows_the_thank_you_state(
     token = launched.tokens["u001"]
     disbursements = await _disbursements(sessionmaker, launched, "u001")
     d = disbursements[0]
-    resp = await _post_payment(app_client, token, d.id, {  # type: ignore[arg-type]
-        "status": "confirmed", "received_on": "2023-02-22", "amount": "155,628.00", "voucher": "收-001"})
+    resp = await _post_payment(
+        app_client,
+        token,
+        d.id,
+        {  # type: ignore[arg-type]
+            "status": "confirmed",
+            "received_on": "2023-02-22",
+            "amount": "155,628.00",
+            "voucher": "收-001",
+        },
+    )
     assert resp.status == 303
     page = await (await app_client.get(resp.headers["Location"])).text()
     assert "已提交，谢谢" in page and "155,628.00 元" in page and "2023-02-22" in page
@@ -295,12 +324,28 @@ async def test_a_different_amount_and_a_dispute_count_as_discrepancies(
 ) -> None:
     (d1,) = await _disbursements(sessionmaker, launched, "u002") or [None]
     assert d1 is not None
-    resp = await _post_payment(app_client, launched.tokens["u002"], d1.id, {  # type: ignore[arg-type]
-        "status": "confirmed", "received_on": "2023-02-21", "amount": "1000.5"})
+    resp = await _post_payment(
+        app_client,
+        launched.tokens["u002"],
+        d1.id,
+        {  # type: ignore[arg-type]
+            "status": "confirmed",
+            "received_on": "2023-02-21",
+            "amount": "1000.5",
+        },
+    )
     assert resp.status == 303
     (d3,) = await _disbursements(sessionmaker, launched, "u003")
-    resp = await _post_payment(app_client, launched.tokens["u003"], d3.id, {  # type: ignore[arg-type]
-        "status": "disputed", "dispute_kind": "not_received", "reason": "尚未到账"})
+    resp = await _post_payment(
+        app_client,
+        launched.tokens["u003"],
+        d3.id,
+        {  # type: ignore[arg-type]
+            "status": "disputed",
+            "dispute_kind": "not_received",
+            "reason": "尚未到账",
+        },
+    )
     assert resp.status == 303
     async with sessionmaker() as session:
         found = await discrepancies(session, launched.project_id)
@@ -318,18 +363,35 @@ async def test_a_different_amount_and_a_dispute_count_as_discrepancies(
         ({"status": "confirmed", "received_on": "2023-02-22", "amount": "1.005"}, "amount", "最多两位小数"),
         ({"status": "confirmed", "received_on": "2023-02-22", "amount": "abc"}, "amount", "金额格式不正确"),
         ({"status": "confirmed", "received_on": "2023-02-22", "amount": "NaN"}, "amount", "金额格式不正确"),
-        ({"status": "confirmed", "received_on": "2023-02-22", "amount": "99999999999"}, "amount",
-         "金额远超拨付金额"),
+        (
+            {"status": "confirmed", "received_on": "2023-02-22", "amount": "99999999999"},
+            "amount",
+            "金额远超拨付金额",
+        ),
         ({"status": "confirmed", "received_on": "2026-03-03", "amount": "1"}, "received_on", "不能晚于今天"),
         ({"status": "confirmed", "received_on": "22/02/2023", "amount": "1"}, "received_on", "日期格式"),
         ({"status": "confirmed", "amount": "1"}, "received_on", "请填写到账日期"),
         ({"status": "", "amount": "1"}, "status", "请选择"),
         ({"status": "disputed"}, "dispute_kind", "请选择异议类型"),
-        ({"status": "disputed", "dispute_kind": "amount_differs", "reason": "多" * 501}, "reason",
-         "最多 500 个字"),
+        (
+            {"status": "disputed", "dispute_kind": "amount_differs", "reason": "多" * 501},
+            "reason",
+            "最多 500 个字",
+        ),
     ],
-    ids=["negative", "three decimals", "not a number", "nan", "absurd", "future date", "bad date",
-         "missing date", "no choice", "dispute without kind", "reason too long"],
+    ids=[
+        "negative",
+        "three decimals",
+        "not a number",
+        "nan",
+        "absurd",
+        "future date",
+        "bad date",
+        "missing date",
+        "no choice",
+        "dispute without kind",
+        "reason too long",
+    ],
 )
 async def test_invalid_confirmations_are_refused_next_to_the_field_and_nothing_is_stored(
     app_client: TestClient,
@@ -356,8 +418,16 @@ async def test_the_future_date_check_uses_the_project_timezone(
 ) -> None:
     # 2026-03-02 01:00 UTC is already 09:00 on 2026-03-02 in Shanghai: "today" is allowed.
     (d,) = await _disbursements(sessionmaker, launched, "u004")
-    resp = await _post_payment(app_client, launched.tokens["u004"], d.id, {  # type: ignore[arg-type]
-        "status": "confirmed", "received_on": "2026-03-02", "amount": "1"})
+    resp = await _post_payment(
+        app_client,
+        launched.tokens["u004"],
+        d.id,
+        {  # type: ignore[arg-type]
+            "status": "confirmed",
+            "received_on": "2026-03-02",
+            "amount": "1",
+        },
+    )
     assert resp.status == 303
 
 
@@ -368,8 +438,10 @@ async def test_a_disbursement_of_another_unit_cannot_be_confirmed(
     token = launched.tokens["u004"]
     (mine,) = await _disbursements(sessionmaker, launched, "u004")
     fields = await page_form(app_client, token, f"pay/{mine.id}")
-    resp = await app_client.post(f"/l/{token}/pay/{other.id}", data={
-        **fields, "status": "confirmed", "received_on": "2023-02-22", "amount": "1"})
+    resp = await app_client.post(
+        f"/l/{token}/pay/{other.id}",
+        data={**fields, "status": "confirmed", "received_on": "2023-02-22", "amount": "1"},
+    )
     assert 400 <= resp.status < 500
     assert await _counts(sessionmaker) == (0, 0)
 
@@ -390,13 +462,26 @@ async def test_malformed_oversized_and_forged_posts_are_refused_and_store_nothin
         ("repeated single field", 400, {"data": [*good.items(), ("q_overall", "一般")]}),
         ("no submission id", 400, {"data": {k: v for k, v in good.items() if k != "submission_id"}}),
         ("bad submission id", 400, {"data": {**good, "submission_id": "x' OR 1=1"}}),
-        ("invalid utf-8", 400, {"data": b"csrf=%FF%FE", "headers": {
-            "Content-Type": "application/x-www-form-urlencoded"}}),
+        (
+            "invalid utf-8",
+            400,
+            {"data": b"csrf=%FF%FE", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+        ),
         ("oversized", 413, {"data": {**good, "q_suggestion": "x" * 70_000}}),
         ("no csrf", 403, {"data": {k: v for k, v in good.items() if k != "csrf"}}),
         ("bad csrf", 403, {"data": {**good, "csrf": "0" * 32}}),
-        ("csrf of another form", 403, {"data": {**good, "csrf": hidden_fields(
-            await (await app_client.get(f"/l/{token}")).text(), f"/l/{token}/pay/{pay.id}")["csrf"]}}),
+        (
+            "csrf of another form",
+            403,
+            {
+                "data": {
+                    **good,
+                    "csrf": hidden_fields(
+                        await (await app_client.get(f"/l/{token}")).text(), f"/l/{token}/pay/{pay.id}"
+                    )["csrf"],
+                }
+            },
+        ),
         ("foreign origin", 403, {"data": good, "headers": {"Origin": "https://evil.example"}}),
         ("foreign referer", 403, {"data": good, "headers": {"Referer": "https://evil.example/x"}}),
     ]
@@ -430,7 +515,9 @@ async def test_fifty_concurrent_submissions_leave_exactly_one_current_response(
     async with sessionmaker() as session:
         rows = (
             await session.execute(
-                select(Response.version, Response.is_current).where(Response.unit_id == launched.unit_ids["u020"])
+                select(Response.version, Response.is_current).where(
+                    Response.unit_id == launched.unit_ids["u020"]
+                )
             )
         ).all()
     assert len(rows) == 50

@@ -53,13 +53,13 @@ class Rig:
     fakes: dict[str, FakeVendor]
     adapters: dict[str, ChannelAdapter]
 
-    def worker(self, **kwargs: Any) -> DeliveryWorker:
+    def worker(self, sm: SessionMaker | None = None, **kwargs: Any) -> DeliveryWorker:
         kwargs.setdefault("clock", self.clock)
         kwargs.setdefault("rand", random.Random(7))
         kwargs.setdefault("sleep", virtual_sleep(self.clock))
         kwargs.setdefault("env", ENV)
         kwargs.setdefault("poll_s", 0.05)
-        return DeliveryWorker(self.sm, self.adapters, self.http, **kwargs)
+        return DeliveryWorker(sm or self.sm, self.adapters, self.http, **kwargs)
 
     async def endpoint(self, kind: str, name: str = "robot-1") -> int:
         fake = self.fakes[kind]

@@ -32,8 +32,7 @@ async def test_two_workers_on_one_database_never_send_a_row_twice(rig: Rig, db_u
     other_engine = create_engine(db_url)  # a second process would have its own engine and pool
     try:
         a = rig.worker(worker_id="A", concurrency=3, max_held=7)
-        b = rig.worker(worker_id="B", concurrency=3, max_held=7)
-        b.sm = make_sessionmaker(other_engine)
+        b = rig.worker(make_sessionmaker(other_engine), worker_id="B", concurrency=3, max_held=7)
         await asyncio.gather(a.run_until_idle(), b.run_until_idle())
     finally:
         await other_engine.dispose()

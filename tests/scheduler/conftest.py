@@ -78,14 +78,18 @@ async def unit_ids(sm: SessionMaker, project: Project, n: int, *, without_respon
         return list((await session.execute(stmt.limit(n))).scalars())
 
 
-async def answer(sm: SessionMaker, campaign_id: int, unit_id: int, *, now: datetime, overall: str = "非常不满意") -> None:
+async def answer(
+    sm: SessionMaker, campaign_id: int, unit_id: int, *, now: datetime, overall: str = "非常不满意"
+) -> None:
     """Answer the questionnaire through the unit's live link, as the unit page would."""
     from store.answers import submit_response
 
     async with transaction(sm) as session:
         link = (
             await session.execute(
-                select(Link).where(Link.campaign_id == campaign_id, Link.unit_id == unit_id, Link.revoked_at.is_(None))
+                select(Link).where(
+                    Link.campaign_id == campaign_id, Link.unit_id == unit_id, Link.revoked_at.is_(None)
+                )
             )
         ).scalar_one()
         await submit_response(
@@ -97,7 +101,9 @@ async def answer(sm: SessionMaker, campaign_id: int, unit_id: int, *, now: datet
         )
 
 
-async def outbox(sm: SessionMaker, *, kind: str | None = None, prefix: str | None = None) -> list[OutboxMessage]:
+async def outbox(
+    sm: SessionMaker, *, kind: str | None = None, prefix: str | None = None
+) -> list[OutboxMessage]:
     async with sm() as session:
         stmt = select(OutboxMessage).order_by(OutboxMessage.id)
         if kind:

@@ -36,7 +36,9 @@ async def test_draft_campaign_gets_no_reminders(sessionmaker, project, clock) ->
     assert await outbox(sessionmaker) == []
 
 
-async def test_reminder_waits_the_minimum_gap_then_goes_to_units_that_owe_an_answer(sessionmaker, project, clock) -> None:
+async def test_reminder_waits_the_minimum_gap_then_goes_to_units_that_owe_an_answer(
+    sessionmaker, project, clock
+) -> None:
     units = await unit_ids(sessionmaker, project, 3)
     campaign = await make_campaign(sessionmaker, project, clock, policy=POLICY, unit_ids=units)
     clock.advance(days=1)
@@ -75,7 +77,9 @@ async def test_reminder_skips_units_that_already_answered_and_confirmed(sessionm
     async with transaction(sessionmaker) as session:
         from store.models import Disbursement
 
-        for d in (await session.execute(select(Disbursement).where(Disbursement.unit_id == units[0]))).scalars():
+        for d in (
+            await session.execute(select(Disbursement).where(Disbursement.unit_id == units[0]))
+        ).scalars():
             session.add(
                 PaymentConfirmation(
                     project_id=project.id, disbursement_id=d.id, unit_id=units[0], status="confirmed",
@@ -117,7 +121,9 @@ async def test_no_reminder_after_the_closing_time_even_if_not_closed(sessionmake
     assert (await _run(sessionmaker, campaign.id, clock))["reminded"] == 0
 
 
-async def test_reminder_due_in_quiet_hours_is_deferred_to_the_next_allowed_minute(sessionmaker, project, clock) -> None:
+async def test_reminder_due_in_quiet_hours_is_deferred_to_the_next_allowed_minute(
+    sessionmaker, project, clock
+) -> None:
     units = await unit_ids(sessionmaker, project, 2)
     campaign = await make_campaign(sessionmaker, project, clock, policy=POLICY, unit_ids=units)
     # 2026-03-04 23:30 in Shanghai (15:30 UTC) is inside 22:00–08:00.
@@ -129,7 +135,9 @@ async def test_reminder_due_in_quiet_hours_is_deferred_to_the_next_allowed_minut
         assert row.not_after == campaign.closes_at
 
 
-async def test_unit_added_after_launch_is_invited_by_the_next_reminder_run(sessionmaker, project, clock) -> None:
+async def test_unit_added_after_launch_is_invited_by_the_next_reminder_run(
+    sessionmaker, project, clock
+) -> None:
     campaign = await make_campaign(sessionmaker, project, clock, policy=POLICY)  # every active unit
     assert len(await outbox(sessionmaker, kind="invite")) == 121
     async with transaction(sessionmaker) as session:

@@ -19,7 +19,9 @@ from tests.conftest import Clock
 from tests.scheduler.conftest import CODE, TEST_SECRET, count, make_campaign
 
 DEPS = JobDeps(secret=TEST_SECRET, public_url="https://jx.example.cn")
-ENDPOINTS = [{"kind": "wecom", "address": "coordinators-1", "name": "协调群", "config": {"key_env": "WECOM_KEY"}}]
+ENDPOINTS = [
+    {"kind": "wecom", "address": "coordinators-1", "name": "协调群", "config": {"key_env": "WECOM_KEY"}}
+]
 
 
 async def wait_until(pred: Callable[[], object], *, limit: float = 10.0) -> None:
@@ -41,7 +43,9 @@ async def add(sm: SessionMaker, clock: Clock, kind: str, cron: str, **kw: object
 
 async def runs(sm: SessionMaker, schedule_id: int) -> list[ScheduleRun]:
     async with sm() as session:
-        stmt = select(ScheduleRun).where(ScheduleRun.schedule_id == schedule_id).order_by(ScheduleRun.fire_time)
+        stmt = (
+            select(ScheduleRun).where(ScheduleRun.schedule_id == schedule_id).order_by(ScheduleRun.fire_time)
+        )
         return list((await session.execute(stmt)).scalars())
 
 
@@ -53,7 +57,9 @@ async def service(sessionmaker, clock):
     await svc.stop(grace=5)
 
 
-async def test_new_and_changed_schedules_take_effect_without_restart(sessionmaker, project, clock, service) -> None:
+async def test_new_and_changed_schedules_take_effect_without_restart(
+    sessionmaker, project, clock, service
+) -> None:
     sid = await add(sessionmaker, clock, "recompute", "0 9 * * *")
     await wait_until(lambda: service.next_run_time(sid) is not None)
     expected = next_fire_times("0 9 * * *", "Asia/Shanghai", now=datetime.now(UTC), count=1)[0]
@@ -83,7 +89,9 @@ async def test_missed_fire_within_grace_runs_once_after_restart(sessionmaker, pr
     assert await count(sessionmaker, ScoreSnapshot) == 1
 
 
-async def test_missed_fire_outside_grace_is_recorded_as_missed_and_not_run(sessionmaker, project, clock) -> None:
+async def test_missed_fire_outside_grace_is_recorded_as_missed_and_not_run(
+    sessionmaker, project, clock
+) -> None:
     clock.now = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
     sid = await add(sessionmaker, clock, "recompute", "0 9 * * *", grace_seconds=600)
     clock.now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 11:00, two hours late
@@ -127,7 +135,10 @@ async def test_two_instances_on_one_database_run_each_fire_once_and_post_one_sum
         await a.idle()
         await b.idle()
         # And the same fire claimed head-on by both at once.
-        results = await asyncio.gather(a.fire(sid, datetime(2026, 3, 3, 1, 0, tzinfo=UTC)), b.fire(sid, datetime(2026, 3, 3, 1, 0, tzinfo=UTC)))
+        results = await asyncio.gather(
+            a.fire(sid, datetime(2026, 3, 3, 1, 0, tzinfo=UTC)),
+            b.fire(sid, datetime(2026, 3, 3, 1, 0, tzinfo=UTC)),
+        )
     finally:
         await a.stop()
         await b.stop()
@@ -139,10 +150,14 @@ async def test_two_instances_on_one_database_run_each_fire_once_and_post_one_sum
     assert summaries == 1
 
 
-async def test_concurrent_claims_of_one_fire_let_exactly_one_run(db_url, sessionmaker, project, clock) -> None:
+async def test_concurrent_claims_of_one_fire_let_exactly_one_run(
+    db_url, sessionmaker, project, clock
+) -> None:
     sid = await add(sessionmaker, clock, "summarise", "*/5 * * * *", params={"endpoints": ENDPOINTS})
     engines = [create_engine(db_url) for _ in range(2)]
-    services = [SchedulerService(make_sessionmaker(e), deps=DEPS, clock=clock, poll_seconds=60) for e in engines]
+    services = [
+        SchedulerService(make_sessionmaker(e), deps=DEPS, clock=clock, poll_seconds=60) for e in engines
+    ]
     fire = datetime(2026, 3, 2, 1, 5, tzinfo=UTC)
     try:
         results = await asyncio.gather(*(s.fire(sid, fire) for s in services * 2))
@@ -153,7 +168,9 @@ async def test_concurrent_claims_of_one_fire_let_exactly_one_run(db_url, session
     assert await count(sessionmaker, OutboxMessage, OutboxMessage.kind == "summary") == 1
 
 
-async def test_failing_job_is_recorded_and_the_next_fire_still_runs(sessionmaker, project, clock, service) -> None:
+async def test_failing_job_is_recorded_and_the_next_fire_still_runs(
+    sessionmaker, project, clock, service
+) -> None:
     campaign = await make_campaign(sessionmaker, project, clock, launch=False, days=1)
     sid = await add(sessionmaker, clock, "launch", "0 * * * *", campaign_id=campaign.id)
     clock.advance(days=2)  # the campaign's window is over: launching it fails
@@ -161,7 +178,9 @@ async def test_failing_job_is_recorded_and_the_next_fire_still_runs(sessionmaker
     _, status = await service.fire(sid, first)
     assert status == "failed"
     async with transaction(sessionmaker) as session:  # the admin extends the window
-        await session.execute(update(Campaign).where(Campaign.id == campaign.id).values(closes_at=clock() + timedelta(days=5)))
+        await session.execute(
+            update(Campaign).where(Campaign.id == campaign.id).values(closes_at=clock() + timedelta(days=5))
+        )
     _, status = await service.fire(sid, first + timedelta(hours=1))
     assert status == "ok"
     failed, ok = await runs(sessionmaker, sid)

@@ -102,3 +102,31 @@ async def test_definition_overrides_are_recorded_once_with_their_reason(sessionm
         rows = (await s.execute(select(ScoreOverride))).scalars().all()
     assert len(rows) == 1
     assert rows[0].score == Decimal(6) and "管护" in rows[0].reason
+
+
+async def test_units_and_payments_added_outside_the_definition_survive_a_reload(
+    sessionmaker: SessionMaker,
+) -> None:
+    defn = load_definition(EXAMPLE_PROJECT)
+    async with transaction(sessionmaker) as s:
+        pid = (await load_project(s, defn, now=NOW)).project.id
+        extra = Unit(project_id=pid, key="api-unit", name="接口新增单位", created_at=NOW, updated_at=NOW)
+        s.add(extra)
+        await s.flush()
+        s.add(
+            Disbursement(
+                project_id=pid,
+                unit_id=extra.id,
+                key="api-pay",
+                amount_fen=100,
+                paid_on=defn.disbursements[0].date,
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
+    changed = defn.model_copy(update={"project": defn.project.model_copy(update={"name": "改名后的项目"})})
+    async with transaction(sessionmaker) as s:
+        result = await load_project(s, changed, now=NOW)
+        assert (result.version, result.units_deactivated) == (2, 0)
+        assert await _count(s, Unit, Unit.key == "api-unit", Unit.active.is_(True)) == 1
+        assert await _count(s, Disbursement, Disbursement.key == "api-pay") == 1

@@ -1,0 +1,131 @@
+"""The full report behind a signed link: page, chart, downloads, expired/forged links, and the
+page opened in headless Chromium."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from bot.app import create_app
+from bot.report import sign_report
+from scheduler.recompute import recompute
+from tests.scheduler.conftest import CODE, TEST_SECRET, answer, make_campaign, unit_ids
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings, sessionmaker, clock, project):
+    app = create_app(settings, sessionmaker=sessionmaker, clock=clock, channels={}, start_workers=False)
+    return await aiohttp_client(app)
+
+
+@pytest.fixture
+async def history(sessionmaker, project, clock):
+    """Two snapshots: the example as loaded, then after three dissatisfied answers."""
+    campaign = await make_campaign(sessionmaker, project, clock)
+    first = await recompute(sessionmaker, CODE, now=clock())
+    clock.advance(days=1)
+    for unit in await unit_ids(sessionmaker, project, 3):
+        await answer(sessionmaker, campaign.id, unit, now=clock())  # type: ignore[arg-type]
+    second = await recompute(sessionmaker, CODE, now=clock())
+    return first, second
+
+
+def _path(clock, days: int = 14, code: str = CODE) -> str:
+    return f"/r/{sign_report(TEST_SECRET, code, clock() + timedelta(days=days))}"
+
+
+async def test_report_page_shows_the_table_explanations_warnings_and_chart(client, history, clock) -> None:
+    resp = await client.get(_path(clock))
+    assert resp.status == 200
+    html = await resp.text()
+    assert 'id="score-table"' in html and "项目承担单位满意度" in html
+    assert "99.68" in html and "问卷覆盖率" in html
+    assert html.count('class="series"') == 4 and "<script" not in html
+    assert "table.xlsx" in html and "responses.csv" in html and "confirmations.csv" in html
+
+
+async def test_expired_report_link_gets_a_friendly_page(client, history, clock) -> None:
+    path = _path(clock, days=1)
+    clock.advance(days=2)
+    resp = await client.get(path)
+    assert resp.status == 410
+    assert "已过期" in await resp.text()
+
+
+@pytest.mark.parametrize("tamper", ["code", "expiry", "signature", "garbage"])
+async def test_forged_report_link_gets_a_friendly_page(client, history, clock, tamper: str) -> None:
+    good = _path(clock)[3:]
+    code, expiry, sig = good.split(".")
+    bad = {
+        "code": f"other-project.{expiry}.{sig}",
+        "expiry": f"{code}.{int(expiry) + 86400}.{sig}",
+        "signature": f"{code}.{expiry}.{'A' * 32}",
+        "garbage": "<script>alert(1)",
+    }[tamper]
+    resp = await client.get(f"/r/{bad}")
+    assert resp.status == 404
+    text = await resp.text()
+    assert "报告链接无效" in text and "<script>alert" not in text
+
+
+async def test_xlsx_download_numbers_equal_the_json_score(client, history, clock) -> None:
+    import pandas as pd
+
+    _, second = history
+    resp = await client.get(_path(clock) + "/table.xlsx")
+    assert resp.status == 200
+    frame = pd.read_excel(io.BytesIO(await resp.read()), sheet_name="评分表")
+    doc = second.snapshot.table
+    rows = frame[frame["一级指标"] != "合计"]
+    assert list(rows["三级指标"]) == [r["name"] for r in doc["indicators"]]
+    for got, want in zip(rows["得分"], doc["indicators"], strict=True):
+        assert Decimal(str(got)).quantize(Decimal("0.01")) == Decimal(want["score"])
+    total = frame[frame["一级指标"] == "合计"]["得分"].iloc[0]
+    assert Decimal(str(total)).quantize(Decimal("0.01")) == Decimal(doc["total"]) == Decimal("99.68")
+
+
+async def test_csv_downloads_are_utf8_with_bom_and_hold_the_raw_answers(client, history, clock) -> None:
+    resp = await client.get(_path(clock) + "/responses.csv")
+    assert resp.status == 200
+    body = await resp.read()
+    assert body.startswith("\ufeff".encode())
+    text = body.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("单位代码,单位名称,版本,提交时间,满意度")
+    assert text.count("非常不满意") >= 3
+    conf = await client.get(_path(clock) + "/confirmations.csv")
+    assert (await conf.read()).startswith("\ufeff".encode())
+
+
+@pytest.mark.browser
+async def test_report_page_in_headless_chromium_draws_the_chart(
+    aiohttp_server, settings, sessionmaker, clock, history
+) -> None:
+    if not shutil.which(CHROMIUM) and not __import__("os").path.exists(CHROMIUM):
+        pytest.skip("chromium not installed")
+    playwright = pytest.importorskip("playwright.async_api")
+    app = create_app(settings, sessionmaker=sessionmaker, clock=clock, channels={}, start_workers=False)
+    server = await aiohttp_server(app)
+    async with playwright.async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        try:
+            page = await browser.new_page(java_script_enabled=False)
+            await page.goto(str(server.make_url(_path(clock))))
+            chart = page.locator("svg#chart")
+            box = await chart.bounding_box()
+            assert box is not None and box["width"] > 200 and box["height"] > 50
+            assert await page.locator("svg#chart polyline.series").count() == 4
+            points = await page.locator('svg#chart polyline[data-name="总分"]').get_attribute("points")
+            assert points is not None and len(points.split()) == 2  # two snapshots
+            assert (await page.locator("#total-score").inner_text()) == "99.68"
+        finally:
+            await browser.close()
