@@ -209,12 +209,42 @@ async def generate(url: str, units: int, responses: int, payments: int) -> None:
             roll = n % 100
             if roll < 3:
                 conf.append(
-                    (pid, did, uid, 1, True, "disputed", None, None, amt, "", "not_received", "", f"c{n}", NOW)
+                    (
+                        pid,
+                        did,
+                        uid,
+                        1,
+                        True,
+                        "disputed",
+                        None,
+                        None,
+                        amt,
+                        "",
+                        "not_received",
+                        "",
+                        f"c{n}",
+                        NOW,
+                    )
                 )
             else:
                 got = amt - 100 if roll == 3 else amt
                 conf.append(
-                    (pid, did, uid, 1, True, "confirmed", days[n % 300], got, amt, "V", None, "", f"c{n}", NOW)
+                    (
+                        pid,
+                        did,
+                        uid,
+                        1,
+                        True,
+                        "confirmed",
+                        days[n % 300],
+                        got,
+                        amt,
+                        "V",
+                        None,
+                        "",
+                        f"c{n}",
+                        NOW,
+                    )
                 )
         cols = [
             "project_id",
@@ -315,9 +345,13 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="keep an existing generated database")
     ap.add_argument("--measure", choices=("floor", "recompute"), help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--generate", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
         print(json.dumps(asyncio.run(measure(args.url, args.measure))))
+        return
+    if args.generate:
+        asyncio.run(generate(args.url, *args.generate))
         return
     if args.pg:
         url = asyncio.run(_fresh_pg(args.pg, keep=args.reuse))
@@ -329,7 +363,22 @@ def main() -> None:
                 Path(str(path) + suffix).unlink(missing_ok=True)
         url = f"sqlite+aiosqlite:///{path}"
     if not args.reuse:
-        asyncio.run(generate(url, args.units, args.responses, args.payments))
+        # Generated in a child process too, so this parent stays small: measurement children
+        # forked from a large parent were seen reporting the parent's peak memory.
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--generate",
+                str(args.units),
+                str(args.responses),
+                str(args.payments),
+                "--url",
+                url,
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     backend = "postgresql" if args.pg else "sqlite"
     floors = [child(url, "floor") for _ in range(args.repeat)]
     recs = [child(url, "recompute") for _ in range(args.repeat)]

@@ -280,12 +280,14 @@ def serve_minimal(port: int, db: str) -> None:
 
 def serve_jixiao(port: int, db: str) -> None:
     import logging
+    if os.environ.get("JX_SWITCH"):
+        sys.setswitchinterval(float(os.environ["JX_SWITCH"]))
 
     from aiohttp import web
 
     from bot.app import create_app
     from config.settings import Settings
-    from store.db import create_engine, make_sessionmaker
+    from store.db import create_engines, make_sessionmaker
 
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     tmp = tempfile.mkdtemp(prefix="jixiao-bench-")
@@ -295,8 +297,14 @@ def serve_jixiao(port: int, db: str) -> None:
         public_url=f"http://127.0.0.1:{port}",
         database_url=db,
     )
-    sm = make_sessionmaker(create_engine(db))
-    app = create_app(settings, sessionmaker=sm, channels={}, start_workers=False)
+    write_engine, read_engine = create_engines(db)  # as cli.serve wires it
+    app = create_app(
+        settings,
+        sessionmaker=make_sessionmaker(write_engine),
+        read_sessionmaker=make_sessionmaker(read_engine),
+        channels={},
+        start_workers=False,
+    )
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from bot import keys
 from bot.errors import error_middleware
 from config.settings import Settings
-from store.db import SessionMaker, create_engine, make_sessionmaker
+from store.db import SessionMaker, create_engines, make_sessionmaker
 from store.migrate import upgrade
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -56,10 +56,23 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": db == "ok", "database": db}, status=status)
 
 
+async def index(request: web.Request) -> web.Response:
+    """A plain landing page: what this service is and where admins go (nothing sensitive)."""
+    from sqlalchemy import func, select
+
+    from store.models import Project
+
+    async with request.app[keys.SESSIONMAKER]() as session:
+        count = await session.scalar(select(func.count()).select_from(Project))
+    html = request.app[keys.TEMPLATES].get_template("index.html").render(title="jixiao 绩效", projects=count or 0)
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
 def create_app(
     settings: Settings,
     *,
     sessionmaker: SessionMaker | None = None,
+    read_sessionmaker: SessionMaker | None = None,
     clock: Callable[[], datetime] | None = None,
     channels: dict[str, Any] | None = None,
     run_now: dict[str, Callable[..., Any]] | None = None,
@@ -68,7 +81,8 @@ def create_app(
 ) -> web.Application:
     """Build the app. Without ``sessionmaker`` the app owns an engine on ``settings.db_url``
     (migrated at start-up, disposed at cleanup). ``start_workers`` false skips the delivery worker
-    (tests that drive it by hand)."""
+    (tests that drive it by hand). ``read_sessionmaker`` serves pure reads (the unit page); it
+    defaults to ``sessionmaker``."""
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock or utc_now
@@ -77,6 +91,7 @@ def create_app(
     app[keys.SECRET] = settings.secret()
     if sessionmaker is not None:
         app[keys.SESSIONMAKER] = sessionmaker
+        app[keys.READ_SESSIONMAKER] = read_sessionmaker or sessionmaker
     else:
         app.cleanup_ctx.append(_own_database)
     if channels is None:
@@ -90,6 +105,7 @@ def create_app(
         app.cleanup_ctx.append(_own_http)
 
     app.router.add_get("/healthz", health)
+    app.router.add_get("/", index)
     for setup in _feature_setups():
         setup(app, start_workers=start_workers)
     return app
@@ -113,10 +129,13 @@ def _feature_setups() -> list[Callable[..., None]]:
 
 
 async def _own_database(app: web.Application) -> AsyncIterator[None]:
-    engine = create_engine(app[keys.SETTINGS].db_url)
+    engine, read_engine = create_engines(app[keys.SETTINGS].db_url)
     await upgrade(engine)
     app[keys.SESSIONMAKER] = make_sessionmaker(engine)
+    app[keys.READ_SESSIONMAKER] = make_sessionmaker(read_engine)
     yield
+    if read_engine is not engine:
+        await read_engine.dispose()
     await engine.dispose()
 
 

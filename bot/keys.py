@@ -19,6 +19,9 @@ RunNow = dict[str, Callable[..., Awaitable[Any]]]
 
 SETTINGS = web.AppKey("settings", Settings)
 SESSIONMAKER = web.AppKey("sessionmaker", SessionMaker)
+#: sessions for pure reads (SQLite: deferred BEGIN, read-only, concurrent with the writer; see
+#: store.db.create_engines). Same as SESSIONMAKER unless the composition root passes one.
+READ_SESSIONMAKER = web.AppKey("read_sessionmaker", SessionMaker)
 CLOCK = web.AppKey("clock", Clock)
 CHANNELS = web.AppKey("channels", dict)
 HTTP = web.AppKey("http", aiohttp.ClientSession)

@@ -35,11 +35,11 @@ import logging
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -217,6 +217,9 @@ class RetryPolicy:
 
 # ============================================================================ worker
 
+#: Tries of the result writer before it gives up on a batch (see ``_write_results``).
+RESULT_WRITE_TRIES = 3
+
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[Any]]
 LinkUrl = Callable[[LinkRow], str]
@@ -233,6 +236,102 @@ class _Held:
     row: OutboxMessage
     endpoint: ChannelEndpoint
     link: LinkRow | None
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _GroupCommit(Generic[T, R]):
+    """Group commit for the worker's bookkeeping: items submitted while a batch is being written
+    go into the next batch, so N sends that become ready together cost one transaction, not N.
+
+    ``write`` gets a list of items and returns one result per item (same order). At low load a
+    batch is one item (no added latency: nothing waits on a timer unless ``linger_s`` > 0); under
+    load the batches grow by themselves with the time a write takes. ``linger_s`` (real seconds,
+    never the worker's injectable sleep) lets a batch wait for company when nobody is in a hurry;
+    ``submit(urgent=True)`` or ``drain()`` cut the wait short.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[T]], Awaitable[Sequence[R]]],
+        *,
+        name: str,
+        linger_s: float = 0.0,
+        max_batch: int = 500,
+    ) -> None:
+        self._write = write
+        self.name = name
+        self.linger_s = linger_s
+        self.max_batch = max_batch
+        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._hurry = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        """Items submitted and not yet written."""
+        return len(self._queue)
+
+    def submit(self, item: T, *, urgent: bool = False) -> asyncio.Future[R]:
+        """Queue ``item``; the future resolves once its batch is committed (or fails with the
+        write's exception)."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if urgent or len(self._queue) >= self.max_batch:
+            self._hurry.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+        return future
+
+    async def drain(self) -> None:
+        """Write everything queued now and wait until it is written."""
+        while self._task is not None:
+            self._hurry.set()
+            await asyncio.wait({self._task})
+
+    async def _run(self) -> None:
+        try:
+            while self._queue:
+                if self.linger_s > 0 and len(self._queue) < self.max_batch and not self._hurry.is_set():
+                    try:
+                        await asyncio.wait_for(self._hurry.wait(), self.linger_s)
+                    except TimeoutError:
+                        pass
+                self._hurry.clear()
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+                try:
+                    results = await self._write([item for item, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                except BaseException:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                else:
+                    for (_, future), result in zip(batch, results, strict=True):
+                        if not future.done():
+                            future.set_result(result)
+        finally:
+            self._task = None
+            # Only a cancelled writer leaves items behind (a normal exit means the queue is empty):
+            # their submitters must not wait forever.
+            for _, future in self._queue:
+                future.cancel()
+            self._queue.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    """A delivered part waiting for the result writer: its attempt's result, and either the row's
+    ``sent`` mark (last part) or its split-message progress (earlier parts)."""
+
+    result: store.AttemptResult
+    sent: store.Sent | None
+    parts_sent: tuple[int, int] | None = None  # (message_id, parts delivered so far)
 
 
 class _Release(Exception):
@@ -267,6 +366,8 @@ class DeliveryWorker:
         per_endpoint_hold: int = 20,
         max_hold_s: float = 10.0,
         poll_s: float = 1.0,
+        result_linger_s: float = 0.05,
+        result_batch: int = 200,
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         link_url: LinkUrl | None = None,
@@ -309,6 +410,18 @@ class DeliveryWorker:
         self._locks: dict[int, asyncio.Lock] = {}
         self._seeded = False
         self._runner: asyncio.Task[None] | None = None
+        # Bookkeeping goes through two group-commit writers (see the module docstring):
+        # attempt starts are on the critical path of each send, so they never linger; results
+        # are not, so they wait up to ``result_linger_s`` for company.
+        self._starts: _GroupCommit[store.AttemptStart, tuple[int, int] | None] = _GroupCommit(
+            self._write_starts, name=f"outbox-starts-{self.worker_id}"
+        )
+        self._results: _GroupCommit[_Finished, None] = _GroupCommit(
+            self._write_results,
+            name=f"outbox-results-{self.worker_id}",
+            linger_s=result_linger_s,
+            max_batch=result_batch,
+        )
         #: Counters for logs and benchmarks (this worker only).
         self.stats: dict[str, int] = {
             "claimed": 0,
@@ -355,6 +468,7 @@ class DeliveryWorker:
         if self._runner is not None and not self._runner.done():
             self._runner.cancel()
             await asyncio.wait({self._runner})
+        await self._results.drain()
 
     async def run(self) -> None:
         """Claim and deliver until ``stop()``; wakes every ``poll_s`` seconds or on ``wake()``."""
@@ -390,6 +504,7 @@ class DeliveryWorker:
         claimed = await self._claim_and_spawn(self.max_held - len(self._tasks))
         while self._tasks:
             await asyncio.wait(set(self._tasks))
+        await self._results.drain()
         return claimed
 
     async def run_until_idle(self, max_rounds: int = 1000) -> int:
@@ -556,11 +671,15 @@ class DeliveryWorker:
         done = int(row.payload.get(store.PARTS_SENT_KEY, 0) or 0)
         first = True
         for part in parts[done:]:
-            reserved = await self._wait_for_slot(buckets)
             # One request at a time per endpoint: parts and rows reach a group chat in order, and
             # after a throttle or a permanent error the next row sees the pause/disable before
-            # sending (record_attempt_start re-checks the endpoint).
+            # sending (the attempt start re-checks the endpoint). The rate-limit wait happens
+            # inside the lock, so at most one task per endpoint polls the limiter (the others
+            # queue on the lock in claim order instead of all waking at every freed slot).
             async with self._endpoint_lock(ep_row.id):
+                if self._stopping:
+                    raise _Release(self.clock())
+                reserved = await self._wait_for_slot(buckets)
                 sent = await self._send_part(
                     held, adapter, endpoint, part, buckets, reserved, new_attempt=first
                 )
@@ -569,23 +688,30 @@ class DeliveryWorker:
                     return  # lease lost or endpoint closed meanwhile; the row was handed back
                 attempt_id, result = sent
                 if result.outcome is not Outcome.OK:
+                    # Results queued before this one are written first, so the endpoint's
+                    # failure counter and pause see the events in the order they happened.
+                    await self._results.drain()
                     await self._on_failure(held, adapter, endpoint, attempt_id, result)
                     return
-                async with self._tx() as session:
-                    await self._record(session, endpoint, attempt_id, part, result)
-                    if part.index < part.total:
-                        await store.record_parts_sent(
-                            session, message_id=message_id, worker_id=self.worker_id, parts_sent=part.index
-                        )
-                    else:
-                        await store.mark_sent(
-                            session,
-                            message_id=message_id,
-                            worker_id=self.worker_id,
-                            now=self.clock(),
-                            vendor_msg_id=result.vendor_msg_id,
-                        )
-                        self.stats["sent"] += 1
+                now = self.clock()
+                last = part.index >= part.total
+                finished = _Finished(
+                    self._attempt_result(endpoint, attempt_id, part, result, now),
+                    store.Sent(message_id, ep_row.id, row.link_id, now, result.vendor_msg_id)
+                    if last
+                    else None,
+                    None if last else (message_id, part.index),
+                )
+                if last:
+                    # Written by the result writer within ``result_linger_s``; a crash before
+                    # that leaves the row ``sending`` with an in-flight attempt, so it is resent
+                    # after its lease (at-least-once, like a crash mid-request).
+                    self._results.submit(finished)
+                    self.stats["sent"] += 1
+                else:
+                    # A split message's progress is durable before its next part goes out, so a
+                    # crash resends at most the part that was in flight.
+                    await self._results.submit(finished, urgent=True)
 
     def _endpoint_lock(self, endpoint_id: int) -> asyncio.Lock:
         lock = self._locks.get(endpoint_id)
@@ -620,23 +746,15 @@ class DeliveryWorker:
         assert row.id is not None
         async with self._send_slots:
             started = self.clock()
-            async with self._tx() as session:
-                attempt = await store.record_attempt_start(
-                    session,
-                    message_id=row.id,
-                    worker_id=self.worker_id,
-                    now=started,
-                    new_attempt=new_attempt,
-                    note=f"part {part.index}/{part.total}" if part.total > 1 else "",
-                )
+            note = f"part {part.index}/{part.total}" if part.total > 1 else ""
+            attempt = await self._starts.submit(store.AttemptStart(row.id, started, new_attempt, note))
             if attempt is None:
                 # The reserved slot stays counted (conservative); the row goes back to pending.
                 async with self._tx() as session:
                     await store.reschedule(session, message_id=row.id, worker_id=self.worker_id, at=started)
                 self.stats["released"] += 1
                 return None
-            assert attempt.id is not None
-            row.attempt_count = attempt.attempt_no
+            attempt_id, row.attempt_count = attempt
             # The slot was booked before the database write and the endpoint lock; re-take it now
             # so the time the limiter records is the moment the request leaves (never earlier).
             self.limiter.unrecord(buckets, reserved)
@@ -648,24 +766,70 @@ class DeliveryWorker:
             except Exception as exc:  # adapters should not raise; classify a bug as transient
                 log.exception("adapter %s raised", adapter.kind)
                 result = Result(Outcome.TRANSIENT, vendor_msg=f"{type(exc).__name__}: {exc}")
-            return attempt.id, result
+            return attempt_id, result
+
+    def _attempt_result(
+        self, endpoint: Endpoint, attempt_id: int, part: Part | None, result: Result, now: datetime
+    ) -> store.AttemptResult:
+        prefix = f"part {part.index}/{part.total}: " if part is not None and part.total > 1 else ""
+        return store.AttemptResult(
+            attempt_id,
+            now,
+            str(result.outcome),
+            result.latency_ms,
+            result.http_status,
+            result.vendor_code,
+            result.retry_after_s,
+            # Adapters already redact; again here with this endpoint's resolved secrets.
+            redact(prefix + (result.excerpt or result.vendor_msg or ""), endpoint.secrets()),
+        )
 
     async def _record(
         self, session: AsyncSession, endpoint: Endpoint, attempt_id: int, part: Part | None, result: Result
     ) -> None:
-        prefix = f"part {part.index}/{part.total}: " if part is not None and part.total > 1 else ""
-        await store.record_attempt_result(
-            session,
-            attempt_id=attempt_id,
-            now=self.clock(),
-            outcome=str(result.outcome),
-            latency_ms=result.latency_ms,
-            http_status=result.http_status,
-            vendor_code=result.vendor_code,
-            retry_after_s=result.retry_after_s,
-            # Adapters already redact; again here with this endpoint's resolved secrets.
-            excerpt=redact(prefix + (result.excerpt or result.vendor_msg or ""), endpoint.secrets()),
+        await store.record_attempt_results(
+            session, [self._attempt_result(endpoint, attempt_id, part, result, self.clock())]
         )
+
+    async def _write_starts(self, starts: list[store.AttemptStart]) -> list[tuple[int, int] | None]:
+        """The start writer: one transaction for every attempt start queued meanwhile."""
+        async with self._tx() as session:
+            got = await store.record_attempt_starts(
+                session, starts, worker_id=self.worker_id, now=self.clock()
+            )
+        return [got.get(start.message_id) for start in starts]
+
+    async def _write_results(self, batch: list[_Finished]) -> list[None]:
+        """The result writer: attempt results, ``sent`` marks and split progress in one
+        transaction. Never raises: after ``RESULT_WRITE_TRIES`` failed tries the rows stay
+        ``sending`` with in-flight attempts and are resent after their lease (at-least-once)."""
+        for try_no in range(1, RESULT_WRITE_TRIES + 1):
+            try:
+                async with self._tx() as session:
+                    await store.record_attempt_results(session, [f.result for f in batch])
+                    for f in batch:
+                        if f.parts_sent is not None:
+                            await store.record_parts_sent(
+                                session,
+                                message_id=f.parts_sent[0],
+                                worker_id=self.worker_id,
+                                parts_sent=f.parts_sent[1],
+                            )
+                    await store.mark_sent_many(
+                        session, [f.sent for f in batch if f.sent is not None], worker_id=self.worker_id
+                    )
+                return [None] * len(batch)
+            except Exception:
+                if try_no == RESULT_WRITE_TRIES:
+                    log.exception(
+                        "outbox: could not record %d delivered messages; they stay 'sending' and "
+                        "will be sent again when their lease expires",
+                        len(batch),
+                    )
+                else:
+                    log.warning("outbox: recording results failed (try %d), retrying", try_no, exc_info=True)
+                    await asyncio.sleep(0.1 * 2**try_no)
+        return [None] * len(batch)
 
     def _error_text(self, endpoint: Endpoint, result: Result) -> str:
         bits = [str(result.outcome)]

@@ -53,7 +53,14 @@ from store.answers import (
     submit_response,
     unit_payments,
 )
-from store.campaigns import LinkContext, hash_token, is_well_formed_token, link_is_usable, load_link_context
+from store.campaigns import (
+    LinkContext,
+    hash_token,
+    is_well_formed_token,
+    link_is_usable,
+    load_link_context,
+    mark_link_opened,
+)
 from store.db import transaction
 
 STATUS_TEXT = {"confirmed": "已确认收到", "disputed": "有异议"}
@@ -223,17 +230,21 @@ def _render(request: web.Request, view: PageView, *, status: int = 200, done: st
 
 
 async def unit_page(request: web.Request, token: str) -> web.StreamResponse:
-    """GET: the page, recording the first open. Unusable links get the shared not-found page."""
+    """GET: the page, recording the first open. Unusable links get the shared not-found page.
+
+    The page is read on the read sessionmaker (SQLite: a deferred snapshot that does not wait for
+    the writer); only the first open of a link writes, in its own one-statement transaction.
+    """
     now = request.app[keys.CLOCK]()
-    view = None
-    async with transaction(request.app[keys.SESSIONMAKER]) as session:
+    async with transaction(request.app[keys.READ_SESSIONMAKER]) as session:
         opened = await _open(session, token, now)
-        if opened is not None:
-            if opened.link.opened_at is None:
-                opened.link.opened_at = now
-            view = await _build_view(request, session, token, opened)
-    if view is None:
+        view = await _build_view(request, session, token, opened) if opened is not None else None
+    if opened is None or view is None:
         return await link_failed(request)
+    if opened.link.opened_at is None:
+        assert opened.link.id is not None
+        async with transaction(request.app[keys.SESSIONMAKER]) as session:
+            await mark_link_opened(session, opened.link.id, now=now)
     return _render(request, view, done=request.query.get("done", "")[:20])
 
 
@@ -355,7 +366,7 @@ async def _rerender(
 ) -> web.Response:
     """The page again (422) with the user's input and the messages next to the fields."""
     now = request.app[keys.CLOCK]()
-    async with transaction(request.app[keys.SESSIONMAKER]) as session:
+    async with transaction(request.app[keys.READ_SESSIONMAKER]) as session:
         opened = await _open(session, token, now)
         view = await _build_view(request, session, token, opened) if opened else None
     if view is None:

@@ -47,11 +47,19 @@ def build_app(settings: Settings, sm: SessionMaker, *, with_scheduler: bool = Tr
     """The wired application on a migrated database (also used by tests and benchmarks)."""
     from bot.app import create_app
     from scheduler.recompute import recompute
+    from store.db import read_sessionmaker_for
 
     async def recompute_now(code: str, *, now: Any, trigger: str = "api") -> Any:
         return await recompute(sm, code, now=now, trigger=trigger)
 
-    app = create_app(settings, sessionmaker=sm, run_now={"recompute": recompute_now})
+    read_sm = read_sessionmaker_for(sm)  # SQLite: pages read concurrently with the writer
+    app = create_app(settings, sessionmaker=sm, read_sessionmaker=read_sm, run_now={"recompute": recompute_now})
+    if read_sm is not sm:
+
+        async def _dispose_read_engine(_: web.Application) -> None:
+            await read_sm.kw["bind"].dispose()
+
+        app.on_cleanup.append(_dispose_read_engine)
     if with_scheduler:
         try:
             from scheduler.service import attach_scheduler

@@ -29,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import QuestionnaireDef
@@ -247,7 +247,8 @@ async def submit_response(
     double-tapped submit). Otherwise the answers are validated (``AnswerErrors`` lists every
     problem, nothing stored), the unit's previous current response stops being current, and the new
     one (version n+1) is current. ``Response.satisfaction`` copies the satisfaction question's
-    answer. ``link.answered_at`` records the first answer.
+    answer. ``link.answered_at`` records the first answer. A new response is returned as a plain
+    object (written with Core, not attached to the session); a known one is the loaded row.
     """
     existing = await _by_key(session, Response, submission_key)
     if existing is not None:
@@ -265,47 +266,51 @@ async def submit_response(
         raise AnswerErrors(errors)
 
     await _lock_unit(session, link.unit_id)
-    scope = (
-        Response.project_id == campaign.project_id,
-        Response.unit_id == link.unit_id,
-        Response.questionnaire_id == questionnaire.id,
-    )
+    # The hot path of every submit, in Core with statements built once: the ORM unit of work
+    # (flush of one Response, bulk-update synchronisation) cost several times the SQL itself.
+    scope = {"project_id": campaign.project_id, "unit_id": link.unit_id, "questionnaire_id": questionnaire.id}
     # The current row is always the newest version, so un-marking it also yields the last version.
-    last = max(
-        (
-            await session.execute(
-                update(Response)
-                .where(*scope, Response.is_current.is_(True))
-                .values(is_current=False)
-                .returning(Response.version)
-            )
-        ).scalars(),
-        default=None,
-    )
+    last = max((await session.execute(_UNMARK_CURRENT_RESPONSE, scope)).scalars(), default=None)
     if last is None:  # no current row (e.g. all imported rows superseded elsewhere): ask directly
-        last = await session.scalar(select(func.max(Response.version)).where(*scope))
+        last = await session.scalar(_LAST_RESPONSE_VERSION, scope)
     sat = clean.get(qdef.satisfaction_question)
-    response = Response(
-        project_id=campaign.project_id,
-        questionnaire_id=questionnaire.id,
-        campaign_id=campaign.id,
-        unit_id=link.unit_id,
-        link_id=link.id,
-        version=int(last or 0) + 1,
-        is_current=True,
-        source="link",
-        submission_key=submission_key,
-        satisfaction=sat if isinstance(sat, str) else None,
-        submitted_at=now,
-    )
-    session.add(response)
-    await session.flush()
-    assert response.id is not None
-    session.add_all(Answer(response_id=response.id, question_key=k, value=v) for k, v in clean.items())
+    values: dict[str, Any] = {
+        **scope,
+        "campaign_id": campaign.id,
+        "link_id": link.id,
+        "version": int(last or 0) + 1,
+        "is_current": True,
+        "source": "link",
+        "submission_key": submission_key,
+        "satisfaction": sat if isinstance(sat, str) else None,
+        "submitted_at": now,
+    }
+    response_id = (await session.execute(_INSERT_RESPONSE, values)).scalar_one()
+    if clean:
+        await session.execute(
+            _INSERT_ANSWER,
+            [{"response_id": response_id, "question_key": k, "value": v} for k, v in clean.items()],
+        )
     if link.answered_at is None:
         link.answered_at = now
-    await session.flush()
-    return response, True
+        await session.flush()
+    return Response(id=response_id, **values), True
+
+
+# Statements of submit_response, built once. They are Core (table-level): Response objects
+# already loaded into the caller's session are not refreshed by them (the page loads none).
+_R = Response.__table__  # type: ignore[attr-defined]
+_R_SCOPE = (
+    _R.c.project_id == bindparam("project_id"),
+    _R.c.unit_id == bindparam("unit_id"),
+    _R.c.questionnaire_id == bindparam("questionnaire_id"),
+)
+_UNMARK_CURRENT_RESPONSE = (
+    update(_R).where(*_R_SCOPE, _R.c.is_current.is_(True)).values(is_current=False).returning(_R.c.version)
+)
+_LAST_RESPONSE_VERSION = select(func.max(_R.c.version)).where(*_R_SCOPE)
+_INSERT_RESPONSE = insert(_R).returning(_R.c.id)
+_INSERT_ANSWER = insert(Answer.__table__)  # type: ignore[attr-defined]
 
 
 async def submit_confirmation(
@@ -408,7 +413,19 @@ async def submit_confirmation(
 
 
 async def _by_key(session: AsyncSession, model: Any, key: str) -> Any:
-    return (await session.execute(select(model).where(model.submission_key == key))).scalar_one_or_none()
+    """The row of ``model`` with ``submission_key`` = ``key``, or None. Runs on every submit and
+    almost always finds nothing, so it probes the unique index with a prebuilt Core select and
+    loads the ORM object only on a hit."""
+    stmt = _BY_KEY.get(model)
+    if stmt is None:
+        table = model.__table__
+        stmt = _BY_KEY[model] = select(table.c.id).where(table.c.submission_key == bindparam("key"))
+    found = (await session.execute(stmt, {"key": key})).scalar_one_or_none()
+    return None if found is None else await session.get(model, found)
+
+
+#: ``SELECT id … WHERE submission_key = :key`` per model, built once.
+_BY_KEY: dict[Any, Any] = {}
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -436,23 +453,27 @@ async def _answers_of(session: AsyncSession, response_ids: list[int]) -> dict[in
 
 async def current_answers(session: AsyncSession, link: Link) -> CurrentAnswers | None:
     """The unit's latest answers in this link's campaign (any of its links), or None."""
-    latest = (
-        select(Response.id)
-        .where(Response.campaign_id == link.campaign_id, Response.unit_id == link.unit_id)
+    params = {"campaign_id": link.campaign_id, "unit_id": link.unit_id}
+    rows = (await session.execute(_CURRENT_ANSWERS, params)).all()
+    if not rows:
+        return None
+    return CurrentAnswers(rows[0][0], {k: v for _, k, v in rows if k is not None})
+
+
+# The unit page's statements are built once (building and cache-keying them per request cost
+# more CPU than running them); values come in as bound parameters.
+_CURRENT_ANSWERS = (
+    select(Response, Answer.question_key, Answer.value)
+    .outerjoin(Answer, Answer.response_id == Response.id)
+    .where(
+        Response.id
+        == select(Response.id)
+        .where(Response.campaign_id == bindparam("campaign_id"), Response.unit_id == bindparam("unit_id"))
         .order_by(Response.version.desc(), Response.id.desc())
         .limit(1)
         .scalar_subquery()
     )
-    rows = (
-        await session.execute(
-            select(Response, Answer.question_key, Answer.value)
-            .outerjoin(Answer, Answer.response_id == Response.id)
-            .where(Response.id == latest)
-        )
-    ).all()
-    if not rows:
-        return None
-    return CurrentAnswers(rows[0][0], {k: v for _, k, v in rows if k is not None})
+)
 
 
 async def unit_disbursements(session: AsyncSession, unit_id: int) -> list[Disbursement]:
@@ -469,17 +490,18 @@ async def unit_payments(
     session: AsyncSession, unit_id: int
 ) -> list[tuple[Disbursement, PaymentConfirmation | None]]:
     """The unit's disbursements (oldest first), each with its current confirmation (one query)."""
-    stmt = (
-        select(Disbursement, PaymentConfirmation)
-        .outerjoin(
-            PaymentConfirmation,
-            (PaymentConfirmation.disbursement_id == Disbursement.id)
-            & PaymentConfirmation.is_current.is_(True),
-        )
-        .where(Disbursement.unit_id == unit_id)
-        .order_by(Disbursement.paid_on, Disbursement.id)
+    return [(d, c) for d, c in (await session.execute(_UNIT_PAYMENTS, {"unit_id": unit_id})).all()]
+
+
+_UNIT_PAYMENTS = (
+    select(Disbursement, PaymentConfirmation)
+    .outerjoin(
+        PaymentConfirmation,
+        (PaymentConfirmation.disbursement_id == Disbursement.id) & PaymentConfirmation.is_current.is_(True),
     )
-    return [(d, c) for d, c in (await session.execute(stmt)).all()]
+    .where(Disbursement.unit_id == bindparam("unit_id"))
+    .order_by(Disbursement.paid_on, Disbursement.id)
+)
 
 
 async def current_confirmations(session: AsyncSession, link: Link) -> dict[int, PaymentConfirmation]:

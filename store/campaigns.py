@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.errors import Conflict, Invalid, NotFound
@@ -363,18 +363,36 @@ async def load_link_context(
     """
     if not is_well_formed_token(token):
         return None
-    stmt = (
-        select(Link, Campaign, Unit, Project, Questionnaire)
-        .join(Campaign, Campaign.id == Link.campaign_id)
-        .join(Unit, Unit.id == Link.unit_id)
-        .join(Project, Project.id == Campaign.project_id)
-        .outerjoin(Questionnaire, Questionnaire.id == Campaign.questionnaire_id)
-        .where(Link.token_hash == hash_token(token))
-    )
-    if for_update:
-        stmt = stmt.with_for_update(of=Link)
-    row = (await session.execute(stmt)).one_or_none()
+    stmt = _LINK_CONTEXT_FOR_UPDATE if for_update else _LINK_CONTEXT
+    row = (await session.execute(stmt, {"token_hash": hash_token(token)})).one_or_none()
     return None if row is None else LinkContext(*row)
+
+
+# Built once: this runs on every page view and submit, and building + cache-keying a five-table
+# select costs more CPU than executing it (SQLAlchemy memoises the cache key per statement object).
+_LINK_CONTEXT = (
+    select(Link, Campaign, Unit, Project, Questionnaire)
+    .join(Campaign, Campaign.id == Link.campaign_id)
+    .join(Unit, Unit.id == Link.unit_id)
+    .join(Project, Project.id == Campaign.project_id)
+    .outerjoin(Questionnaire, Questionnaire.id == Campaign.questionnaire_id)
+    .where(Link.token_hash == bindparam("token_hash"))
+)
+_LINK_CONTEXT_FOR_UPDATE = _LINK_CONTEXT.with_for_update(of=Link)
+
+
+async def mark_link_opened(session: AsyncSession, link_id: int, *, now: datetime) -> bool:
+    """Record the first open of a link; later calls change nothing. True when this call set it.
+
+    One guarded UPDATE (no read first): of two racing first opens, the first to commit is kept.
+    """
+    result = await session.execute(
+        update(Link)
+        .where(Link.id == link_id, Link.opened_at.is_(None))
+        .values(opened_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def link_is_usable(link: Link, campaign: Campaign, *, now: datetime) -> bool:

@@ -1,24 +1,50 @@
 """Async engine and sessions for SQLite (embedded default) and PostgreSQL (asyncpg).
 
 SQLite is configured for safe concurrent writes: WAL, busy_timeout, and ``BEGIN IMMEDIATE`` on
-every transaction (a deferred BEGIN lets a read-then-write transaction lose updates or fail with
-"database is locked" — see reference/stack-pitfalls.md §2). The cost is that readers also take the
-writer lock for the length of their transaction, so keep transactions short and never hold one
-across slow awaits (HTTP, pandas).
+every transaction of the normal (write) engine (a deferred BEGIN lets a read-then-write
+transaction lose updates or fail with "database is locked" — see reference/stack-pitfalls.md §2).
+The cost is that readers also take the writer lock for the length of their transaction, so keep
+transactions short and never hold one across slow awaits (HTTP, pandas).
+
+Three SQLite-only refinements, all measured with ``bench/submit.py`` (see bench/README.md):
+
+- **One writer connection per process.** The write engine's pool holds a single connection, so
+  write transactions of this process queue in the pool (FIFO, woken by asyncio) instead of
+  spinning in SQLite's busy handler, which sleeps in growing steps and gave p99s above a second
+  at 8 concurrent submitters. Other processes (CLI, a second server) still meet busy_timeout.
+- **A read engine** (:func:`create_engines`) with a deferred ``BEGIN`` and ``PRAGMA
+  query_only``: pure reads (the unit page) run on their own connections and, thanks to WAL, on a
+  consistent snapshot concurrently with the writer. Anything that writes must use the write engine;
+  a write on the read engine fails loudly ("attempt to write a readonly database").
+- **One thread hop per statement.** SQLAlchemy's aiosqlite adapter makes four trips to the
+  connection's worker thread per statement (cursor, execute, fetchall, close), each a cross-thread
+  wake-up that dominated request time under load. :class:`_OneHopCursor` runs all four in one trip.
+
+On PostgreSQL there is one engine; :func:`create_engines` returns it twice.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util import EMPTY_DICT
 
 SessionMaker = async_sessionmaker[AsyncSession]
+
+#: Connections of a SQLite read engine (readers do not block each other or the writer in WAL).
+READ_POOL_SIZE = 4
 
 
 def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
@@ -26,33 +52,79 @@ def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, *, echo: bool = False, **kw: Any) -> AsyncEngine:
-    """Build the async engine for ``url``; creates the SQLite file's directory if needed."""
+def _is_sqlite_file(url: str) -> bool:
+    db = make_url(url).database
+    return bool(db) and db != ":memory:" and not str(db).startswith("file::memory:")
+
+
+def create_engine(url: str, *, echo: bool = False, readonly: bool = False, **kw: Any) -> AsyncEngine:
+    """Build the async engine for ``url``; creates the SQLite file's directory if needed.
+
+    ``readonly`` (SQLite files only) builds a read engine: deferred ``BEGIN``, ``query_only``,
+    a few pooled connections. Without it a SQLite file engine has exactly one pooled connection
+    (the process's single writer; pass ``pool_size``/``max_overflow`` to override).
+    """
     if is_sqlite(url):
-        db = make_url(url).database
-        if db and db != ":memory:":
+        if _is_sqlite_file(url):
+            db = make_url(url).database
+            assert db is not None
             Path(db).parent.mkdir(parents=True, exist_ok=True)
+            kw.setdefault("pool_size", READ_POOL_SIZE if readonly else 1)
+            kw.setdefault("max_overflow", 0)
+        elif readonly:
+            raise ValueError("a read engine needs a SQLite file (an in-memory database is per connection)")
+        kw.setdefault("module", _sqlite_dbapi())
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **kw)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, readonly=readonly)
         return engine
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 20)
     return create_async_engine(url, echo=echo, pool_pre_ping=True, **kw)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def create_engines(url: str, *, echo: bool = False, **kw: Any) -> tuple[AsyncEngine, AsyncEngine]:
+    """``(write_engine, read_engine)`` for ``url``.
+
+    On a SQLite file the read engine is separate (see the module docstring); on PostgreSQL and
+    in-memory SQLite both are the same engine. Dispose both (disposing one engine twice is fine).
+    """
+    write = create_engine(url, echo=echo, **kw)
+    if is_sqlite(url) and _is_sqlite_file(url):
+        return write, create_engine(url, echo=echo, readonly=True, **kw)
+    return write, write
+
+
+def read_sessionmaker_for(sessionmaker: SessionMaker) -> SessionMaker:
+    """A read sessionmaker on the same database as ``sessionmaker`` (for composition roots that
+    were handed only the write one). The same object back unless it is bound to a SQLite file;
+    otherwise the caller owns the new read engine (``.kw["bind"]``) and disposes it."""
+    engine = sessionmaker.kw.get("bind")
+    if not isinstance(engine, AsyncEngine) or not is_sqlite(engine):
+        return sessionmaker
+    url = engine.url.render_as_string(hide_password=False)
+    if not _is_sqlite_file(url):
+        return sessionmaker
+    return make_sessionmaker(create_engine(url, readonly=True))
+
+
+def _configure_sqlite(engine: AsyncEngine, *, readonly: bool = False) -> None:
+    pragmas = ["journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL", "foreign_keys=ON"]
+    if readonly:
+        pragmas.append("query_only=ON")
+    begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself (pysqlite's legacy mode skips it before SELECTs).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL", "foreign_keys=ON"):
+        for pragma in pragmas:
             cur.execute(f"PRAGMA {pragma}")
         cur.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> SessionMaker:
@@ -65,3 +137,113 @@ async def transaction(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSession]
     """One unit of work: commit on success, roll back on any exception."""
     async with sessionmaker() as session, session.begin():
         yield session
+
+
+# ----------------------------------------------------------------------------------- aiosqlite
+
+
+class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """A DBAPI cursor that runs cursor + execute + fetchall + close in ONE call on the
+    connection's worker thread and buffers the result (the stock adapter makes four calls, each
+    a thread wake-up and an event-loop wake-up). Results are always fully buffered, as they are
+    with the stock (non server-side) cursor; server-side cursors keep the stock class.
+
+    Uses aiosqlite's ``Connection._execute`` and ``_conn``, which SQLAlchemy's own adapter also
+    relies on; :func:`_sqlite_dbapi` falls back to the stock adapter if they disappear.
+    """
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid")
+
+    def __init__(self, adapt_connection: Any) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]  # no aiosqlite cursor is ever held
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description: Any = None
+        self._rowcount = -1
+        self._lastrowid: int | None = None
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass
+
+    async def _async_soft_close(self) -> None:
+        return None  # nothing open on the worker thread
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        aio = self._connection
+
+        def run() -> tuple[Any, list[Any], int, int | None]:
+            cur = aio._conn.cursor()
+            try:
+                if parameters is None:
+                    cur.execute(operation)
+                else:
+                    cur.execute(operation, parameters)
+                desc = cur.description
+                rows = cur.fetchall() if desc else []
+                return desc, rows, cur.rowcount, cur.lastrowid
+            finally:
+                cur.close()
+
+        async with self._adapt_connection._execute_mutex:
+            desc, rows, self._rowcount, self._lastrowid = await aio._execute(run)
+        self._description = desc
+        if desc:
+            self._rows = collections.deque(rows)
+        return None
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        aio = self._connection
+
+        def run() -> tuple[int, int | None]:
+            cur = aio._conn.cursor()
+            try:
+                cur.executemany(operation, seq_of_parameters)
+                return cur.rowcount, cur.lastrowid
+            finally:
+                cur.close()
+
+        async with self._adapt_connection._execute_mutex:
+            self._rowcount, self._lastrowid = await aio._execute(run)
+        self._description = None
+        return None
+
+
+class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = _OneHopCursor
+
+
+class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        stock = super().connect(*arg, **kw)
+        return _OneHopConnection(self, stock._connection)
+
+
+def _sqlite_dbapi() -> AsyncAdapt_aiosqlite_dbapi:
+    """The aiosqlite DBAPI adapter: the one-hop variant when aiosqlite has the internals it uses."""
+    import sqlite3
+
+    import aiosqlite
+
+    if hasattr(aiosqlite.Connection, "_execute") and hasattr(aiosqlite.Connection, "_conn"):
+        return _OneHopDBAPI(aiosqlite, sqlite3)
+    return AsyncAdapt_aiosqlite_dbapi(aiosqlite, sqlite3)  # pragma: no cover - future aiosqlite
