@@ -268,14 +268,16 @@ async def submit_response(
     await _lock_unit(session, link.unit_id)
     # The hot path of every submit, in Core with statements built once: the ORM unit of work
     # (flush of one Response, bulk-update synchronisation) cost several times the SQL itself.
-    scope = {"project_id": campaign.project_id, "unit_id": link.unit_id, "questionnaire_id": questionnaire.id}
+    scope = {"p_project": campaign.project_id, "p_unit": link.unit_id, "p_questionnaire": questionnaire.id}
     # The current row is always the newest version, so un-marking it also yields the last version.
     last = max((await session.execute(_UNMARK_CURRENT_RESPONSE, scope)).scalars(), default=None)
     if last is None:  # no current row (e.g. all imported rows superseded elsewhere): ask directly
         last = await session.scalar(_LAST_RESPONSE_VERSION, scope)
     sat = clean.get(qdef.satisfaction_question)
     values: dict[str, Any] = {
-        **scope,
+        "project_id": campaign.project_id,
+        "unit_id": link.unit_id,
+        "questionnaire_id": questionnaire.id,
         "campaign_id": campaign.id,
         "link_id": link.id,
         "version": int(last or 0) + 1,
@@ -301,9 +303,10 @@ async def submit_response(
 # already loaded into the caller's session are not refreshed by them (the page loads none).
 _R = Response.__table__  # type: ignore[attr-defined]
 _R_SCOPE = (
-    _R.c.project_id == bindparam("project_id"),
-    _R.c.unit_id == bindparam("unit_id"),
-    _R.c.questionnaire_id == bindparam("questionnaire_id"),
+    # (bound names differ from column names: UPDATE reserves those for its SET clause)
+    _R.c.project_id == bindparam("p_project"),
+    _R.c.unit_id == bindparam("p_unit"),
+    _R.c.questionnaire_id == bindparam("p_questionnaire"),
 )
 _UNMARK_CURRENT_RESPONSE = (
     update(_R).where(*_R_SCOPE, _R.c.is_current.is_(True)).values(is_current=False).returning(_R.c.version)

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.errors import Conflict, Invalid, NotFound
 from store.models import Campaign, Link, OutboxMessage, Project, Questionnaire, Unit
-from store.outbox import enqueue, ensure_endpoint
+from store.outbox import NewMessage, enqueue_many, ensure_endpoint
 from store.projects import current_questionnaire
 
 #: Length of a link token in characters (base64url alphabet): 32 × 6 = 192 bits.
@@ -234,25 +234,30 @@ def invitation_payload(campaign: Campaign, unit: Unit, link: Link, *, kind: str 
     }
 
 
-async def _enqueue_invitation(
-    session: AsyncSession, campaign: Campaign, unit: Unit, link: Link, *, dedupe_key: str, now: datetime
-) -> bool:
+async def _invitation(
+    session: AsyncSession, campaign: Campaign, unit: Unit, link: Link, *, dedupe_key: str
+) -> NewMessage:
     endpoint = await ensure_endpoint(
         session, unit.channel_kind, unit.channel_address, name=unit.name, config=dict(unit.channel_config)
     )
     assert endpoint.id is not None
-    return await enqueue(
-        session,
+    return NewMessage(
         dedupe_key=dedupe_key,
         endpoint_id=endpoint.id,
         kind="invite",
         payload=invitation_payload(campaign, unit, link),
-        now=now,
         not_after=campaign.closes_at,
         project_id=campaign.project_id,
         campaign_id=campaign.id,
         link_id=link.id,
     )
+
+
+async def _enqueue_invitation(
+    session: AsyncSession, campaign: Campaign, unit: Unit, link: Link, *, dedupe_key: str, now: datetime
+) -> bool:
+    message = await _invitation(session, campaign, unit, link, dedupe_key=dedupe_key)
+    return bool(await enqueue_many(session, [message], now=now))
 
 
 @dataclass(frozen=True)
@@ -286,7 +291,8 @@ async def launch_campaign(
             )
         ).scalars()
     )
-    created = enqueued = 0
+    created = 0
+    invitations: list[NewMessage] = []
     for unit in units:
         if unit.id in live:
             continue
@@ -295,10 +301,11 @@ async def launch_campaign(
         session.add(link)
         await session.flush()
         created += 1
-        if await _enqueue_invitation(
-            session, campaign, unit, link, dedupe_key=f"invite:{campaign.id}:{unit.id}", now=now
-        ):
-            enqueued += 1
+        invitations.append(
+            await _invitation(session, campaign, unit, link, dedupe_key=f"invite:{campaign.id}:{unit.id}")
+        )
+    # One multi-row INSERT per 500 invitations instead of one statement each.
+    enqueued = len(await enqueue_many(session, invitations, now=now))
     if campaign.status == "draft":
         campaign.status = "open"
         campaign.launched_at = now

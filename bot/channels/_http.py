@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,3 +111,23 @@ def http_status_outcome(status: int) -> Outcome:
     if status in (408, 425) or status >= 500:
         return Outcome.TRANSIENT
     return Outcome.PERMANENT
+
+
+async def post_and_classify(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    kind: str,
+    secrets: tuple[str, ...],
+    timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 - aiohttp's own per-phase timeouts are the point
+    classify: Callable[[HttpReply, tuple[str, ...]], Result],
+    body: bytes | None = None,
+    data: aiohttp.FormData | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Result:
+    """:func:`post`, then the vendor's ``classify`` of the reply (network failures come back as
+    their own Result). Every HTTP adapter sends through this."""
+    reply = await post(
+        session, url, kind=kind, secrets=secrets, timeout=timeout, body=body, data=data, headers=headers
+    )
+    return reply if isinstance(reply, Result) else classify(reply, secrets)

@@ -3,7 +3,7 @@ Feishu): most failures, throttling included, come back as HTTP 200 with a non-ze
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from ._http import HttpReply, http_status_outcome
 from .base import Outcome, Result, excerpt, parse_retry_after, redact
@@ -64,3 +64,24 @@ def header_retry_after(headers: Mapping[str, str], *names: str) -> float | None:
         if value is not None:
             return value
     return None
+
+
+def errcode_classifier(
+    *, rate_limited: Collection[int], permanent: Collection[int], transient: Collection[int] = ()
+) -> Callable[[HttpReply, tuple[str, ...]], Result]:
+    """A ``classify`` for the Tencent/Alibaba robot body shape ``{"errcode": N, "errmsg": "…"}``
+    (WeCom, DingTalk), with that vendor's code lists."""
+
+    def classify(reply: HttpReply, secrets: tuple[str, ...]) -> Result:
+        body = reply.json if isinstance(reply.json, dict) else {}
+        return classify_coded(
+            reply,
+            code=body.get("errcode"),
+            message=body.get("errmsg"),
+            secrets=secrets,
+            rate_limited=rate_limited,
+            permanent=permanent,
+            transient=transient,
+        )
+
+    return classify

@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ._http import HttpReply, dump_json, post
+from ._http import dump_json, post_and_classify
 from ._render import MarkdownFlavor, split_message, utf8_len
-from ._vendor import classify_coded
+from ._vendor import errcode_classifier
 from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result, part_key
 from .message import Message
 
@@ -88,27 +88,17 @@ class DingTalkAdapter(ChannelAdapter):
         if secret:
             ts = str(int(self.clock() * 1000))
             url += f"&timestamp={ts}&sign={quote(sign(str(secret), ts), safe='')}"
-        reply = await post(
+        return await post_and_classify(
             session,
             url,
             kind=self.kind,
             secrets=endpoint.secrets(),
             timeout=self.timeout,
+            classify=classify,
             body=dump_json(part.payload),
         )
-        if isinstance(reply, Result):
-            return reply
-        return classify(reply, endpoint.secrets())
 
 
-def classify(reply: HttpReply, secrets: tuple[str, ...]) -> Result:
-    body = reply.json if isinstance(reply.json, dict) else {}
-    return classify_coded(
-        reply,
-        code=body.get("errcode"),
-        message=body.get("errmsg"),
-        secrets=secrets,
-        rate_limited=RATE_LIMITED_CODES,
-        permanent=PERMANENT_CODES,
-        transient=TRANSIENT_CODES,
-    )
+classify = errcode_classifier(
+    rate_limited=RATE_LIMITED_CODES, permanent=PERMANENT_CODES, transient=TRANSIENT_CODES
+)

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ._http import HttpReply, dump_json, post
+from ._http import HttpReply, dump_json, post_and_classify
 from ._render import MarkdownFlavor, split_message
 from ._vendor import classify_coded, header_retry_after
 from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result, part_key
@@ -105,17 +105,15 @@ class FeishuAdapter(ChannelAdapter):
             ts = str(int(self.clock()))
             payload["timestamp"] = ts
             payload["sign"] = sign(str(secret), ts)
-        reply = await post(
+        return await post_and_classify(
             session,
             url,
             kind=self.kind,
             secrets=endpoint.secrets(),
             timeout=self.timeout,
+            classify=classify,
             body=dump_json(payload),
         )
-        if isinstance(reply, Result):
-            return reply
-        return classify(reply, endpoint.secrets())
 
 
 def classify(reply: HttpReply, secrets: tuple[str, ...]) -> Result:

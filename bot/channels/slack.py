@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from ._http import HttpReply, dump_json, post
+from ._http import HttpReply, dump_json, post_and_classify
 from ._render import SlackFlavor, char_len, split_message
 from ._vendor import header_retry_after
 from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result, excerpt, part_key, redact
@@ -79,17 +79,15 @@ class SlackAdapter(ChannelAdapter):
         if not url:
             return Result(Outcome.PERMANENT, vendor_msg="endpoint config has no 'url'")
         url = with_origin(url, endpoint.base_url or self.base_url)
-        reply = await post(
+        return await post_and_classify(
             session,
             url,
             kind=self.kind,
             secrets=endpoint.secrets(),
             timeout=self.timeout,
+            classify=classify,
             body=dump_json(part.payload),
         )
-        if isinstance(reply, Result):
-            return reply
-        return classify(reply, endpoint.secrets())
 
 
 def classify(reply: HttpReply, secrets: tuple[str, ...]) -> Result:

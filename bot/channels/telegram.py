@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from ._http import HttpReply, dump_json, post
+from ._http import HttpReply, dump_json, post_and_classify
 from ._render import HtmlFlavor, char_len, html_escape, split_message
 from ._vendor import header_retry_after
 from .base import (
@@ -105,6 +105,8 @@ class TelegramAdapter(ChannelAdapter):
             return Result(Outcome.PERMANENT, vendor_msg="endpoint config needs 'token' and 'chat_id'")
         secrets = endpoint.secrets()
         base = f"{self.base_for(endpoint)}/bot{token}"
+        form: aiohttp.FormData | None = None
+        body: bytes | None = None
         if part.op == "document":
             # Browsers send UTF-8 filenames raw; the default percent-quoting would show up as "%E6%B1%87…".
             form = aiohttp.FormData(quote_fields=False)
@@ -115,27 +117,19 @@ class TelegramAdapter(ChannelAdapter):
                 form.add_field(
                     "document", attachment.content, filename=attachment.filename, content_type=attachment.mime
                 )
-            reply = await post(
-                session,
-                f"{base}/sendDocument",
-                kind=self.kind,
-                secrets=secrets,
-                timeout=self.timeout,
-                data=form,
-            )
         else:
             body = dump_json({"chat_id": chat_id, **part.payload})
-            reply = await post(
-                session,
-                f"{base}/sendMessage",
-                kind=self.kind,
-                secrets=secrets,
-                timeout=self.timeout,
-                body=body,
-            )
-        if isinstance(reply, Result):
-            return reply
-        return classify(reply, secrets)
+        method = "sendDocument" if form is not None else "sendMessage"
+        return await post_and_classify(
+            session,
+            f"{base}/{method}",
+            kind=self.kind,
+            secrets=secrets,
+            timeout=self.timeout,
+            classify=classify,
+            body=body,
+            data=form,
+        )
 
 
 def classify(reply: HttpReply, secrets: tuple[str, ...]) -> Result:

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from ._http import HttpReply, dump_json, http_status_outcome, post
+from ._http import HttpReply, dump_json, http_status_outcome, post_and_classify
 from ._render import MarkdownFlavor, split_message
 from ._vendor import header_retry_after
 from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result, excerpt, part_key, redact
@@ -101,18 +101,16 @@ class WebhookAdapter(ChannelAdapter):
         secret = endpoint.config.get("secret")
         if secret:
             headers[SIGNATURE_HEADER] = signature(str(secret), body)
-        reply = await post(
+        return await post_and_classify(
             session,
             url,
             kind=self.kind,
             secrets=endpoint.secrets(),
             timeout=self.timeout,
+            classify=classify,
             body=body,
             headers=headers,
         )
-        if isinstance(reply, Result):
-            return reply
-        return classify(reply, endpoint.secrets())
 
 
 def classify(reply: HttpReply, secrets: tuple[str, ...]) -> Result:

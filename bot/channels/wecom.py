@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ._http import HttpReply, dump_json, post
+from ._http import dump_json, post_and_classify
 from ._render import MarkdownFlavor, split_message, utf8_len
-from ._vendor import classify_coded
+from ._vendor import errcode_classifier
 from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result, part_key
 from .message import Message
 
@@ -65,27 +65,17 @@ class WeComAdapter(ChannelAdapter):
         if not key:
             return Result(Outcome.PERMANENT, vendor_msg="endpoint config has no 'key'")
         url = f"{self.base_for(endpoint)}/cgi-bin/webhook/send?key={quote(key, safe='')}"
-        reply = await post(
+        return await post_and_classify(
             session,
             url,
             kind=self.kind,
             secrets=endpoint.secrets(),
             timeout=self.timeout,
+            classify=classify,
             body=dump_json(part.payload),
         )
-        if isinstance(reply, Result):
-            return reply
-        return classify(reply, endpoint.secrets())
 
 
-def classify(reply: HttpReply, secrets: tuple[str, ...]) -> Result:
-    body = reply.json if isinstance(reply.json, dict) else {}
-    return classify_coded(
-        reply,
-        code=body.get("errcode"),
-        message=body.get("errmsg"),
-        secrets=secrets,
-        rate_limited=RATE_LIMITED_CODES,
-        permanent=PERMANENT_CODES,
-        transient=TRANSIENT_CODES,
-    )
+classify = errcode_classifier(
+    rate_limited=RATE_LIMITED_CODES, permanent=PERMANENT_CODES, transient=TRANSIENT_CODES
+)

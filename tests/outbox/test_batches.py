@@ -1,0 +1,152 @@
+"""Set-based outbox bookkeeping (both backends): bulk enqueue, batched attempt starts, bounded
+claims, and the worker sharing one transaction between sends that become ready together."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, select
+
+from bot.channels.message import Message, Text
+from bot.outbox import message_to_payload
+from store import outbox as store
+from store.db import transaction
+from store.models import DeliveryAttempt
+
+from .conftest import Rig, SlowWebhookFake, delivered_keys
+
+
+def _message(key: str, endpoint_id: int, **kw: Any) -> store.NewMessage:
+    payload = message_to_payload(Message(f"通知 {key}", (Text("正文"),)))
+    return store.NewMessage(dedupe_key=key, endpoint_id=endpoint_id, kind="invite", payload=payload, **kw)
+
+
+async def test_enqueue_many_adds_new_keys_once_and_skips_existing_and_repeated_ones(rig: Rig) -> None:
+    ep = await rig.endpoint("webhook")
+    now = rig.clock()
+    async with transaction(rig.sm) as s:
+        assert await store.enqueue(
+            s, dedupe_key="k0", endpoint_id=ep, kind="invite", payload={"title": "x"}, now=now
+        )
+        later = now + timedelta(hours=1)
+        batch = [_message("k0", ep), _message("k1", ep, not_before=later), _message("k1", ep)]
+        batch += [_message(f"n{i}", ep, link_id=None) for i in range(7)]
+        added = await store.enqueue_many(s, batch, now=now, chunk=3)
+    assert added == {"k1"} | {f"n{i}" for i in range(7)}
+    rows = {r.dedupe_key: r for r in await rig.rows()}
+    assert len(rows) == 9 and rows["k0"].payload == {"title": "x"}  # the existing row is untouched
+    assert rows["k1"].next_attempt_at == later  # the first of the repeated keys wins
+    assert all(r.status == "pending" and r.attempt_count == 0 for r in rows.values())
+
+
+async def test_attempt_starts_are_refused_for_rows_not_leased_or_of_a_paused_endpoint(rig: Rig) -> None:
+    open_ep, paused_ep = await rig.endpoint("webhook", "a"), await rig.endpoint("webhook", "b")
+    await rig.enqueue(open_ep, 2)
+    await rig.enqueue(paused_ep, 1)
+    now = rig.clock()
+    async with transaction(rig.sm) as s:
+        mine = await store.claim_due(s, now=now, worker_id="w1", lease_s=60, limit=10)
+        by_ep = {r.endpoint_id: r.id for r in mine}
+        await store.pause_endpoint(s, paused_ep, until=now + timedelta(seconds=30))
+    async with transaction(rig.sm) as s:
+        theirs = await store.record_attempt_starts(
+            s, [store.AttemptStart(r.id, now) for r in mine], worker_id="someone-else", now=now
+        )
+        got = await store.record_attempt_starts(
+            s, [store.AttemptStart(r.id, now) for r in mine], worker_id="w1", now=now
+        )
+    assert theirs == {}
+    assert set(got) == {r.id for r in mine} - {by_ep[paused_ep]}
+    attempts = await rig.attempts()
+    assert {a.outbox_id: (a.id, a.attempt_no) for a in attempts} == got
+    assert all(a.outcome == "in_flight" and a.worker_id == "w1" for a in attempts)
+
+
+async def test_a_claim_skips_an_excluded_endpoints_backlog_and_takes_the_other_endpoints_rows(
+    rig: Rig,
+) -> None:
+    busy, quiet = await rig.endpoint("webhook", "busy"), await rig.endpoint("webhook", "quiet")
+    await rig.enqueue(busy, 300)  # all due before the quiet endpoint's rows
+    rig.clock.advance(seconds=1)
+    quiet_keys = await rig.enqueue(quiet, 3)
+    now = rig.clock()
+    async with transaction(rig.sm) as s:
+        first = await store.claim_due(s, now=now, worker_id="w", lease_s=60, limit=10, per_endpoint_limit=5)
+        second = await store.claim_due(
+            s,
+            now=now,
+            worker_id="w",
+            lease_s=60,
+            limit=10,
+            per_endpoint_limit=5,
+            exclude_endpoint_ids={busy},
+        )
+    assert [r.endpoint_id for r in first] == [busy] * 5  # oldest first, capped per endpoint
+    assert [r.dedupe_key for r in second] == quiet_keys
+
+
+async def test_sends_that_become_ready_together_share_one_attempt_insert_and_one_result_write(
+    rig: Rig,
+) -> None:
+    endpoints = [await rig.endpoint("webhook", f"hook-{i}") for i in range(6)]
+    keys = [k for ep in endpoints for k in await rig.enqueue(ep, 1)]
+    statements: list[str] = []
+    engine = rig.sm.kw["bind"].sync_engine
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()[:3]).lower())
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        # Results wait for company long enough (real time) to be written once, by run_once's drain.
+        await rig.worker(concurrency=6, result_linger_s=30).run_until_idle()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert sorted(delivered_keys(rig.fakes["webhook"])) == sorted(keys)
+    assert statements.count("insert into delivery_attempt") == 1
+    assert statements.count("update delivery_attempt set") == 1
+    assert all(r.status == "sent" for r in await rig.rows())
+    assert [a.outcome for a in await rig.attempts()] == ["ok"] * 6
+
+
+async def test_a_crash_before_results_are_written_resends_only_the_rows_with_in_flight_attempts(
+    rig: Rig,
+) -> None:
+    """The result writer batches ``sent`` marks; a crash loses the unwritten ones, and those rows
+    (still ``sending`` with an in-flight attempt) are sent again after the lease: at-least-once,
+    duplicates at most the in-flight + unwritten attempts, nothing lost."""
+    fake = rig.fakes["webhook"]
+    assert isinstance(fake, SlowWebhookFake)
+    endpoints = [await rig.endpoint("webhook", f"hook-{i}") for i in range(3)]
+    keys = [k for ep in endpoints for k in await rig.enqueue(ep, 4)]
+    doomed = rig.worker(worker_id="doomed", concurrency=3, result_linger_s=3600)
+    await doomed.run_once()  # delivers everything, then drains: all written
+    assert all(r.status == "sent" for r in await rig.rows())
+    more = [k for ep in endpoints for k in await rig.enqueue(ep, 4, prefix="more")]
+    task = doomed.start()
+    for _ in range(1000):  # real time: until every request of the second batch was answered
+        if len(fake.delivered) == len(keys) + len(more):
+            break
+        await asyncio.sleep(0.01)
+    # Crash: the loop, the sends and the result writer die; nothing queued gets written.
+    task.cancel()
+    pending = [*doomed._tasks, *([doomed._results._task] if doomed._results._task else [])]
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(task, *pending, return_exceptions=True)
+    async with transaction(rig.sm) as s:
+        in_flight = len(
+            (await s.execute(select(DeliveryAttempt).where(DeliveryAttempt.outcome == "in_flight"))).all()
+        )
+    unwritten = sum(1 for r in await rig.rows() if r.status == "sending")
+    assert in_flight == unwritten > 0
+
+    heir = rig.worker(worker_id="heir")
+    rig.clock.advance(seconds=121)
+    await heir.run_until_idle()
+    got = delivered_keys(fake)
+    assert set(got) == set(keys) | set(more)  # nothing lost
+    assert len(got) - len(set(got)) == in_flight  # duplicates: exactly the unwritten rows
+    assert all(r.status == "sent" for r in await rig.rows())
