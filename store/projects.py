@@ -88,7 +88,9 @@ _DEFINITIONS: OrderedDict[tuple[int, int, str], ProjectDefinition] = OrderedDict
 _DEFINITIONS_MAX = 32
 
 
-async def get_definition(session: AsyncSession, project: Project, version: int | None = None) -> ProjectDefinition:
+async def get_definition(
+    session: AsyncSession, project: Project, version: int | None = None
+) -> ProjectDefinition:
     """The validated definition of ``project`` at ``version`` (default: current)."""
     v = version or project.current_version
     where = (ProjectVersion.project_id == project.id, ProjectVersion.version == v)

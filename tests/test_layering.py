@@ -49,5 +49,7 @@ def test_scoring_does_no_io() -> None:
     for path in (REPO / "scoring").rglob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        names |= {
+            n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+        }
         assert not names & forbidden, f"{path.name} imports {names & forbidden}"

@@ -30,7 +30,9 @@ async def test_an_unknown_api_path_answers_in_the_json_envelope(app_client: Test
     assert body["ok"] is False and body["status"] == 404 and body["error"]["message_en"] == "Not found"
 
 
-async def test_an_unknown_page_is_a_friendly_chinese_page_or_english_on_request(app_client: TestClient) -> None:
+async def test_an_unknown_page_is_a_friendly_chinese_page_or_english_on_request(
+    app_client: TestClient,
+) -> None:
     zh = await app_client.get("/nope")
     assert zh.status == 404 and "页面不存在" in await zh.text()
     en = await app_client.get("/nope", headers={"Accept-Language": "en-US,en;q=0.9"})

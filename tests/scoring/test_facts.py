@@ -159,10 +159,14 @@ def test_coverage_is_valid_over_invited() -> None:
 
 def test_coverage_counts_units_when_a_unit_returns_several_questionnaires() -> None:
     counts = {"非常满意": 300, "比较满意": 100}
-    fact = satisfaction_fact(counts, scale=SCALE, satisfied=SATISFIED, method="share", invited=121, responded=60)
+    fact = satisfaction_fact(
+        counts, scale=SCALE, satisfied=SATISFIED, method="share", invited=121, responded=60
+    )
     assert (fact.number, fact.coverage) == (D(1), D(60) / D(121))
     with pytest.raises(ValueError, match="respondents"):
-        satisfaction_fact(counts, scale=SCALE, satisfied=SATISFIED, method="share", invited=121, responded=122)
+        satisfaction_fact(
+            counts, scale=SCALE, satisfied=SATISFIED, method="share", invited=121, responded=122
+        )
 
 
 @pytest.mark.parametrize(
