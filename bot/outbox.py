@@ -7,11 +7,12 @@ Flow per row (see ``store.outbox`` for the status machine):
 2. The payload (a platform-neutral message dict, see ``message_to_payload``) is turned into a
    ``Message`` — a ``{link_url}`` placeholder is filled with the unit's personal link at send time,
    so the token never sits in the outbox — and rendered into parts by the endpoint's adapter.
-3. Each part (in order) waits for a rate-limit slot of its endpoint only (other endpoints keep
-   going; a wait longer than ``max_hold_s`` gives the row back with ``next_attempt_at`` = the
-   slot), gets a ``delivery_attempt`` row inserted as ``in_flight`` BEFORE the request, is sent,
-   and the attempt is completed with outcome, HTTP status, vendor code, latency and a redacted
-   excerpt.
+3. Each part (in order, one request at a time per endpoint) waits for a rate-limit slot of its
+   endpoint only (other endpoints keep going; a wait longer than ``max_hold_s`` gives the row back
+   with ``next_attempt_at`` = the slot), gets a ``delivery_attempt`` row inserted as ``in_flight``
+   BEFORE the request (which also re-checks the lease and that the endpoint is neither paused nor
+   disabled), is sent, and the attempt is completed with outcome, HTTP status, vendor code,
+   latency and a redacted excerpt.
 4. Outcomes: OK → next part, and after the last one ``sent``. RATE_LIMITED → the endpoint is
    paused (persisted) for ``retry_after`` or the adapter's ``default_penalty_s`` and the row is due
    again at the pause end + 0–5 s jitter; not counted as an attempt (throttles are capped
@@ -20,11 +21,24 @@ Flow per row (see ``store.outbox`` for the status machine):
    and the endpoint disabled with the reason; its other rows stay pending until an admin
    re-enables it.
 
-Split messages: after each delivered part (except the last) the count is stored in the payload
-(``_parts_sent``); a retry resumes after it. A crash between a part's delivery and that write
-resends at most that one part. Delivery is at-least-once: a row whose worker died mid-send is
-taken over when the lease expires and sent again (the old attempt is recorded AMBIGUOUS), so the
-duplicates after a crash are at most the requests that were in flight.
+Bookkeeping is group-committed (``_GroupCommit``), because per-send transactions were the
+bottleneck (bench/README.md, "Fan-out": two transactions and ~9 statements per send capped a
+worker near 100 sends/s on SQLite). Attempt starts of all sends that become ready together are
+written in one transaction (one guarded UPDATE + one multi-row INSERT) and each send waits for
+its own start to commit: the in-flight row is still durable before its request. Results of
+successful sends (attempt result, ``sent`` mark, endpoint success, link ``sent_at``) are queued
+and written in batches every ``result_linger_s`` (or ``result_batch`` results, or at once when
+someone drains: a failure, ``run_once``, ``stop``). Failures are written at once, in their own
+transaction, after the queued results (so the endpoint's counters see events in order).
+
+Delivery is at-least-once. A row whose worker died mid-send is taken over when the lease expires
+and sent again (the old attempt is recorded AMBIGUOUS). A crash after a successful request but
+before its result was written loses only that write: the row is still ``sending`` with an
+``in_flight`` attempt, so it is treated the same way. The duplicates after a crash are therefore
+at most the rows with an in-flight attempt at the crash (requests in flight + results not yet
+written, the latter at most ``result_linger_s`` worth). Split messages: after each delivered part
+(except the last) the count is stored in the payload (``_parts_sent``) before the next part goes
+out; a retry resumes after it, so a crash resends at most the part that was in flight.
 """
 
 from __future__ import annotations
@@ -346,8 +360,10 @@ class DeliveryWorker:
 
     ``concurrency`` sends are in flight at once across all endpoints; up to ``max_held`` rows are
     leased at a time (the others wait for a rate-limit slot of their own endpoint, at most
-    ``per_endpoint_hold`` per endpoint). ``clock`` (aware datetimes), ``rand`` and ``sleep`` are
-    injectable so tests run on virtual time.
+    ``per_endpoint_hold`` per endpoint). Results of successful sends are written in batches of up
+    to ``result_batch``, at most ``result_linger_s`` real seconds after the first one (the window in
+    which a crash turns a delivered row into a resend; see the module docstring). ``clock`` (aware
+    datetimes), ``rand`` and ``sleep`` are injectable so tests run on virtual time.
     """
 
     def __init__(

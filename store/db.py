@@ -124,7 +124,11 @@ def _configure_sqlite(engine: AsyncEngine, *, readonly: bool = False) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        dbapi_conn = conn.connection.dbapi_connection
+        if isinstance(dbapi_conn, _OneHopConnection):
+            dbapi_conn.begin_with_next_statement(begin)  # saves a round trip per transaction
+        else:
+            conn.exec_driver_sql(begin)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> SessionMaker:
@@ -203,8 +207,12 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             finally:
                 cur.close()
 
+        begin = self._adapt_connection.take_pending_begin()
+
         async with self._adapt_connection._execute_mutex:
-            desc, rows, self._rowcount, self._lastrowid = await aio._execute(run)
+            desc, rows, self._rowcount, self._lastrowid = await aio._execute(
+                run if begin is None else _after(begin, aio, run)
+            )
         self._description = desc
         if desc:
             self._rows = collections.deque(rows)
@@ -221,15 +229,63 @@ class _OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             finally:
                 cur.close()
 
+        begin = self._adapt_connection.take_pending_begin()
+
         async with self._adapt_connection._execute_mutex:
-            self._rowcount, self._lastrowid = await aio._execute(run)
+            self._rowcount, self._lastrowid = await aio._execute(
+                run if begin is None else _after(begin, aio, run)
+            )
         self._description = None
         return None
 
 
+def _after(begin: str, aio: Any, run: Any) -> Any:
+    """``run`` preceded by ``begin`` on the worker thread (same trip)."""
+
+    def both() -> Any:
+        aio._conn.execute(begin)
+        return run()
+
+    return both
+
+
 class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    """The connection behind :class:`_OneHopCursor`, with two more round trips saved:
+
+    - the transaction's ``BEGIN`` is sent together with its first statement (a transaction
+      without statements never begins, and its commit/rollback are no-ops);
+    - ``commit``/``rollback`` outside a transaction (the pool's reset-on-return after every
+      commit) return at once instead of visiting the worker thread. ``in_transaction`` is read
+      while no call is in flight on this connection (calls are serialised by SQLAlchemy).
+    """
+
+    __slots__ = ("_pending_begin",)
     _cursor_cls = _OneHopCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._pending_begin: str | None = None
+
+    def begin_with_next_statement(self, begin: str) -> None:
+        self._pending_begin = begin
+
+    def take_pending_begin(self) -> str | None:
+        begin, self._pending_begin = self._pending_begin, None
+        return begin
+
+    def _in_transaction(self) -> bool:
+        conn = self._connection._connection  # None once closed: let the stock path report it
+        return conn is None or conn.in_transaction
+
+    def commit(self) -> None:
+        self._pending_begin = None
+        if self._in_transaction():
+            super().commit()
+
+    def rollback(self) -> None:
+        self._pending_begin = None
+        if self._in_transaction():
+            super().rollback()
 
 
 class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):

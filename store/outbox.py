@@ -525,8 +525,9 @@ async def mark_sent_many(session: AsyncSession, sent: Sequence[Sent], *, worker_
     their endpoints record a success (``consecutive_failures`` 0, ``last_success_at``), and their
     links are marked sent (the link's lifecycle starts with its first delivered message).
 
-    One executemany UPDATE each for the rows, their endpoints and their links. The endpoint and link updates do not depend on the lease: the vendor did
-    accept those messages, whoever owns the row now.
+    One executemany UPDATE each for the rows, their endpoints and their links. The endpoint and
+    link updates do not depend on the lease: the vendor did accept those messages, whoever owns
+    the row now.
     """
     if not sent:
         return
