@@ -1,7 +1,8 @@
 """Link submissions per second: jixiao's unit page vs a minimal handler vs a bare static handler.
 
 One "submission" = GET the personal link page + POST the questionnaire answers (committed; the
-POST answers 303). The load generator is ``wrk`` with a Lua script (closed loop, ``c`` connections
+POST answers 303); with ``--prg`` also the GET of the 303's target (jixiao's thank-you state), as
+a browser does. The load generator is ``wrk`` with a Lua script (closed loop, ``c`` connections
 on 2 threads) when installed, else an aiohttp client in a separate process. Each target server runs
 in its own process on 127.0.0.1, so generator and server share the machine's cores (as in
 ``/work/shared/reference/peer-bench.md``). Prints numbers; asserts nothing.
@@ -15,7 +16,7 @@ Targets (same generator, same run):
 
 Usage::
 
-    .venv/bin/python bench/submit.py [--seconds 7] [--conc 1,8,32,64] [--pg URL | --no-pg]
+    .venv/bin/python bench/submit.py [--seconds 7] [--conc 1,8,32,64] [--pg URL | --no-pg] [--prg]
 
 PostgreSQL: ``--pg postgresql+asyncpg://postgres@127.0.0.1:5432/postgres`` (a scratch database
 ``jixiao_bench`` is created and dropped there).
@@ -280,8 +281,6 @@ def serve_minimal(port: int, db: str) -> None:
 
 def serve_jixiao(port: int, db: str) -> None:
     import logging
-    if os.environ.get("JX_SWITCH"):
-        sys.setswitchinterval(float(os.environ["JX_SWITCH"]))
 
     from aiohttp import web
 
@@ -315,23 +314,28 @@ LUA = r"""
 local tokens = {%(tokens)s}
 local csrfs = {%(csrfs)s}
 local body = "%(body)s"
+local prg = %(prg)s
 local n = #tokens
 local i = 0
 local cur = 1
-local post_next = false
+local step = 0
 math.randomseed(os.time() + (tonumber(tostring({}):sub(8), 16) or 0) %% 100000)
 local function hex16() return string.format("%%04x%%04x%%04x%%04x", math.random(0,65535), math.random(0,65535), math.random(0,65535), math.random(0,65535)) end
 request = function()
-  if not post_next then
+  if step == 0 then
     i = i + 1
     cur = (i %% n) + 1
-    post_next = true
+    step = 1
     return wrk.format("GET", "/l/" .. tokens[cur])
   end
-  post_next = false
-  local b = body .. "&csrf=" .. csrfs[cur] .. "&submission_id=" .. hex16() .. hex16()
-  return wrk.format("POST", "/l/" .. tokens[cur] .. "/answers",
-    {["Content-Type"] = "application/x-www-form-urlencoded"}, b)
+  if step == 1 then
+    step = prg and 2 or 0
+    local b = body .. "&csrf=" .. csrfs[cur] .. "&submission_id=" .. hex16() .. hex16()
+    return wrk.format("POST", "/l/" .. tokens[cur] .. "/answers",
+      {["Content-Type"] = "application/x-www-form-urlencoded"}, b)
+  end
+  step = 0  -- the 303's target: jixiao's thank-you state (the other targets ignore the query)
+  return wrk.format("GET", "/l/" .. tokens[cur] .. "?done=answers")
 end
 """
 
@@ -345,7 +349,7 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(
-    port: int, tokens: list[tuple[str, str]], conc: int, seconds: int, workdir: Path
+    port: int, tokens: list[tuple[str, str]], conc: int, seconds: int, workdir: Path, *, prg: bool = False
 ) -> dict[str, float]:
     script = workdir / "submit.lua"
     script.write_text(
@@ -354,6 +358,7 @@ def run_wrk(
             "tokens": ",".join(f'"{t}"' for t, _ in tokens),
             "csrfs": ",".join(f'"{c}"' for _, c in tokens),
             "body": urlencode(ANSWERS),
+            "prg": "true" if prg else "false",
         }
     )
     threads = min(2, conc)
@@ -378,7 +383,7 @@ def run_wrk(
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {
-        "subs": rps / 2,
+        "subs": rps / (3 if prg else 2),
         "p50": p50,
         "p99": p99,
         "bad": float(bad.group(1)) if bad else 0.0,
@@ -387,9 +392,9 @@ def run_wrk(
 
 
 async def _aiohttp_load(
-    port: int, tokens: list[tuple[str, str]], conc: int, seconds: int
+    port: int, tokens: list[tuple[str, str]], conc: int, seconds: int, prg: bool = False
 ) -> dict[str, float]:
-    """Fallback generator: ``conc`` closed-loop users doing GET + POST."""
+    """Fallback generator: ``conc`` closed-loop users doing GET + POST (+ GET of the 303 target)."""
     import secrets as _secrets
 
     import aiohttp
@@ -406,12 +411,19 @@ async def _aiohttp_load(
             while time.monotonic() < stop:
                 token, csrf = tokens[i % len(tokens)]
                 i += conc
-                for method, kw in (
-                    ("GET", {}),
-                    ("POST", {"data": {**ANSWERS, "csrf": csrf, "submission_id": _secrets.token_hex(16)}}),
-                ):
+                steps: list[tuple[str, str, dict[str, Any]]] = [
+                    ("GET", "", {}),
+                    (
+                        "POST",
+                        "/answers",
+                        {"data": {**ANSWERS, "csrf": csrf, "submission_id": _secrets.token_hex(16)}},
+                    ),
+                ]
+                if prg:
+                    steps.append(("GET", "?done=answers", {}))
+                for method, suffix, kw in steps:
                     t0 = time.perf_counter()
-                    url = f"http://127.0.0.1:{port}/l/{token}" + ("/answers" if method == "POST" else "")
+                    url = f"http://127.0.0.1:{port}/l/{token}{suffix}"
                     async with s.request(method, url, allow_redirects=False, **kw) as r:
                         await r.read()
                         bad += r.status >= 400
@@ -430,12 +442,21 @@ async def _aiohttp_load(
 
 
 def run_load(
-    port: int, tokens: list[tuple[str, str]], conc: int, seconds: int, workdir: Path
+    port: int, tokens: list[tuple[str, str]], conc: int, seconds: int, workdir: Path, *, prg: bool = False
 ) -> dict[str, float]:
     if shutil.which("wrk"):
-        return run_wrk(port, tokens, conc, seconds, workdir)
+        return run_wrk(port, tokens, conc, seconds, workdir, prg=prg)
     out = subprocess.run(
-        [sys.executable, __file__, "--load", str(port), str(conc), str(seconds), str(workdir / "tokens.txt")],
+        [
+            sys.executable,
+            __file__,
+            "--load",
+            str(port),
+            str(conc),
+            str(seconds),
+            str(workdir / "tokens.txt"),
+            "prg" if prg else "-",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -502,6 +523,11 @@ def main() -> None:
         ),
     )
     ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument(
+        "--prg",
+        action="store_true",
+        help="a submission also GETs the 303 target (jixiao: the page's thank-you state), as a browser does",
+    )
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
     work = Path(tempfile.mkdtemp(prefix="jixiao-bench-"))
@@ -528,9 +554,8 @@ def main() -> None:
             targets.append(("jixiao (PostgreSQL)", "jixiao", jx_url, asyncio.run(prepare_jixiao_db(jx_url))))
 
     gen = "wrk + Lua" if shutil.which("wrk") else "aiohttp client (separate process)"
-    print(
-        f"# link submissions (GET page + POST answers, committed); {args.seconds}s windows; generator: {gen}"
-    )
+    what = "GET page + POST answers, committed" + (" + GET of the redirect target" if args.prg else "")
+    print(f"# link submissions ({what}); {args.seconds}s windows; generator: {gen}")
     print(f"# {os.cpu_count()} CPUs; latency = per HTTP request (GET or POST)")
     print(f"{'target':30} {'c':>3} {'subs/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     results: dict[tuple[str, int], dict[str, float]] = {}
@@ -540,7 +565,7 @@ def main() -> None:
             proc, port = start_server(kind, db)
             try:
                 for conc in concs:
-                    r = run_load(port, tokens, conc, args.seconds, work)
+                    r = run_load(port, tokens, conc, args.seconds, work, prg=args.prg)
                     results[(label, conc)] = r
                     print(
                         f"{label:30} {conc:>3} {r['subs']:>9.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
@@ -581,6 +606,7 @@ if __name__ == "__main__":
     elif len(sys.argv) > 1 and sys.argv[1] == "--load":
         port, conc, seconds = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
         toks = [tuple(line.split()) for line in Path(sys.argv[5]).read_text().splitlines()]
-        print(repr(asyncio.run(_aiohttp_load(port, toks, conc, seconds))))  # type: ignore[arg-type]
+        prg = len(sys.argv) > 6 and sys.argv[6] == "prg"
+        print(repr(asyncio.run(_aiohttp_load(port, toks, conc, seconds, prg))))  # type: ignore[arg-type]
     else:
         main()

@@ -15,7 +15,9 @@ button) stores nothing new and lands on the same thank-you state.
 
 Concurrency: each POST is one short transaction that first loads the link ``FOR UPDATE``
 (PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers), so simultaneous submits through one
-link are applied one at a time. No transaction is held while sleeping or rendering.
+link are applied one at a time. GETs read through ``keys.READ_SESSIONMAKER`` (on SQLite a
+separate read-only engine whose snapshot never waits for the writer); only a link's first open
+writes. No transaction is held while sleeping or rendering.
 """
 
 from __future__ import annotations

@@ -53,7 +53,9 @@ def build_app(settings: Settings, sm: SessionMaker, *, with_scheduler: bool = Tr
         return await recompute(sm, code, now=now, trigger=trigger)
 
     read_sm = read_sessionmaker_for(sm)  # SQLite: pages read concurrently with the writer
-    app = create_app(settings, sessionmaker=sm, read_sessionmaker=read_sm, run_now={"recompute": recompute_now})
+    app = create_app(
+        settings, sessionmaker=sm, read_sessionmaker=read_sm, run_now={"recompute": recompute_now}
+    )
     if read_sm is not sm:
 
         async def _dispose_read_engine(_: web.Application) -> None:

@@ -14,15 +14,12 @@ outbox worker does the sending. Write transactions are short and chunked (SQLite
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, false, func, literal, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.report import period_of
 from store.campaigns import (
@@ -35,10 +32,8 @@ from store.campaigns import (
 from store.db import SessionMaker, transaction
 from store.models import (
     Campaign,
-    ChannelEndpoint,
     Disbursement,
     Link,
-    OutboxMessage,
     PaymentConfirmation,
     Project,
     ProjectVersion,
@@ -46,7 +41,8 @@ from store.models import (
     ScoreSnapshot,
     Unit,
 )
-from store.outbox import enqueue, ensure_endpoint
+from store.outbox import EndpointSpec, NewMessage, enqueue, enqueue_many, ensure_endpoint, ensure_endpoints
+from store.quiet import quiet_until
 from store.schedules import previous_result
 from store.scores import latest_snapshot
 
@@ -54,32 +50,6 @@ log = logging.getLogger("jixiao.scheduler.jobs")
 
 #: Links processed per write transaction by :func:`remind` (keeps SQLite's writer lock short).
 REMIND_CHUNK = 500
-
-
-# ------------------------------------------------------------------------------------ quiet hours
-
-
-def _hhmm(text: str) -> time:
-    h, m = text.split(":")
-    return time(int(h), int(m))
-
-
-def quiet_until(now: datetime, quiet_hours: Iterable[str] | None, tz: ZoneInfo) -> datetime | None:
-    """If ``now`` falls inside the quiet hours ``[start, end)`` (local time in ``tz``, may wrap
-    midnight), the first allowed minute (aware UTC); otherwise None."""
-    if not quiet_hours:
-        return None
-    start_s, end_s = list(quiet_hours)
-    start, end = _hhmm(start_s), _hhmm(end_s)
-    if start == end:
-        return None
-    local = now.astimezone(tz)
-    t = local.time().replace(tzinfo=None)
-    inside = start <= t < end if start < end else (t >= start or t < end)
-    if not inside:
-        return None
-    day = local.date() if t < end else local.date() + timedelta(days=1)
-    return datetime.combine(day, end, tzinfo=tz).astimezone(ZoneInfo("UTC"))
 
 
 # ------------------------------------------------------------------------------------ launch/close
@@ -112,35 +82,6 @@ async def recompute_job(sm: SessionMaker, project_code: str, *, now: datetime) -
 
 
 # ------------------------------------------------------------------------------------ remind
-
-
-async def _ensure_endpoints(session: Any, units: list[Unit], known: dict[tuple[str, str], int]) -> None:
-    """Create the units' endpoints in one statement and fill ``known`` with their ids (one
-    round trip per chunk instead of two per unit: the remind job's hot path at 10,000 units)."""
-    wanted = {
-        (u.channel_kind, u.channel_address): u
-        for u in units
-        if (u.channel_kind, u.channel_address) not in known
-    }
-    if not wanted:
-        return
-    dialect = session.get_bind().dialect.name
-    insert_ = pg_insert if dialect == "postgresql" else sqlite_insert
-    values = [
-        {"kind": k, "address": a, "name": u.name, "config": dict(u.channel_config), "consecutive_failures": 0}
-        for (k, a), u in wanted.items()
-    ]
-    await session.execute(
-        insert_(ChannelEndpoint).values(values).on_conflict_do_nothing(index_elements=["kind", "address"])
-    )
-    found = await session.execute(
-        select(ChannelEndpoint.id, ChannelEndpoint.kind, ChannelEndpoint.address).where(
-            ChannelEndpoint.address.in_({a for _, a in wanted})
-        )
-    )
-    for eid, kind, address in found.all():
-        if (kind, address) in wanted:
-            known[(kind, address)] = eid
 
 
 def reminder_payload(
@@ -183,9 +124,11 @@ async def remind(
     a closed campaign or after ``closes_at``. The questionnaire part stops once the unit answered;
     the confirmation part once every disbursement of the unit has a current confirmation.
 
-    Each reminder increments ``Link.reminder_count`` with a conditional UPDATE in the same
-    transaction as its outbox row (dedupe ``remind:{campaign}:{unit}:{n}``), so concurrent runs
-    cannot double-count or double-send. Returns counts.
+    Due links are selected once (SQL), then handled ``REMIND_CHUNK`` at a time, one transaction
+    each: one set-based conditional UPDATE of ``Link.reminder_count`` per seen count
+    (:func:`_claim_reminders`), ``ensure_endpoints`` and one ``enqueue_many`` for the reminders
+    (dedupe ``remind:{campaign}:{unit}:{n}``) — so a run over 10,000 links is a few dozen
+    statements, and concurrent runs cannot double-count or double-send. Returns counts.
     """
     async with transaction(sm) as session:
         campaign = await get_campaign(session, campaign_id)
@@ -198,19 +141,11 @@ async def remind(
         tz = ZoneInfo(project.timezone)
         policy = {**DEFAULT_POLICY, **(campaign.policy or {})}
         defer = quiet_until(now, policy.get("quiet_hours"), tz)
-        launched = await launch_campaign(session, campaign_id, secret=secret, public_url=public_url, now=now)
-        if defer is not None and launched.invitations_enqueued:
-            # launch_campaign does not know about quiet hours: hold the invitations it just wrote.
-            await session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.campaign_id == campaign_id,
-                    OutboxMessage.kind == "invite",
-                    OutboxMessage.status == "pending",
-                    OutboxMessage.created_at == now,
-                )
-                .values(next_attempt_at=defer)
-            )
+        # Invites units added since the launch (one SELECT when there are none); its invitations
+        # wait out the quiet hours like the reminders below.
+        launched = await launch_campaign(
+            session, campaign_id, secret=secret, public_url=public_url, now=now, not_before=defer
+        )
     gap = timedelta(days=int(policy.get("min_days_between") or 0))
     max_n = int(policy.get("max_reminders") or 0)
     result = {
@@ -267,53 +202,99 @@ async def remind(
             result["too_soon"] += 1
             continue
         due.append((link_id, count, bool(owes_question), bool(owes_confirm)))
-    endpoints: dict[tuple[str, str], int] = {}
     for start in range(0, len(due), REMIND_CHUNK):
         chunk = due[start : start + REMIND_CHUNK]
         async with transaction(sm) as session:
-            campaign = await get_campaign(session, campaign_id)
+            # Lock the campaign row (PostgreSQL; a no-op on SQLite, whose BEGIN IMMEDIATE already
+            # serialises writers): concurrent runs then take their chunks one at a time, so their
+            # link-row locks never interleave (no deadlock), and a close committed meanwhile is seen.
+            campaign = (
+                await session.execute(
+                    select(Campaign)
+                    .where(Campaign.id == campaign_id)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
+            ).scalar_one()
             if campaign.status != "open":  # closed while we were working: stop
                 break
-            rows = (
-                await session.execute(
-                    select(Link, Unit)
-                    .join(Unit, Unit.id == Link.unit_id)
-                    .where(Link.id.in_([c[0] for c in chunk]))
-                )
-            ).all()
-            by_id = {link.id: (link, unit) for link, unit in rows}
-            await _ensure_endpoints(session, [u for _, u in rows], endpoints)
+            claimed = await _claim_reminders(session, chunk, now=now)
+            if not claimed:
+                continue
+            units = {
+                link_id: unit
+                for link_id, unit in (
+                    await session.execute(
+                        select(Link.id, Unit)
+                        .join(Unit, Unit.id == Link.unit_id)
+                        .where(Link.id.in_(list(claimed)))
+                    )
+                ).all()
+            }
+            endpoints = await ensure_endpoints(
+                session,
+                {
+                    (u.channel_kind, u.channel_address): EndpointSpec(
+                        name=u.name, config=dict(u.channel_config)
+                    )
+                    for u in units.values()
+                },
+            )
+            messages = []
             for link_id, count, owes_question, owes_confirm in chunk:
-                link, unit = by_id[link_id]
-                n = count + 1
-                claimed = await session.execute(
-                    update(Link)
-                    .where(Link.id == link_id, Link.reminder_count == count)
-                    .values(reminder_count=n, last_reminded_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                if link_id not in claimed:
                     continue  # another run reminded this unit meanwhile
-                key = (unit.channel_kind, unit.channel_address)
-                await enqueue(
-                    session,
-                    dedupe_key=f"remind:{campaign_id}:{unit.id}:{n}",
-                    endpoint_id=endpoints[key],
-                    kind="remind",
-                    payload=reminder_payload(
-                        campaign, unit, link_id, n, questionnaire=owes_question, confirm=owes_confirm
-                    ),
-                    now=now,
-                    not_before=defer,
-                    not_after=campaign.closes_at,
-                    project_id=campaign.project_id,
-                    campaign_id=campaign_id,
-                    link_id=link_id,
+                n, unit = claimed[link_id], units[link_id]
+                assert n == count + 1
+                endpoint_id = endpoints[(unit.channel_kind, unit.channel_address)].id
+                assert endpoint_id is not None
+                messages.append(
+                    NewMessage(
+                        dedupe_key=f"remind:{campaign_id}:{unit.id}:{n}",
+                        endpoint_id=endpoint_id,
+                        kind="remind",
+                        payload=reminder_payload(
+                            campaign, unit, link_id, n, questionnaire=owes_question, confirm=owes_confirm
+                        ),
+                        not_before=defer,
+                        not_after=campaign.closes_at,
+                        project_id=campaign.project_id,
+                        campaign_id=campaign_id,
+                        link_id=link_id,
+                    )
                 )
-                result["reminded"] += 1
-                if defer is not None:
-                    result["deferred"] += 1
+            await enqueue_many(session, messages, now=now)
+            result["reminded"] += len(messages)
+            if defer is not None:
+                result["deferred"] += len(messages)
     return result
+
+
+async def _claim_reminders(
+    session: Any, chunk: list[tuple[int, int, bool, bool]], *, now: datetime
+) -> dict[int, int]:
+    """Bump ``reminder_count`` of the chunk's links from the count each was seen with; returns
+    ``{link_id: new count}`` for the links this call bumped.
+
+    One conditional ``UPDATE … WHERE id IN (…) AND reminder_count = :n RETURNING id`` per distinct
+    seen count (at most ``max_reminders`` of them): a link another run reminded since we read it
+    no longer matches and is left out, so concurrent runs cannot double-count (PostgreSQL
+    re-checks the WHERE after waiting for the other writer's row lock; SQLite has one writer).
+    """
+    by_count: dict[int, list[int]] = {}
+    for link_id, count, _, _ in chunk:
+        by_count.setdefault(count, []).append(link_id)
+    table = Link.__table__  # type: ignore[attr-defined]
+    claimed: dict[int, int] = {}
+    for count, ids in sorted(by_count.items()):
+        bumped = await session.execute(
+            update(table)
+            .where(table.c.id.in_(sorted(ids)), table.c.reminder_count == count)
+            .values(reminder_count=count + 1, last_reminded_at=now)
+            .returning(table.c.id)
+        )
+        claimed.update((link_id, count + 1) for link_id in bumped.scalars())
+    return claimed
 
 
 # ------------------------------------------------------------------------------------ summarise

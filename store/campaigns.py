@@ -25,14 +25,16 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.errors import Conflict, Invalid, NotFound
 from store.models import Campaign, Link, OutboxMessage, Project, Questionnaire, Unit
-from store.outbox import NewMessage, enqueue_many, ensure_endpoint
+from store.outbox import EndpointSpec, NewMessage, enqueue_many, ensure_endpoint, ensure_endpoints
 from store.projects import current_questionnaire
+from store.quiet import quiet_until
 
 #: Length of a link token in characters (base64url alphabet): 32 × 6 = 192 bits.
 TOKEN_LENGTH = 32
@@ -67,16 +69,22 @@ def is_well_formed_token(token: str) -> bool:
     return bool(TOKEN_RE.match(token))
 
 
-def _new_link(campaign_id: int, unit_id: int, secret: bytes, now: datetime) -> Link:
+def _new_link_row(campaign_id: int, unit_id: int, secret: bytes, now: datetime) -> dict[str, Any]:
+    """The column values of a new link: a fresh 128-bit random salt, and only the hash of the
+    token derived from it (the token itself is never stored)."""
     salt = secrets.token_hex(16)
-    return Link(
-        campaign_id=campaign_id,
-        unit_id=unit_id,
-        token_salt=salt,
-        token_hash=hash_token(make_link_token(secret, salt)),
-        created_at=now,
-        reminder_count=0,
-    )
+    return {
+        "campaign_id": campaign_id,
+        "unit_id": unit_id,
+        "token_salt": salt,
+        "token_hash": hash_token(make_link_token(secret, salt)),
+        "created_at": now,
+        "reminder_count": 0,
+    }
+
+
+def _new_link(campaign_id: int, unit_id: int, secret: bytes, now: datetime) -> Link:
+    return Link(**_new_link_row(campaign_id, unit_id, secret, now))
 
 
 # ----------------------------------------------------------------------------------- campaigns
@@ -195,18 +203,24 @@ async def create_campaign(
     return campaign
 
 
-async def audience(session: AsyncSession, campaign: Campaign) -> list[Unit]:
-    """The units a campaign asks: its ``unit_ids``, or every active unit of the project."""
+def _audience_select(campaign: Campaign) -> Any:
+    """SELECT of the campaign's audience units (see :func:`audience`), for further filtering."""
     stmt = select(Unit).where(Unit.project_id == campaign.project_id)
     if campaign.unit_ids is None:
-        stmt = stmt.where(Unit.active.is_(True))
-    else:
-        stmt = stmt.where(Unit.id.in_(campaign.unit_ids))
-    return list((await session.execute(stmt.order_by(Unit.id))).scalars())
+        return stmt.where(Unit.active.is_(True))
+    return stmt.where(Unit.id.in_(campaign.unit_ids))
 
 
-def invitation_payload(campaign: Campaign, unit: Unit, link: Link, *, kind: str = "invite") -> dict[str, Any]:
-    """The platform-neutral message for an invitation (or reminder), JSON-able.
+async def audience(session: AsyncSession, campaign: Campaign) -> list[Unit]:
+    """The units a campaign asks: its ``unit_ids``, or every active unit of the project."""
+    return list((await session.execute(_audience_select(campaign).order_by(Unit.id))).scalars())
+
+
+def invitation_payload(
+    campaign: Campaign, unit: Unit, link: Link | int, *, kind: str = "invite"
+) -> dict[str, Any]:
+    """The platform-neutral message for an invitation (or reminder), JSON-able. ``link`` is the
+    link or its id (the bulk launch has ids only).
 
     Shape (mirrors ``bot.channels.message.Message``): ``title``, ``blocks`` (``{"type": "text",
     "text": …}``), ``link`` (``{"url": "{link_url}", "text": …}``), plus ``link_id`` and ``kind``.
@@ -216,7 +230,7 @@ def invitation_payload(campaign: Campaign, unit: Unit, link: Link, *, kind: str 
     verb = "提醒" if kind == "remind" else "邀请"
     return {
         "kind": kind,
-        "link_id": link.id,
+        "link_id": link if isinstance(link, int) else link.id,
         "campaign_id": campaign.id,
         "unit_id": unit.id,
         "title": f"【{verb}】{campaign.name}",
@@ -234,29 +248,55 @@ def invitation_payload(campaign: Campaign, unit: Unit, link: Link, *, kind: str 
     }
 
 
-async def _invitation(
-    session: AsyncSession, campaign: Campaign, unit: Unit, link: Link, *, dedupe_key: str
+def _invitation(
+    campaign: Campaign,
+    unit: Unit,
+    link_id: int,
+    endpoint_id: int,
+    *,
+    dedupe_key: str,
+    not_before: datetime | None,
 ) -> NewMessage:
-    endpoint = await ensure_endpoint(
-        session, unit.channel_kind, unit.channel_address, name=unit.name, config=dict(unit.channel_config)
-    )
-    assert endpoint.id is not None
     return NewMessage(
         dedupe_key=dedupe_key,
-        endpoint_id=endpoint.id,
+        endpoint_id=endpoint_id,
         kind="invite",
-        payload=invitation_payload(campaign, unit, link),
+        payload=invitation_payload(campaign, unit, link_id),
+        not_before=not_before,
         not_after=campaign.closes_at,
         project_id=campaign.project_id,
         campaign_id=campaign.id,
-        link_id=link.id,
+        link_id=link_id,
     )
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+async def invitation_not_before(
+    session: AsyncSession, campaign: Campaign, *, now: datetime, not_before: datetime | None = None
+) -> datetime | None:
+    """When an invitation written at ``now`` may first be sent: the later of ``not_before`` and
+    the end of the campaign's quiet hours (policy ``quiet_hours``, project timezone) if ``now``
+    is inside them; None means at once."""
+    quiet = {**DEFAULT_POLICY, **(campaign.policy or {})}.get("quiet_hours")
+    if not quiet:
+        return not_before
+    tz = await session.scalar(select(Project.timezone).where(Project.id == campaign.project_id))
+    return _later(not_before, quiet_until(now, quiet, ZoneInfo(tz or "Asia/Shanghai")))
 
 
 async def _enqueue_invitation(
     session: AsyncSession, campaign: Campaign, unit: Unit, link: Link, *, dedupe_key: str, now: datetime
 ) -> bool:
-    message = await _invitation(session, campaign, unit, link, dedupe_key=dedupe_key)
+    assert link.id is not None
+    endpoint = await ensure_endpoint(
+        session, unit.channel_kind, unit.channel_address, name=unit.name, config=dict(unit.channel_config)
+    )
+    assert endpoint.id is not None
+    defer = await invitation_not_before(session, campaign, now=now)
+    message = _invitation(campaign, unit, link.id, endpoint.id, dedupe_key=dedupe_key, not_before=defer)
     return bool(await enqueue_many(session, [message], now=now))
 
 
@@ -267,50 +307,95 @@ class LaunchResult:
     invitations_enqueued: int
 
 
+#: Links per multi-row INSERT in ``launch_campaign`` (6 bound values a row: far below SQLite's
+#: 32,766-variable limit).
+LINK_CHUNK = 1000
+
+
 async def launch_campaign(
-    session: AsyncSession, campaign_id: int, *, secret: bytes, public_url: str = "", now: datetime
+    session: AsyncSession,
+    campaign_id: int,
+    *,
+    secret: bytes,
+    public_url: str = "",
+    now: datetime,
+    not_before: datetime | None = None,
 ) -> LaunchResult:
     """Open the campaign: a link and an invitation for each audience unit without a live link.
 
     Idempotent: units that already have a (non-revoked) link are skipped, and invitations are
     deduplicated by ``invite:{campaign}:{unit}``. A closed campaign cannot be launched.
+    Invitations are not sent before ``not_before`` nor inside the campaign's quiet hours (they
+    wait for the next allowed minute, see :func:`invitation_not_before`).
     ``public_url`` is not stored in the payload; the sender builds the URL from its settings.
+
+    Set-based, so 10,000 units cost a handful of statements: one SELECT of the units still
+    without a live link (none: return at once — the remind job calls this on every run), one
+    multi-row INSERT … RETURNING per 1,000 links, ``ensure_endpoints`` and ``enqueue_many``.
+    The campaign row is locked first (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
+    writers) so two concurrent launches cannot both give a unit a link.
     """
     del public_url  # the URL is built at send time (the token must not be persisted)
-    campaign = await get_campaign(session, campaign_id)
+    campaign = (
+        await session.execute(
+            select(Campaign)
+            .where(Campaign.id == campaign_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if campaign is None:
+        raise NotFound(f"活动不存在：{campaign_id}", f"no such campaign: {campaign_id}", where="campaign")
     if campaign.status == "closed":
         raise Conflict("活动已结束，不能再发起", "campaign is closed", where="campaign")
     if now >= campaign.closes_at:
         raise Conflict("活动已过截止时间", "campaign window is over", where="closes_at")
     assert campaign.id is not None
-    units = await audience(session, campaign)
-    live = set(
-        (
-            await session.execute(
-                select(Link.unit_id).where(Link.campaign_id == campaign.id, Link.revoked_at.is_(None))
-            )
-        ).scalars()
+    has_live = (
+        select(Link.id)
+        .where(Link.campaign_id == campaign.id, Link.unit_id == Unit.id, Link.revoked_at.is_(None))
+        .exists()
     )
-    created = 0
-    invitations: list[NewMessage] = []
-    for unit in units:
-        if unit.id in live:
-            continue
-        assert unit.id is not None
-        link = _new_link(campaign.id, unit.id, secret, now)
-        session.add(link)
-        await session.flush()
-        created += 1
-        invitations.append(
-            await _invitation(session, campaign, unit, link, dedupe_key=f"invite:{campaign.id}:{unit.id}")
+    units = list(
+        (await session.execute(_audience_select(campaign).where(~has_live).order_by(Unit.id))).scalars()
+    )
+    enqueued = 0
+    if units:
+        table = Link.__table__  # type: ignore[attr-defined]
+        insert_links = insert(table).returning(table.c.id, table.c.unit_id)
+        link_ids: dict[int, int] = {}
+        for start in range(0, len(units), LINK_CHUNK):
+            rows = [_new_link_row(campaign.id, u.id, secret, now) for u in units[start : start + LINK_CHUNK]]  # type: ignore[arg-type]
+            # A list of parameter sets with RETURNING: one multi-row INSERT (insertmanyvalues).
+            result = await session.execute(
+                insert_links, rows, execution_options={"insertmanyvalues_page_size": LINK_CHUNK}
+            )
+            link_ids.update((unit_id, link_id) for link_id, unit_id in result.all())
+        endpoints = await ensure_endpoints(
+            session,
+            {
+                (u.channel_kind, u.channel_address): EndpointSpec(name=u.name, config=dict(u.channel_config))
+                for u in units
+            },
         )
-    # One multi-row INSERT per 500 invitations instead of one statement each.
-    enqueued = len(await enqueue_many(session, invitations, now=now))
+        defer = await invitation_not_before(session, campaign, now=now, not_before=not_before)
+        invitations = [
+            _invitation(
+                campaign,
+                unit,
+                link_ids[unit.id],  # type: ignore[index]
+                endpoints[(unit.channel_kind, unit.channel_address)].id,  # type: ignore[arg-type]
+                dedupe_key=f"invite:{campaign.id}:{unit.id}",
+                not_before=defer,
+            )
+            for unit in units
+        ]
+        enqueued = len(await enqueue_many(session, invitations, now=now))
     if campaign.status == "draft":
         campaign.status = "open"
         campaign.launched_at = now
     await session.flush()
-    return LaunchResult(campaign, created, enqueued)
+    return LaunchResult(campaign, len(units), enqueued)
 
 
 async def close_campaign(session: AsyncSession, campaign_id: int, *, now: datetime) -> Campaign:
@@ -458,6 +543,11 @@ async def reissue_link(session: AsyncSession, link_id: int, *, secret: bytes, no
     new = _new_link(old.campaign_id, old.unit_id, secret, now)
     # Carry the unit's progress so reminders do not nag a unit that already answered.
     new.opened_at, new.answered_at, new.confirmed_at = None, old.answered_at, old.confirmed_at
+    # And its reminder count: reminder dedupe keys are per unit (remind:{campaign}:{unit}:{n}), so
+    # a count restarting at 0 would only hit keys already used and the new link would never be
+    # reminded until it passed the old count; max_reminders is per unit too. The gap restarts
+    # from the fresh invitation (last_reminded_at stays empty).
+    new.reminder_count = old.reminder_count
     session.add(new)
     await session.flush()
     unit = await session.get(Unit, old.unit_id)
