@@ -34,6 +34,7 @@ from sqlalchemy import select
 
 from bot import keys
 from bot.errors import error_page
+from scoring import money
 from scoring.report import pct
 from store.models import Project, ProjectVersion, ScoreSnapshot
 from store.scores import latest_snapshot, list_snapshots
@@ -81,7 +82,7 @@ def verify_report(secret: bytes, signed: str, *, now: datetime) -> str:
 
 def yuan(fen: int) -> str:
     """Integer fen → ``1,234.56 元``."""
-    return f"{(Decimal(fen) / 100).quantize(Decimal('0.01')):,} 元"
+    return f"{money.yuan_display(fen)} 元"
 
 
 def time_progress(start: date | None, end: date | None, today: date) -> Decimal | None:
@@ -438,7 +439,7 @@ def _csv(header: list[str], rows: list[list[Any]]) -> bytes:
 
 
 def _fen_text(fen: int | None) -> str:
-    return "" if fen is None else format(Decimal(fen) / 100, ".2f")
+    return "" if fen is None else money.yuan(fen)
 
 
 async def report_csv(request: web.Request) -> web.StreamResponse:

@@ -47,6 +47,7 @@ from config.definition import (
     known_sources,
     uscc_problem,
 )
+from scoring import money
 from scoring.model import RULE_TYPES, ScoringPolicy
 
 __all__ = [
@@ -150,8 +151,7 @@ def _fmt(value: Decimal) -> str:
     return text
 
 
-def _yuan(fen: int) -> str:
-    return f"{Decimal(fen) / 100:.2f}"
+_yuan = money.yuan
 
 
 # --------------------------------------------------------------------------- value parsers

@@ -20,6 +20,7 @@ from config.definition import ProjectDefinition
 from scoring.engine import score_table
 from scoring.facts import fund_facts, satisfaction_fact
 from scoring.model import Actual, Override, ScoreTable
+from scoring.money import yuan
 from scoring.report import table_json
 from store.db import SessionMaker
 from store.facts import FactInputs, load_fact_inputs
@@ -80,11 +81,6 @@ def build_actuals(defn: ProjectDefinition, inputs: FactInputs) -> dict[str, Actu
 
 def facts_summary(inputs: FactInputs) -> dict[str, Any]:
     """The facts block stored with every snapshot (money as fen integers and 元 strings)."""
-    from decimal import Decimal
-
-    def yuan(fen: int) -> str:
-        return format(Decimal(fen) / 100, ".2f")
-
     arrived = sum(a for _, a in inputs.arrivals)
     return {
         "budget_fen": inputs.budget_fen,

@@ -23,7 +23,6 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -31,15 +30,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import CHANNEL_KINDS, ChannelRef, uscc_problem
+from scoring import money
 from store.errors import Conflict, Invalid, NotFound
 from store.models import Disbursement, Unit
 
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_MONEY_RE = re.compile(r"^\d+(\.\d+)?$")
 _DATE_RE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$")
-CENT = Decimal("0.01")
-#: Largest amount accepted (元): far above any project, far below BIGINT fen.
-MAX_YUAN = Decimal("999999999999.99")
 #: Most data rows one import may carry.
 MAX_ROWS = 50_000
 
@@ -114,59 +110,17 @@ def _has_control(text: str) -> bool:
 
 
 def parse_yuan(value: Any, *, field_name: str = "amount") -> int:
-    """元 → fen. Accepts text (``"1,234.50"``, ``"1234.5元"``), int, Decimal, and spreadsheet
-    floats (re-parsed from ``str(v)``). Raises ``FieldsInvalid`` naming ``field_name``."""
-
-    def bad(code: str, zh: str, en: str) -> FieldsInvalid:
-        return FieldsInvalid([FieldProblem(field_name, code, zh, en)])
-
-    if isinstance(value, bool) or value is None:
-        raise bad("money_invalid", "金额不能为空", "amount is required")
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise bad("money_invalid", f"金额 {value} 无效", f"amount {value} is invalid")
-        amount = Decimal(str(value))
-        text = str(value)
-    elif isinstance(value, int | Decimal):
-        amount = Decimal(value)
-        text = str(value)
-    elif isinstance(value, str):
-        text = value.strip().replace(",", "").replace("，", "").removesuffix("元").strip()
-        negative = text.startswith("-")
-        if not _MONEY_RE.match(text.removeprefix("-")):
-            raise bad(
-                "money_invalid",
-                f"金额 {value!r} 不是有效数字，应为以元为单位的数字，如 1234.50",
-                f"amount {value!r} is not a number: 元 such as 1234.50 expected",
-            )
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:  # pragma: no cover - the regex already guards this
-            raise bad("money_invalid", f"金额 {value!r} 无效", f"amount {value!r} is invalid") from None
-        if negative and amount == 0:
-            amount = Decimal(0)
-    else:
-        raise bad("money_invalid", f"金额 {value!r} 无效", f"amount {value!r} is invalid")
-    if not amount.is_finite():
-        raise bad("money_invalid", f"金额 {text} 无效", f"amount {text} is invalid")
-    if amount < 0:
-        raise bad("money_negative", f"金额 {text} 元不能为负数", f"amount {text} yuan must not be negative")
-    if amount != amount.quantize(CENT):
-        raise bad(
-            "money_precision",
-            f"金额 {text} 元超过2位小数（最小单位为分）",
-            f"amount {text} yuan has more than 2 decimals (the smallest unit is the fen)",
-        )
-    if amount > MAX_YUAN:
-        raise bad("money_too_large", f"金额 {text} 元过大", f"amount {text} yuan is too large")
-    return int(amount.quantize(CENT) * 100)
+    """元 → fen via :func:`scoring.money.parse_yuan` (text, int, Decimal, or a spreadsheet float
+    cell re-read from its shortest form). Raises ``FieldsInvalid`` naming ``field_name``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise FieldsInvalid([FieldProblem(field_name, "money_invalid", "金额不能为空", "amount is required")])
+    try:
+        return money.parse_yuan(value, float_cells=True)
+    except money.MoneyError as exc:
+        raise FieldsInvalid([FieldProblem(field_name, exc.code, exc.zh, exc.en)]) from None
 
 
-def yuan(fen: int) -> str:
-    """Fen → 元 text with exactly 2 decimals (``12345`` → ``"123.45"``)."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
+yuan = money.yuan
 
 
 def parse_date(value: Any, *, field_name: str = "date") -> dt.date:
