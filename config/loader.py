@@ -204,7 +204,8 @@ class _Reader:
     # ---- scalars
 
     def money(self, value: Any, loc: Loc) -> int | object:
-        """元 (str or int) → fen (int)."""
+        """元 (str or int) → fen (int). TOML floats are refused: their precision is already lost
+        (TOML reads ``1.1`` as a binary float, and the loader sees ``Decimal`` for them)."""
         if isinstance(value, float | Decimal):
             self.add(loc, "money_float", f"金额 {value} 不能写成小数形式的数字（浮点数会丢失精度），请写成字符串如 \"12345.67\" 或整数",
                      f'amount {value} must not be a float (precision): write a string such as "12345.67" or an integer')  # fmt: skip
@@ -213,22 +214,11 @@ class _Reader:
             self.add(loc, "money_invalid", f"金额 {value!r} 无效，应为以元为单位的字符串或整数",
                      f"amount {value!r} is invalid: 元 as a string or an integer expected")  # fmt: skip
             return _BAD
-        text = str(value).strip().replace(",", "").removesuffix("元").strip()
-        if not _MONEY_RE.match(text):
-            self.add(loc, "money_invalid", f"金额 {value!r} 无效，应为以元为单位的数字，如 \"12345.67\"",
-                     f'amount {value!r} is invalid: a number of 元 such as "12345.67" expected')  # fmt: skip
+        try:
+            return money.parse_yuan(value)
+        except money.MoneyError as exc:
+            self.add(loc, exc.code, exc.zh, exc.en)
             return _BAD
-        amount = Decimal(text)
-        if amount < 0:
-            self.add(
-                loc, "money_negative", f"金额 {text} 元不能为负数", f"amount {text} yuan must not be negative"
-            )
-            return _BAD
-        if amount != amount.quantize(Decimal("0.01")):
-            self.add(loc, "money_precision", f"金额 {text} 元超过2位小数（最小单位为分）",
-                     f"amount {text} yuan has more than 2 decimals (the smallest unit is the fen)")  # fmt: skip
-            return _BAD
-        return int(amount * 100)
 
     def number(self, value: Any, loc: Loc, what: str = "数值 number") -> Decimal | object:
         """int, str or TOML float (already a Decimal) → Decimal. ``"5%"`` → 0.05."""

@@ -70,8 +70,8 @@ def parse_yuan(value: str | int | Decimal | float, *, float_cells: bool = False)
     if not _NUMBER.match(digits):
         raise MoneyError(
             "money_invalid",
-            f"金额 {value!r} 不是有效数字，应为以元为单位的数字，如 1234.50",
-            f"amount {value!r} is not a number: 元 such as 1234.50 expected",
+            f"金额 {value!r} 无效，应为以元为单位的数字，如 1234.50",
+            f"amount {value!r} is invalid: a number of 元 such as 1234.50 expected",
         )
     try:
         amount = Decimal(digits.replace(",", ""))
