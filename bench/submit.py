@@ -285,6 +285,7 @@ def serve_jixiao(port: int, db: str) -> None:
     from aiohttp import web
 
     from bot.app import create_app
+    from cli.serve import freeze_startup_objects
     from config.settings import Settings
     from store.db import create_engines, make_sessionmaker
 
@@ -304,6 +305,11 @@ def serve_jixiao(port: int, db: str) -> None:
         channels={},
         start_workers=False,
     )
+
+    async def freeze(_: web.Application) -> None:
+        freeze_startup_objects()  # as cli.serve does once started
+
+    app.on_startup.append(freeze)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
@@ -166,8 +166,15 @@ def today_in(tz: str, now: datetime) -> date:
     return now.astimezone(ZoneInfo(tz)).date()
 
 
+class HasAmountFen(Protocol):
+    """What :func:`validate_confirmation` reads of a disbursement (a row or a plain value)."""
+
+    @property
+    def amount_fen(self) -> int: ...
+
+
 def validate_confirmation(
-    disbursement: Disbursement,
+    disbursement: HasAmountFen,
     *,
     status: str,
     received_on: date | None,
@@ -434,12 +441,6 @@ _BY_KEY: dict[Any, Any] = {}
 # ----------------------------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True)
-class CurrentAnswers:
-    response: Response
-    answers: dict[str, Any]
-
-
 async def _answers_of(session: AsyncSession, response_ids: list[int]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {rid: {} for rid in response_ids}
     if not response_ids:
@@ -454,31 +455,6 @@ async def _answers_of(session: AsyncSession, response_ids: list[int]) -> dict[in
     return out
 
 
-async def current_answers(session: AsyncSession, link: Link) -> CurrentAnswers | None:
-    """The unit's latest answers in this link's campaign (any of its links), or None."""
-    params = {"campaign_id": link.campaign_id, "unit_id": link.unit_id}
-    rows = (await session.execute(_CURRENT_ANSWERS, params)).all()
-    if not rows:
-        return None
-    return CurrentAnswers(rows[0][0], {k: v for _, k, v in rows if k is not None})
-
-
-# The unit page's statements are built once (building and cache-keying them per request cost
-# more CPU than running them); values come in as bound parameters.
-_CURRENT_ANSWERS = (
-    select(Response, Answer.question_key, Answer.value)
-    .outerjoin(Answer, Answer.response_id == Response.id)
-    .where(
-        Response.id
-        == select(Response.id)
-        .where(Response.campaign_id == bindparam("campaign_id"), Response.unit_id == bindparam("unit_id"))
-        .order_by(Response.version.desc(), Response.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-)
-
-
 async def unit_disbursements(session: AsyncSession, unit_id: int) -> list[Disbursement]:
     """The unit's disbursements, oldest first."""
     stmt = (
@@ -487,24 +463,6 @@ async def unit_disbursements(session: AsyncSession, unit_id: int) -> list[Disbur
         .order_by(Disbursement.paid_on, Disbursement.id)
     )
     return list((await session.execute(stmt)).scalars())
-
-
-async def unit_payments(
-    session: AsyncSession, unit_id: int
-) -> list[tuple[Disbursement, PaymentConfirmation | None]]:
-    """The unit's disbursements (oldest first), each with its current confirmation (one query)."""
-    return [(d, c) for d, c in (await session.execute(_UNIT_PAYMENTS, {"unit_id": unit_id})).all()]
-
-
-_UNIT_PAYMENTS = (
-    select(Disbursement, PaymentConfirmation)
-    .outerjoin(
-        PaymentConfirmation,
-        (PaymentConfirmation.disbursement_id == Disbursement.id) & PaymentConfirmation.is_current.is_(True),
-    )
-    .where(Disbursement.unit_id == bindparam("unit_id"))
-    .order_by(Disbursement.paid_on, Disbursement.id)
-)
 
 
 async def current_confirmations(session: AsyncSession, link: Link) -> dict[int, PaymentConfirmation]:

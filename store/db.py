@@ -26,10 +26,11 @@ On PostgreSQL there is one engine; :func:`create_engines` returns it twice.
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -42,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.util import EMPTY_DICT
 
 SessionMaker = async_sessionmaker[AsyncSession]
+T = TypeVar("T")
 
 #: Connections of a SQLite read engine (readers do not block each other or the writer in WAL).
 READ_POOL_SIZE = 4
@@ -277,6 +279,13 @@ class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
         conn = self._connection._connection  # None once closed: let the stock path report it
         return conn is None or conn.in_transaction
 
+    async def run_on_worker(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(sqlite3_connection)`` on this connection's worker thread: ONE trip however
+        many statements ``fn`` executes (``store.linkpage`` runs a whole transaction this way).
+        ``fn`` owns the transaction it opens and must leave none open."""
+        async with self._execute_mutex:
+            return await self._connection._execute(fn, self._connection._conn)  # type: ignore[no-any-return]
+
     def commit(self) -> None:
         self._pending_begin = None
         if self._in_transaction():
@@ -292,6 +301,10 @@ class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         stock = super().connect(*arg, **kw)
         return _OneHopConnection(self, stock._connection)
+
+
+#: Public name of the one-hop adapter (``store.linkpage`` runs whole transactions through it).
+OneHopSqliteDBAPI = _OneHopDBAPI
 
 
 def _sqlite_dbapi() -> AsyncAdapt_aiosqlite_dbapi:

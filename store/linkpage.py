@@ -1,0 +1,877 @@
+"""The unit page's hot path: each request is ONE hand-written unit of work on the driver.
+
+``GET /l/{token}`` and the answer/payment POSTs run thousands of times in a campaign; through the
+ORM each cost ~2.5 ms of event-loop CPU (session, identity map, per-statement compile-cache
+lookups, four aiosqlite thread trips per statement). Here each request is one function
+(:meth:`LinkPageStore.read_page`, :meth:`~LinkPageStore.mark_opened`,
+:meth:`~LinkPageStore.submit_answers`, :meth:`~LinkPageStore.submit_confirmation`) that:
+
+- takes a raw connection from the SAME engines as the rest of the app (so the SQLite write
+  engine's single connection still serialises every writer of the process);
+- runs SQL compiled ONCE per dialect from SQLAlchemy Core statements built at import (table and
+  column names come from ``store.models``), with the columns' own type processors applied to
+  parameters and results (datetimes, dates, booleans, JSON are stored exactly as the ORM stores
+  them);
+- returns plain frozen dataclasses.
+
+How a unit of work runs (it is written once, as a coroutine over a tiny :class:`_Tx` interface):
+
+- **SQLite** (``store.db``'s one-hop aiosqlite adapter): the whole transaction — ``BEGIN``
+  (``BEGIN IMMEDIATE`` for writes), every statement, ``COMMIT``/``ROLLBACK`` — runs in ONE trip to
+  the connection's worker thread. The coroutine never really suspends there (:class:`_SqliteTx`
+  calls sqlite3 synchronously), so it is driven to completion in that thread by :func:`_drive`.
+  The writer lock is held only for the SQL itself, never across event-loop turns.
+- **PostgreSQL** (asyncpg): awaited on the loop with asyncpg's prepared-statement cache; writes in
+  one transaction that locks the link and its unit rows (``FOR UPDATE OF link, unit``), so
+  submissions through one link — and for one unit across its links — apply one at a time.
+- **Anything else** (a future aiosqlite without the internals ``store.db`` uses): the same
+  coroutine over ``AsyncConnection.exec_driver_sql`` (slower, same results; tested).
+
+Callbacks passed in (``key_for``, ``answers_for``, …) may run on the SQLite worker thread: they
+must be pure (no I/O, no awaits, no event-loop calls).
+
+Invariants are those of ``store.answers`` (which keeps the ORM versions for the API, imports and
+tests): one ``is_current`` response per (project, unit, questionnaire) and one current
+confirmation per disbursement, gap-free versions, idempotency by ``submission_key``, nothing
+stored when validation fails, ``opened_at`` / ``answered_at`` / ``confirmed_at`` set once.
+
+Unlike ordinary store functions these own their transaction (begin + commit): a unit of work in
+one worker-thread trip is the point. Questionnaire definitions are parsed once per
+``(questionnaire id, version)`` and cached here: questionnaire rows are immutable (a changed
+questionnaire is a new version row, see ``store.projects._sync_questionnaire``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql import Executable
+from sqlalchemy.util import greenlet_spawn
+
+from config.definition import QuestionnaireDef
+from store.answers import AnswerErrors, today_in, validate_answers, validate_confirmation
+from store.db import OneHopSqliteDBAPI
+from store.errors import Conflict, Invalid, NotFound
+from store.models import (
+    Answer,
+    Campaign,
+    Disbursement,
+    Link,
+    PaymentConfirmation,
+    Project,
+    Questionnaire,
+    Response,
+    Unit,
+)
+
+T = TypeVar("T")
+
+#: Parsed questionnaires kept per store (there are a handful per deployment; beyond this many
+#: the cache starts over rather than growing without bound).
+QUESTIONNAIRE_CACHE_MAX = 256
+
+# ----------------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """A link with what its page needs (one joined row). Datetimes tz-aware UTC."""
+
+    link_id: int
+    unit_id: int
+    campaign_id: int
+    revoked_at: datetime | None
+    opened_at: datetime | None
+    answered_at: datetime | None
+    confirmed_at: datetime | None
+    campaign_status: str
+    opens_at: datetime
+    closes_at: datetime
+    ask_confirmations: bool
+    campaign_name: str
+    project_id: int
+    questionnaire_id: int | None
+    questionnaire_version: int | None
+    unit_name: str
+    project_name: str
+    timezone: str
+
+    def usable(self, now: datetime) -> bool:
+        """Same rule as ``store.campaigns.link_is_usable``: not revoked, campaign open, inside
+        ``[opens_at, closes_at)``."""
+        return (
+            self.revoked_at is None
+            and self.campaign_status == "open"
+            and self.opens_at <= now < self.closes_at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRow:
+    """One disbursement of the unit (money in fen) and its current confirmation, if any
+    (``status`` is None when there is none)."""
+
+    id: int
+    batch: str
+    amount_fen: int
+    paid_on: date
+    voucher: str
+    status: str | None
+    received_on: date | None
+    confirmed_fen: int | None
+    confirmed_voucher: str | None
+    dispute_kind: str | None
+    reason: str | None
+    submitted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageData:
+    """Everything the unit page shows, read in one transaction (one snapshot).
+
+    ``answers`` / ``answered_at`` are the unit's latest response in this campaign (empty / None
+    without one); ``payments`` is empty unless the campaign asks for confirmations.
+    """
+
+    link: LinkRow
+    questionnaire: QuestionnaireDef | None
+    answers: dict[str, Any]
+    answered_at: datetime | None
+    payments: tuple[PaymentRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """Outcome of a POST unit of work. ``usable`` False: unknown/revoked/closed link, nothing
+    stored. ``created`` False with ``usable``: the submission key was already stored (a double
+    submit), nothing changed."""
+
+    usable: bool
+    created: bool = False
+
+
+UNUSABLE = Submitted(usable=False)
+
+
+class NoQuestionnaire(Invalid):
+    """The link's campaign has no questionnaire (a form post that cannot be answered)."""
+
+    def __init__(self) -> None:
+        super().__init__("本次活动没有问卷", "this campaign has no questionnaire", where="questionnaire")
+
+
+# ----------------------------------------------------------------------------------- statements
+
+_L = Link.__table__  # type: ignore[attr-defined]
+_C = Campaign.__table__  # type: ignore[attr-defined]
+_U = Unit.__table__  # type: ignore[attr-defined]
+_P = Project.__table__  # type: ignore[attr-defined]
+_Q = Questionnaire.__table__  # type: ignore[attr-defined]
+_R = Response.__table__  # type: ignore[attr-defined]
+_A = Answer.__table__  # type: ignore[attr-defined]
+_D = Disbursement.__table__  # type: ignore[attr-defined]
+_PC = PaymentConfirmation.__table__  # type: ignore[attr-defined]
+
+# Column order = LinkRow field order.
+_LINK_ROW = (
+    select(
+        _L.c.id,
+        _L.c.unit_id,
+        _L.c.campaign_id,
+        _L.c.revoked_at,
+        _L.c.opened_at,
+        _L.c.answered_at,
+        _L.c.confirmed_at,
+        _C.c.status,
+        _C.c.opens_at,
+        _C.c.closes_at,
+        _C.c.ask_confirmations,
+        _C.c.name,
+        _C.c.project_id,
+        _C.c.questionnaire_id,
+        _Q.c.version,
+        _U.c.name,
+        _P.c.name,
+        _P.c.timezone,
+    )
+    .select_from(_L)
+    .join(_C, _C.c.id == _L.c.campaign_id)
+    .join(_U, _U.c.id == _L.c.unit_id)
+    .join(_P, _P.c.id == _C.c.project_id)
+    .outerjoin(_Q, _Q.c.id == _C.c.questionnaire_id)
+    .where(_L.c.token_hash == bindparam("token_hash"))
+)
+#: PostgreSQL locks the link (per-link serialisation) and the unit (its responses' versions);
+#: SQLite compiles no locking clause (BEGIN IMMEDIATE already serialises writers).
+_LINK_ROW_FOR_UPDATE = _LINK_ROW.with_for_update(of=[_L, _U])
+
+_DEFINITION = select(_Q.c.definition).where(_Q.c.id == bindparam("qid"))
+
+_CURRENT_ANSWERS = (
+    select(_R.c.submitted_at, _A.c.question_key, _A.c.value)
+    .select_from(_R)
+    .outerjoin(_A, _A.c.response_id == _R.c.id)
+    .where(
+        _R.c.id
+        == select(_R.c.id)
+        .where(_R.c.campaign_id == bindparam("campaign_id"), _R.c.unit_id == bindparam("unit_id"))
+        .order_by(_R.c.version.desc(), _R.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+)
+
+# Column order = PaymentRow field order.
+_PAYMENTS = (
+    select(
+        _D.c.id,
+        _D.c.batch,
+        _D.c.amount_fen,
+        _D.c.paid_on,
+        _D.c.voucher,
+        _PC.c.status,
+        _PC.c.received_on,
+        _PC.c.amount_fen,
+        _PC.c.voucher,
+        _PC.c.dispute_kind,
+        _PC.c.reason,
+        _PC.c.submitted_at,
+    )
+    .select_from(_D)
+    .outerjoin(_PC, and_(_PC.c.disbursement_id == _D.c.id, _PC.c.is_current.is_(True)))
+    .where(_D.c.unit_id == bindparam("unit_id"))
+    .order_by(_D.c.paid_on, _D.c.id)
+)
+
+_MARK_OPENED = (
+    update(_L)
+    .where(_L.c.id == bindparam("p_link"), _L.c.opened_at.is_(None))
+    .values(opened_at=bindparam("p_now"))
+)
+_MARK_ANSWERED = (
+    update(_L)
+    .where(_L.c.id == bindparam("p_link"), _L.c.answered_at.is_(None))
+    .values(answered_at=bindparam("p_now"))
+)
+_MARK_CONFIRMED = (
+    update(_L)
+    .where(_L.c.id == bindparam("p_link"), _L.c.confirmed_at.is_(None))
+    .values(confirmed_at=bindparam("p_now"))
+)
+
+_RESPONSE_BY_KEY = select(_R.c.link_id).where(_R.c.submission_key == bindparam("key"))
+_R_SCOPE = (
+    # (bound names differ from column names: UPDATE reserves those for its SET clause)
+    _R.c.project_id == bindparam("p_project"),
+    _R.c.unit_id == bindparam("p_unit"),
+    _R.c.questionnaire_id == bindparam("p_questionnaire"),
+)
+#: The current row is always the newest version, so un-marking it also yields the last version.
+_UNMARK_RESPONSE = (
+    update(_R).where(*_R_SCOPE, _R.c.is_current.is_(True)).values(is_current=False).returning(_R.c.version)
+)
+_LAST_RESPONSE_VERSION = select(func.max(_R.c.version)).where(*_R_SCOPE)
+_RESPONSE_COLUMNS = (
+    "project_id",
+    "unit_id",
+    "questionnaire_id",
+    "campaign_id",
+    "link_id",
+    "version",
+    "is_current",
+    "source",
+    "submission_key",
+    "satisfaction",
+    "submitted_at",
+)
+_INSERT_RESPONSE = (
+    insert(_R).values({c: bindparam(c, type_=_R.c[c].type) for c in _RESPONSE_COLUMNS}).returning(_R.c.id)
+)
+# inline(): no implicit RETURNING of the primary key (PostgreSQL would add one).
+_INSERT_ANSWER = (
+    insert(_A)
+    .values({c: bindparam(c, type_=_A.c[c].type) for c in ("response_id", "question_key", "value")})
+    .inline()
+)
+
+_CONFIRMATION_BY_KEY = select(_PC.c.link_id).where(_PC.c.submission_key == bindparam("key"))
+_DISBURSEMENT = select(_D.c.unit_id, _D.c.amount_fen).where(_D.c.id == bindparam("d"))
+_UNMARK_CONFIRMATION = (
+    update(_PC)
+    .where(_PC.c.disbursement_id == bindparam("p_d"), _PC.c.is_current.is_(True))
+    .values(is_current=False)
+    .returning(_PC.c.version)
+)
+_LAST_CONFIRMATION_VERSION = select(func.max(_PC.c.version)).where(_PC.c.disbursement_id == bindparam("p_d"))
+_CONFIRMATION_COLUMNS = (
+    "project_id",
+    "disbursement_id",
+    "unit_id",
+    "link_id",
+    "version",
+    "is_current",
+    "status",
+    "received_on",
+    "amount_fen",
+    "expected_fen",
+    "voucher",
+    "dispute_kind",
+    "reason",
+    "submission_key",
+    "submitted_at",
+)
+_INSERT_CONFIRMATION = (
+    insert(_PC).values({c: bindparam(c, type_=_PC.c[c].type) for c in _CONFIRMATION_COLUMNS}).inline()
+)
+#: Disbursements of the unit (in the project) still without a current confirmation.
+_OPEN_DISBURSEMENTS = (
+    select(func.count())
+    .select_from(_D)
+    .where(
+        _D.c.unit_id == bindparam("unit_id"),
+        _D.c.project_id == bindparam("project_id"),
+        ~_D.c.id.in_(
+            select(_PC.c.disbursement_id).where(
+                _PC.c.unit_id == bindparam("unit_id"), _PC.c.is_current.is_(True)
+            )
+        ),
+    )
+)
+
+
+class _Plan:
+    """One statement compiled for one dialect: positional SQL, the order of its parameters, and
+    the column types' bind/result processors (exactly what SQLAlchemy would apply)."""
+
+    __slots__ = ("sql", "_names", "_binds", "_results", "_fixed")
+
+    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        if not compiled.positional or compiled.positiontup is None:  # pragma: no cover
+            raise RuntimeError(f"{dialect.name}: a positional paramstyle is required")
+        self.sql = str(compiled)
+        self._names = tuple(compiled.positiontup)
+        # Values written into the statement itself (e.g. LIMIT 1) are bound too: keep them.
+        self._fixed = {n: b.effective_value for n, b in compiled.binds.items() if not b.required}
+        self._binds = tuple(
+            compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in self._names
+        )
+        columns = [c for *_, c in compiled._result_columns]  # (keyname, name, objects, type)
+        results = [t.dialect_impl(dialect).result_processor(dialect, None) for t in columns]
+        self._results = tuple((i, p) for i, p in enumerate(results) if p is not None)
+
+    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        if self._fixed:
+            params = {**self._fixed, **params}
+        return tuple(
+            params[n] if p is None else p(params[n]) for n, p in zip(self._names, self._binds, strict=True)
+        )
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        if not self._results:
+            return tuple(raw)
+        out = list(raw)
+        for i, p in self._results:
+            out[i] = p(out[i])
+        return tuple(out)
+
+
+_STATEMENTS: dict[str, Executable] = {
+    name: value for name, value in globals().items() if name.startswith("_") and isinstance(value, Executable)
+}
+
+
+class _Plans:
+    """Every statement of this module compiled for one dialect (attribute = statement name)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        for name, stmt in _STATEMENTS.items():
+            setattr(self, name, _Plan(stmt, dialect))
+
+    def __getattr__(self, name: str) -> _Plan:  # pragma: no cover - typing aid only
+        raise AttributeError(name)
+
+
+# ----------------------------------------------------------------------------------- runners
+
+
+class _Tx(Protocol):
+    """What a unit of work may do. Implementations must not suspend on SQLite (see _drive)."""
+
+    async def rows(self, plan: _Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]: ...
+    async def run(self, plan: _Plan, params: Mapping[str, Any]) -> int: ...
+    async def many(self, plan: _Plan, params: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+class _SqliteTx:
+    """sqlite3 calls made synchronously on the aiosqlite worker thread (coroutines that never
+    suspend, so a whole unit of work runs inside one thread trip)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def rows(self, plan: _Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        return [plan.row(r) for r in self._conn.execute(plan.sql, plan.args(params)).fetchall()]
+
+    async def run(self, plan: _Plan, params: Mapping[str, Any]) -> int:
+        return self._conn.execute(plan.sql, plan.args(params)).rowcount
+
+    async def many(self, plan: _Plan, params: Sequence[Mapping[str, Any]]) -> None:
+        self._conn.executemany(plan.sql, [plan.args(p) for p in params])
+
+
+class _AsyncpgTx:
+    """asyncpg calls on the loop (asyncpg prepares and caches each SQL text per connection)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def rows(self, plan: _Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        return [plan.row(r) for r in await self._conn.fetch(plan.sql, *plan.args(params))]
+
+    async def run(self, plan: _Plan, params: Mapping[str, Any]) -> int:
+        status = await self._conn.execute(plan.sql, *plan.args(params))  # e.g. "UPDATE 1"
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def many(self, plan: _Plan, params: Sequence[Mapping[str, Any]]) -> None:
+        await self._conn.executemany(plan.sql, [plan.args(p) for p in params])
+
+
+class _DriverSqlTx:
+    """The portable fallback: ``AsyncConnection.exec_driver_sql`` (any async dialect)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def rows(self, plan: _Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        result = await self._conn.exec_driver_sql(plan.sql, plan.args(params))
+        return [plan.row(r) for r in result.all()] if result.returns_rows else []
+
+    async def run(self, plan: _Plan, params: Mapping[str, Any]) -> int:
+        return (await self._conn.exec_driver_sql(plan.sql, plan.args(params))).rowcount
+
+    async def many(self, plan: _Plan, params: Sequence[Mapping[str, Any]]) -> None:
+        await self._conn.exec_driver_sql(plan.sql, [plan.args(p) for p in params])
+
+
+async def _release(raw: PoolProxiedConnection, *, clean: bool) -> None:
+    """Give a raw connection back to its pool. A unit of work always ends its transaction (also
+    when it raises), so a clean connection is returned as is; one left in a transaction (the
+    driver failed mid-way) is discarded. Inside a greenlet either way: returning may close the
+    connection (an overflow connection beyond ``pool_size``), which the async drivers await."""
+    await greenlet_spawn(raw.close if clean else raw.invalidate)
+
+
+def _drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to completion, synchronously (on the worker thread)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("a SQLite unit of work suspended; it must only use its _Tx")
+
+
+Work = Callable[[_Tx, "_Plans"], Awaitable[T]]
+
+
+class _Engine:
+    """One engine, with its statements compiled for its dialect and its way of running work:
+    ``sqlite`` (one worker-thread trip), ``asyncpg``, or ``portable`` (exec_driver_sql)."""
+
+    def __init__(self, engine: AsyncEngine, *, portable: bool = False) -> None:
+        self.engine = engine
+        self.plans = _Plans(engine.dialect)
+        if portable:
+            self.mode = "portable"
+        elif isinstance(engine.dialect.dbapi, OneHopSqliteDBAPI):
+            self.mode = "sqlite"
+        elif engine.dialect.driver == "asyncpg":
+            self.mode = "asyncpg"
+        else:  # pragma: no cover - aiosqlite without the internals store.db uses
+            self.mode = "portable"
+        self._writes = _Batcher(engine, lanes=1)
+        self._reads = _Batcher(engine, lanes=2)
+
+    async def run(self, work: Work[T], *, write: bool) -> T:
+        if self.mode == "sqlite":
+            return await (self._writes if write else self._reads).submit(self._sqlite_unit(work, write))
+        if self.mode == "portable":
+            async with self.engine.connect() as conn, conn.begin():
+                return await work(_DriverSqlTx(conn), self.plans)
+        raw = await self.engine.raw_connection()  # asyncpg
+        driver = raw.driver_connection
+        try:
+            if not write:
+                return await work(_AsyncpgTx(driver), self.plans)
+            async with driver.transaction():  # type: ignore[union-attr]
+                return await work(_AsyncpgTx(driver), self.plans)
+        finally:
+            await _release(raw, clean=self._clean(driver))
+
+    @staticmethod
+    def _clean(driver: Any) -> bool:
+        return not driver.is_closed() and not driver.is_in_transaction()
+
+    def _sqlite_unit(self, work: Work[T], write: bool) -> Callable[[sqlite3.Connection], T]:
+        plans = self.plans
+
+        def unit(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                result = _drive(work(_SqliteTx(conn), plans))  # type: ignore[arg-type]
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return unit
+
+
+class _Batcher:
+    """SQLite units of work, run back to back: whatever queued while the connection was busy goes
+    to a worker thread in ONE trip, each unit still in its own transaction (``BEGIN IMMEDIATE …
+    COMMIT`` for writes: a unit that raises rolls back only itself; results and exceptions go to
+    their own callers, in order). At most ``lanes`` trips run at once, each on its own pooled
+    connection: 1 for the single writer, 2 for readers.
+
+    Why: the process has one writer connection, and handing it from one request to the next
+    costs event-loop turns (pool release, waking the next waiter, the thread trip, the result's
+    ``call_soon_threadsafe``). Under load a turn takes milliseconds while the SQL of a submit
+    takes ~0.3 ms, so the writer sat idle most of the time and POSTs queued for it (measured at
+    32 concurrent users: p50 53 ms waiting for the connection, 1.2 ms using it). Batching pays
+    those turns once per batch instead of once per submit; the page reads on the read pool had
+    the same problem once the writes were batched. Connections still come from the engines'
+    pools, so ORM writers of the process keep taking turns with these batches.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, lanes: int) -> None:
+        self._engine = engine
+        self._lanes = lanes
+        self._queue: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._drainers: set[asyncio.Task[None]] = set()
+
+    async def submit(self, unit: Callable[[sqlite3.Connection], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append((unit, future))
+        if len(self._drainers) < self._lanes:
+            task = asyncio.create_task(self._drain())
+            self._drainers.add(task)
+            task.add_done_callback(self._drainers.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = [(u, f) for u, f in self._queue if not f.cancelled()]
+            self._queue = []
+            if not batch:
+                continue
+            try:
+                outcomes = await self._run([u for u, _ in batch])
+            except BaseException as exc:  # the trip itself failed: every caller hears it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    async def _run(self, units: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
+        def run_all(conn: sqlite3.Connection) -> list[tuple[bool, Any]]:
+            out: list[tuple[bool, Any]] = []
+            for unit in units:
+                try:
+                    out.append((True, unit(conn)))
+                except Exception as exc:  # this unit rolled back; the others stand
+                    out.append((False, exc))
+            return out
+
+        raw = await self._engine.raw_connection()
+        try:
+            result: list[tuple[bool, Any]] = await raw.dbapi_connection.run_on_worker(run_all)  # type: ignore[union-attr]
+        finally:
+            conn = raw.driver_connection._conn  # type: ignore[union-attr]
+            await _release(raw, clean=conn is not None and not conn.in_transaction)
+        return result
+
+
+# ----------------------------------------------------------------------------------- the store
+
+
+class LinkPageStore:
+    """The unit page's units of work on a write engine and a read engine (the same engine is
+    fine). One per application: it caches parsed questionnaires by ``(id, version)``.
+
+    ``portable`` forces the ``exec_driver_sql`` fallback (tests use it to check the fallback
+    gives the same results).
+    """
+
+    def __init__(
+        self, write: AsyncEngine, read: AsyncEngine | None = None, *, portable: bool = False
+    ) -> None:
+        self._write = _Engine(write, portable=portable)
+        self._read = self._write if read is None or read is write else _Engine(read, portable=portable)
+        self._questionnaires: dict[tuple[int, int], QuestionnaireDef] = {}
+
+    # -- questionnaires
+
+    async def _questionnaire(self, tx: _Tx, plans: _Plans, link: LinkRow) -> QuestionnaireDef | None:
+        """The link's questionnaire, parsed once per (id, version) (rows are immutable)."""
+        if link.questionnaire_id is None or link.questionnaire_version is None:
+            return None
+        key = (link.questionnaire_id, link.questionnaire_version)
+        qdef = self._questionnaires.get(key)
+        if qdef is None:
+            ((definition,),) = await tx.rows(plans._DEFINITION, {"qid": link.questionnaire_id})
+            qdef = QuestionnaireDef.model_validate(definition)
+            if len(self._questionnaires) >= QUESTIONNAIRE_CACHE_MAX:
+                self._questionnaires.clear()
+            self._questionnaires[key] = qdef
+        return qdef
+
+    @staticmethod
+    async def _link(tx: _Tx, plans: _Plans, token_hash: str, *, for_update: bool) -> LinkRow | None:
+        found = await tx.rows(
+            plans._LINK_ROW_FOR_UPDATE if for_update else plans._LINK_ROW, {"token_hash": token_hash}
+        )
+        return LinkRow(*found[0]) if found else None
+
+    # -- reads
+
+    async def read_page(self, token_hash: str, *, now: datetime) -> PageData | LinkRow | None:
+        """The page of the link whose token hashes to ``token_hash`` (read engine, one snapshot).
+
+        None for an unknown hash; the bare :class:`LinkRow` when the link is not usable at
+        ``now`` (nothing else is read); else :class:`PageData`.
+        """
+
+        async def work(tx: _Tx, plans: _Plans) -> PageData | LinkRow | None:
+            link = await self._link(tx, plans, token_hash, for_update=False)
+            if link is None or not link.usable(now):
+                return link
+            qdef = await self._questionnaire(tx, plans, link)
+            answers: dict[str, Any] = {}
+            answered_at = None
+            if qdef is not None:
+                params = {"campaign_id": link.campaign_id, "unit_id": link.unit_id}
+                for submitted_at, key, value in await tx.rows(plans._CURRENT_ANSWERS, params):
+                    answered_at = submitted_at
+                    if key is not None:
+                        answers[key] = value
+            payments: tuple[PaymentRow, ...] = ()
+            if link.ask_confirmations:
+                rows = await tx.rows(plans._PAYMENTS, {"unit_id": link.unit_id})
+                payments = tuple(PaymentRow(*r) for r in rows)
+            return PageData(link, qdef, answers, answered_at, payments)
+
+        return await self._read.run(work, write=False)
+
+    # -- writes
+
+    async def mark_opened(self, link_id: int, *, now: datetime) -> bool:
+        """Record the first open (one guarded UPDATE); True when this call set it."""
+
+        async def work(tx: _Tx, plans: _Plans) -> bool:
+            return bool(await tx.run(plans._MARK_OPENED, {"p_link": link_id, "p_now": now}))
+
+        return await self._write.run(work, write=True)
+
+    async def submit_answers(
+        self,
+        token_hash: str,
+        *,
+        now: datetime,
+        key_for: Callable[[int], str],
+        answers_for: Callable[[QuestionnaireDef], Mapping[str, Any]],
+    ) -> Submitted:
+        """Store a new version of the unit's answers through the link of ``token_hash``.
+
+        One write transaction, in this order (the ORM path's order): the link must be usable
+        (else :data:`UNUSABLE`); its campaign must have a questionnaire (else
+        :class:`NoQuestionnaire`); ``answers_for(questionnaire)`` turns the form into answers
+        (it may raise, e.g. a malformed form); a known ``key_for(link_id)`` returns
+        ``created=False`` (``Conflict`` if it belongs to another link); invalid answers raise
+        :class:`~store.answers.AnswerErrors` (nothing stored). Then the previous current
+        response stops being current, version n+1 is inserted with its answers, and the link's
+        ``answered_at`` is set if unset.
+        """
+
+        async def work(tx: _Tx, plans: _Plans) -> Submitted:
+            link = await self._link(tx, plans, token_hash, for_update=True)
+            if link is None or not link.usable(now):
+                return UNUSABLE
+            qdef = await self._questionnaire(tx, plans, link)
+            if qdef is None:
+                raise NoQuestionnaire()
+            raw = answers_for(qdef)
+            key = key_for(link.link_id)
+            known = await tx.rows(plans._RESPONSE_BY_KEY, {"key": key})
+            if known:
+                return _known(known[0][0], link)
+            clean, errors = validate_answers(qdef, raw)
+            if errors:
+                raise AnswerErrors(errors)
+            scope = {
+                "p_project": link.project_id,
+                "p_unit": link.unit_id,
+                "p_questionnaire": link.questionnaire_id,
+            }
+            versions = [v for (v,) in await tx.rows(plans._UNMARK_RESPONSE, scope)]
+            last = max(versions) if versions else (await tx.rows(plans._LAST_RESPONSE_VERSION, scope))[0][0]
+            sat = clean.get(qdef.satisfaction_question)
+            ((response_id,),) = await tx.rows(
+                plans._INSERT_RESPONSE,
+                {
+                    "project_id": link.project_id,
+                    "unit_id": link.unit_id,
+                    "questionnaire_id": link.questionnaire_id,
+                    "campaign_id": link.campaign_id,
+                    "link_id": link.link_id,
+                    "version": int(last or 0) + 1,
+                    "is_current": True,
+                    "source": "link",
+                    "submission_key": key,
+                    "satisfaction": sat if isinstance(sat, str) else None,
+                    "submitted_at": now,
+                },
+            )
+            if clean:
+                await tx.many(
+                    plans._INSERT_ANSWER,
+                    [{"response_id": response_id, "question_key": k, "value": v} for k, v in clean.items()],
+                )
+            if link.answered_at is None:
+                await tx.run(plans._MARK_ANSWERED, {"p_link": link.link_id, "p_now": now})
+            return Submitted(usable=True, created=True)
+
+        return await self._write.run(work, write=True)
+
+    async def submit_confirmation(
+        self,
+        token_hash: str,
+        disbursement_id: int,
+        *,
+        now: datetime,
+        key_for: Callable[[int], str],
+        status: str,
+        received_on: date | None,
+        amount_fen: int | None,
+        voucher: str,
+        dispute_kind: str | None,
+        reason: str,
+        syntax_errors: Mapping[str, tuple[str, str]] | None = None,
+    ) -> Submitted:
+        """Store a new version of the unit's confirmation (or dispute) of one disbursement.
+
+        Same order and rules as ``store.answers.submit_confirmation`` after the link check:
+        ``syntax_errors`` (from parsing the form) are raised first as ``AnswerErrors``; a known
+        key returns ``created=False``; the campaign must ask for confirmations (``Invalid``);
+        the disbursement must be the unit's (``NotFound``); semantic errors (``AnswerErrors``,
+        "today" in the project timezone) store nothing. A confirmed amount different from the
+        disbursed one is kept as given (a discrepancy). ``confirmed_at`` is set once every
+        disbursement of the unit has a current confirmation or dispute.
+        """
+
+        async def work(tx: _Tx, plans: _Plans) -> Submitted:
+            link = await self._link(tx, plans, token_hash, for_update=True)
+            if link is None or not link.usable(now):
+                return UNUSABLE
+            if syntax_errors:
+                raise AnswerErrors(dict(syntax_errors))
+            key = key_for(link.link_id)
+            known = await tx.rows(plans._CONFIRMATION_BY_KEY, {"key": key})
+            if known:
+                return _known(known[0][0], link)
+            if not link.ask_confirmations:
+                raise Invalid(
+                    "本次活动不需要确认资金", "this campaign does not ask for confirmations", where="status"
+                )
+            found = await tx.rows(plans._DISBURSEMENT, {"d": disbursement_id})
+            if not found or found[0][0] != link.unit_id:
+                raise NotFound("没有这笔拨付", "no such disbursement for this unit", where="disbursement")
+            expected_fen = found[0][1]
+            clean_voucher, clean_reason = voucher.strip(), reason.strip()
+            errors = validate_confirmation(
+                _Amount(expected_fen),
+                status=status,
+                received_on=received_on,
+                amount_fen=amount_fen,
+                voucher=clean_voucher,
+                dispute_kind=dispute_kind,
+                reason=clean_reason,
+                today=today_in(link.timezone, now),
+            )
+            if errors:
+                raise AnswerErrors(errors)
+            confirmed = status == "confirmed"
+            scope = {"p_d": disbursement_id}
+            versions = [v for (v,) in await tx.rows(plans._UNMARK_CONFIRMATION, scope)]
+            last = (
+                max(versions) if versions else (await tx.rows(plans._LAST_CONFIRMATION_VERSION, scope))[0][0]
+            )
+            await tx.run(
+                plans._INSERT_CONFIRMATION,
+                {
+                    "project_id": link.project_id,
+                    "disbursement_id": disbursement_id,
+                    "unit_id": link.unit_id,
+                    "link_id": link.link_id,
+                    "version": int(last or 0) + 1,
+                    "is_current": True,
+                    "status": status,
+                    "received_on": received_on if confirmed else None,
+                    "amount_fen": amount_fen if confirmed else None,
+                    "expected_fen": expected_fen,
+                    "voucher": clean_voucher if confirmed else "",
+                    "dispute_kind": None if confirmed else dispute_kind,
+                    "reason": clean_reason,
+                    "submission_key": key,
+                    "submitted_at": now,
+                },
+            )
+            if link.confirmed_at is None:
+                params = {"unit_id": link.unit_id, "project_id": link.project_id}
+                ((still_open,),) = await tx.rows(plans._OPEN_DISBURSEMENTS, params)
+                if not still_open:
+                    await tx.run(plans._MARK_CONFIRMED, {"p_link": link.link_id, "p_now": now})
+            return Submitted(usable=True, created=True)
+
+        return await self._write.run(work, write=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Amount:
+    """The one disbursement attribute ``validate_confirmation`` reads (fen)."""
+
+    amount_fen: int
+
+
+def _known(owner_link_id: int | None, link: LinkRow) -> Submitted:
+    """A submission key already stored: the same submit again (nothing to do), or a key that
+    belongs to another link (refused)."""
+    if owner_link_id != link.link_id:
+        raise Conflict("提交编号冲突", "submission key belongs to another link", where="submission_id")
+    return Submitted(usable=True, created=False)
