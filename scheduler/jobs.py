@@ -159,20 +159,26 @@ async def remind(
         return result
     # Units that still owe something: no current response for this campaign / no confirmation on
     # some disbursement. Computed in SQL so 10,000 links cost a couple of queries.
-    answered = exists().where(
-        Response.unit_id == Link.unit_id,
+    # Uncorrelated IN / NOT IN subqueries, evaluated once per run: correlated EXISTS per link was
+    # planned on SQLite through ix_response_current (project, is_current), i.e. a scan of every
+    # current response for each link — 10,000 links × 6,000 responses took 7 s.
+    answered = select(Response.unit_id).where(
         Response.project_id == campaign.project_id,
         Response.is_current.is_(True),
         Response.campaign_id == campaign_id,
     )
-    unconfirmed = exists().where(
-        Disbursement.unit_id == Link.unit_id,
+    unconfirmed = select(Disbursement.unit_id).where(
+        Disbursement.project_id == campaign.project_id,
         ~exists().where(
             PaymentConfirmation.disbursement_id == Disbursement.id, PaymentConfirmation.is_current.is_(True)
         ),
     )
-    owes_q = and_(Link.answered_at.is_(None), ~answered) if campaign.questionnaire_id is not None else None
-    owes_c = unconfirmed if campaign.ask_confirmations else None
+    owes_q = (
+        and_(Link.answered_at.is_(None), Link.unit_id.not_in(answered))
+        if campaign.questionnaire_id is not None
+        else None
+    )
+    owes_c = Link.unit_id.in_(unconfirmed) if campaign.ask_confirmations else None
     if owes_q is None and owes_c is None:
         return result
     q_expr = owes_q if owes_q is not None else literal(False)
@@ -347,21 +353,21 @@ async def gather_summary(
             .where(Campaign.project_id == pid, Link.revoked_at.is_(None))
             .distinct()
         ).subquery()
-        has_response = exists().where(
-            Response.project_id == pid, Response.unit_id == Unit.id, Response.is_current.is_(True)
-        )
+        # Uncorrelated IN / NOT IN (once per query): a correlated EXISTS per unit was planned on
+        # SQLite as a scan of all current responses per unit (10,000 units: 4 s per query).
+        responded = select(Response.unit_id).where(Response.project_id == pid, Response.is_current.is_(True))
         invited = int(await session.scalar(select(func.count()).select_from(invited_units)) or 0)
         answered = int(
             await session.scalar(
                 select(func.count())
                 .select_from(Unit)
-                .where(Unit.id.in_(select(invited_units.c.unit_id)), has_response)
+                .where(Unit.id.in_(select(invited_units.c.unit_id)), Unit.id.in_(responded))
             )
             or 0
         )
         not_answered_q = (
             select(Unit.name)
-            .where(Unit.id.in_(select(invited_units.c.unit_id)), ~has_response)
+            .where(Unit.id.in_(select(invited_units.c.unit_id)), Unit.id.not_in(responded))
             .order_by(Unit.key)
         )
         not_answered_names = tuple((await session.execute(not_answered_q.limit(first_n))).scalars())

@@ -351,13 +351,14 @@ async def launch_campaign(
     if now >= campaign.closes_at:
         raise Conflict("活动已过截止时间", "campaign window is over", where="closes_at")
     assert campaign.id is not None
-    has_live = (
-        select(Link.id)
-        .where(Link.campaign_id == campaign.id, Link.unit_id == Unit.id, Link.revoked_at.is_(None))
-        .exists()
-    )
+    # NOT IN (uncorrelated) rather than NOT EXISTS: PostgreSQL hashes the subquery once, while a
+    # correlated anti-join on a freshly filled, not yet analysed link table was planned as a
+    # nested loop (1.2 s at 10,000 links, on every remind run).
+    live = select(Link.unit_id).where(Link.campaign_id == campaign.id, Link.revoked_at.is_(None))
     units = list(
-        (await session.execute(_audience_select(campaign).where(~has_live).order_by(Unit.id))).scalars()
+        (
+            await session.execute(_audience_select(campaign).where(Unit.id.not_in(live)).order_by(Unit.id))
+        ).scalars()
     )
     enqueued = 0
     if units:

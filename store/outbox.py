@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, tuple_, union_all, update
+from sqlalchemy import String, and_, any_, bindparam, case, func, insert, or_, select, union_all, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -83,6 +84,7 @@ async def ensure_endpoints(
     table = ChannelEndpoint.__table__  # type: ignore[attr-defined]
     stmt = _insert(session, table).on_conflict_do_nothing(index_elements=["kind", "address"])
     ordered = sorted(specs)
+    postgres = session.get_bind().dialect.name == "postgresql"
     out: dict[tuple[str, str], ChannelEndpoint] = {}
     for start in range(0, len(ordered), max(1, chunk)):
         part = ordered[start : start + chunk]
@@ -101,13 +103,23 @@ async def ensure_endpoints(
         await session.execute(
             stmt.returning(table.c.id), rows, execution_options={"insertmanyvalues_page_size": chunk}
         )
-        found = await session.execute(
-            select(ChannelEndpoint).where(
-                tuple_(ChannelEndpoint.kind, ChannelEndpoint.address).in_(part)  # type: ignore[arg-type]
+        addresses = sorted({address for _, address in part})
+        kinds = sorted({kind for kind, _ in part})
+        if postgres:
+            # One array parameter each, not IN (…) with 1,000 parameters: after five executions
+            # PostgreSQL switches the prepared statement to a generic plan that scanned the table
+            # comparing each row with every parameter (0.33 s per chunk at 10,000 endpoints).
+            where = and_(
+                ChannelEndpoint.address == any_(bindparam("addresses", addresses, type_=ARRAY(String))),
+                ChannelEndpoint.kind == any_(bindparam("kinds", kinds, type_=ARRAY(String))),
             )
-        )
+        else:
+            where = and_(ChannelEndpoint.address.in_(addresses), ChannelEndpoint.kind.in_(kinds))
+        found = await session.execute(select(ChannelEndpoint).where(where))
+        wanted = set(part)  # the query matches addresses and kinds separately: keep exact pairs
         for row in found.scalars():
-            out[(row.kind, row.address)] = row
+            if (row.kind, row.address) in wanted:
+                out[(row.kind, row.address)] = row
     for key, row in out.items():
         spec = specs[key]
         if spec.config is not None and row.config != spec.config:

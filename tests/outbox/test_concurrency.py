@@ -26,14 +26,26 @@ async def _until(predicate, *, limit_s: float = 10.0) -> None:
 async def test_two_workers_on_one_database_never_send_a_row_twice(rig: Rig, db_url: str) -> None:
     fake = rig.fakes["webhook"]
     assert isinstance(fake, SlowWebhookFake)
-    fake.delay_s = 0.01
+    # Slow enough replies that one worker cannot drain the queue before the other's first claim.
+    fake.delay_s = 0.03
     endpoints = [await rig.endpoint("webhook", f"hook-{i}") for i in range(4)]
     keys = [k for ep in endpoints for k in await rig.enqueue(ep, 15)]
     other_engine = create_engine(db_url)  # a second process would have its own engine and pool
     try:
+        # Connect B before the race starts: a first PostgreSQL connect (tens of ms) let A take
+        # everything in some runs, which proves nothing about two workers.
+        async with other_engine.connect():
+            pass
         a = rig.worker(worker_id="A", concurrency=3, max_held=7)
         b = rig.worker(make_sessionmaker(other_engine), worker_id="B", concurrency=3, max_held=7)
-        await asyncio.gather(a.run_until_idle(), b.run_until_idle())
+        # Both run their real loops side by side (not run_until_idle: a claim that finds every due
+        # row momentarily locked by the other worker would end that worker's run at once).
+        a.start()
+        b.start()
+        try:
+            await _until(lambda: len(fake.received) >= len(keys), limit_s=30)
+        finally:
+            await asyncio.gather(a.stop(), b.stop())
     finally:
         await other_engine.dispose()
     got = Counter(delivered_keys(fake))
