@@ -64,7 +64,11 @@ async def index(request: web.Request) -> web.Response:
 
     async with request.app[keys.SESSIONMAKER]() as session:
         count = await session.scalar(select(func.count()).select_from(Project))
-    html = request.app[keys.TEMPLATES].get_template("index.html").render(title="jixiao 绩效", projects=count or 0)
+    html = (
+        request.app[keys.TEMPLATES]
+        .get_template("index.html")
+        .render(title="jixiao 绩效", projects=count or 0)
+    )
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 
