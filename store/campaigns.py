@@ -27,11 +27,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.errors import Conflict, Invalid, NotFound
-from store.models import Campaign, Link, OutboxMessage, Project, Questionnaire, Unit
+from store.models import Campaign, Link, OutboxMessage, Project, Unit
 from store.outbox import EndpointSpec, NewMessage, enqueue_many, ensure_endpoint, ensure_endpoints
 from store.projects import current_questionnaire
 from store.quiet import quiet_until
@@ -433,59 +433,6 @@ async def find_link_by_token(session: AsyncSession, token: str, *, for_update: b
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
-
-
-@dataclass(frozen=True)
-class LinkContext:
-    """A link with everything its page needs, loaded in one query."""
-
-    link: Link
-    campaign: Campaign
-    unit: Unit
-    project: Project
-    questionnaire: Questionnaire | None
-
-
-async def load_link_context(
-    session: AsyncSession, token: str, *, for_update: bool = False
-) -> LinkContext | None:
-    """The link of ``token`` joined with its campaign, unit, project and questionnaire (one query).
-
-    ``for_update`` locks the link row only (PostgreSQL), like :func:`find_link_by_token`.
-    Returns None for a malformed or unknown token; usability is the caller's check.
-    """
-    if not is_well_formed_token(token):
-        return None
-    stmt = _LINK_CONTEXT_FOR_UPDATE if for_update else _LINK_CONTEXT
-    row = (await session.execute(stmt, {"token_hash": hash_token(token)})).one_or_none()
-    return None if row is None else LinkContext(*row)
-
-
-# Built once: this runs on every page view and submit, and building + cache-keying a five-table
-# select costs more CPU than executing it (SQLAlchemy memoises the cache key per statement object).
-_LINK_CONTEXT = (
-    select(Link, Campaign, Unit, Project, Questionnaire)
-    .join(Campaign, Campaign.id == Link.campaign_id)
-    .join(Unit, Unit.id == Link.unit_id)
-    .join(Project, Project.id == Campaign.project_id)
-    .outerjoin(Questionnaire, Questionnaire.id == Campaign.questionnaire_id)
-    .where(Link.token_hash == bindparam("token_hash"))
-)
-_LINK_CONTEXT_FOR_UPDATE = _LINK_CONTEXT.with_for_update(of=Link)
-
-
-async def mark_link_opened(session: AsyncSession, link_id: int, *, now: datetime) -> bool:
-    """Record the first open of a link; later calls change nothing. True when this call set it.
-
-    One guarded UPDATE (no read first): of two racing first opens, the first to commit is kept.
-    """
-    result = await session.execute(
-        update(Link)
-        .where(Link.id == link_id, Link.opened_at.is_(None))
-        .values(opened_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def link_is_usable(link: Link, campaign: Campaign, *, now: datetime) -> bool:
