@@ -28,15 +28,12 @@ from aiohttp import web
 from multidict import MultiDict
 
 from bot.errors import ApiError
+from scoring import money
 
 #: Largest accepted form body (bytes). A full questionnaire with long comments is a few KB.
 MAX_FORM_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 200
 SUBMISSION_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-#: Yuan with up to two decimals, optional thousands separators: 1234 / 1,234.5 / 1234.56
-_YUAN_RE = re.compile(r"^(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
-#: Above this a figure is not a plausible single payment (1000亿元), and it keeps fen in BIGINT.
-MAX_YUAN = Decimal("100000000000")
 
 Errors = dict[str, tuple[str, str]]
 
@@ -152,25 +149,29 @@ def submission_id_of(form: MultiDict[str]) -> str:
 # ----------------------------------------------------------------------------------- values
 
 
-def parse_yuan(text: str) -> tuple[int | None, tuple[str, str] | None]:
-    """A yuan amount typed by a person → (fen, None) or (None, (zh, en) error).
+#: Short messages for a person typing on a phone (the parser's own ones echo the value back).
+_MONEY_MESSAGES = {
+    "money_negative": ("金额不能为负数", "the amount cannot be negative"),
+    "money_precision": ("金额最多两位小数（分）", "at most two decimals (fen)"),
+    "money_too_large": ("金额过大，请核对（单位：元）", "amount too large; check it (in yuan)"),
+}
+_MONEY_INVALID = ("金额格式不正确，例如 12,345.67", "not an amount; e.g. 12,345.67")
 
-    Accepts ``1234``, ``1,234.5``, ``1234.56`` and a trailing ``元``; refuses negatives, more than
-    two decimals, exponents, NaN/Infinity and absurd sizes. Never goes through float.
+
+def parse_yuan(text: str) -> tuple[int | None, tuple[str, str] | None]:
+    """A yuan amount typed by a person → (fen, None) or (None, (zh, en) error); empty → (None, None).
+
+    Parsing is :func:`scoring.money.parse_yuan` (``1234``, ``1,234.5``, ``1234.56元``; no
+    negatives, at most two decimals, no exponents or NaN, never float); only the messages are
+    the page's own.
     """
-    raw = text.strip().replace(" ", "").removesuffix("元")
+    raw = text.strip().replace(" ", "")
     if not raw:
         return None, None
-    if raw.startswith("-"):
-        return None, ("金额不能为负数", "the amount cannot be negative")
-    if not _YUAN_RE.match(raw):
-        return None, ("金额格式不正确，例如 12,345.67", "not an amount; e.g. 12,345.67")
-    value = Decimal(raw.replace(",", ""))
-    if -value.as_tuple().exponent > 2:  # type: ignore[operator]
-        return None, ("金额最多两位小数（分）", "at most two decimals (fen)")
-    if value > MAX_YUAN:
-        return None, ("金额过大，请核对（单位：元）", "amount too large; check it (in yuan)")
-    return int(value * 100), None
+    try:
+        return money.parse_yuan(raw), None
+    except money.MoneyError as exc:
+        return None, _MONEY_MESSAGES.get(exc.code, _MONEY_INVALID)
 
 
 def parse_date(text: str) -> tuple[date | None, tuple[str, str] | None]:
