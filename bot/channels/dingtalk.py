@@ -16,9 +16,10 @@ from urllib.parse import quote
 import aiohttp
 
 from ._http import dump_json, post_and_classify
-from ._render import MarkdownFlavor, split_message, utf8_len
+from ._parts import heading_parts
+from ._render import MarkdownFlavor, utf8_len
 from ._vendor import errcode_classifier
-from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result, part_key
+from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result
 from .message import Message
 
 #: 130101 "send too fast" (channels.md; the robot is throttled for 10 min). 410100 is the same
@@ -55,29 +56,17 @@ class DingTalkAdapter(ChannelAdapter):
 
     def render(self, message: Message, *, dedupe_key: str | None = None) -> list[Part]:
         """Parts whose markdown text is ≤ 18000 UTF-8 bytes; tables become list items."""
-        texts = split_message(
+        # markdown.title is what the notification preview shows; it is plain text, not markdown.
+        return heading_parts(
             message,
-            self.flavor,
+            flavor=self.flavor,
             limit=self.max_part_size,
             cost=utf8_len,
-            overhead=lambda title: utf8_len(self.flavor.heading(title) + "\n\n"),
+            unit="bytes",
+            sep="\n\n",
+            payload=lambda t, text: {"msgtype": "markdown", "markdown": {"title": t.title, "text": text}},
+            dedupe_key=dedupe_key,
         )
-        parts = []
-        for t in texts:
-            text = f"{self.flavor.heading(t.title)}\n\n{t.body}".rstrip()
-            # markdown.title is what the notification preview shows; it is plain text, not markdown.
-            payload = {"msgtype": "markdown", "markdown": {"title": t.title, "text": text}}
-            parts.append(
-                Part(
-                    payload,
-                    t.index,
-                    t.total,
-                    utf8_len(text),
-                    "bytes",
-                    dedupe_key=part_key(dedupe_key, t.index, t.total),
-                )
-            )
-        return parts
 
     async def send(self, session: aiohttp.ClientSession, endpoint: Endpoint, part: Part) -> Result:
         token = str(endpoint.config.get("access_token", ""))

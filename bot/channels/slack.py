@@ -13,9 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from ._http import HttpReply, dump_json, post_and_classify
-from ._render import SlackFlavor, char_len, split_message
+from ._parts import heading_parts
+from ._render import SlackFlavor, char_len
 from ._vendor import header_retry_after
-from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result, excerpt, part_key, redact
+from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result, excerpt, redact
 from .message import Message
 
 SECTION_LIMIT_CHARS = 3000
@@ -48,31 +49,19 @@ class SlackAdapter(ChannelAdapter):
 
     def render(self, message: Message, *, dedupe_key: str | None = None) -> list[Part]:
         """Parts whose mrkdwn text is ≤ 3000 chars."""
-        texts = split_message(
+        return heading_parts(
             message,
-            self.flavor,
+            flavor=self.flavor,
             limit=self.max_part_size,
             cost=char_len,
-            overhead=lambda title: char_len(self.flavor.heading(title) + "\n"),
-        )
-        parts = []
-        for t in texts:
-            text = f"{self.flavor.heading(t.title)}\n{t.body}".rstrip()
-            payload = {
+            unit="chars",
+            sep="\n",
+            payload=lambda t, text: {
                 "text": text,
                 "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-            }
-            parts.append(
-                Part(
-                    payload,
-                    t.index,
-                    t.total,
-                    char_len(text),
-                    "chars",
-                    dedupe_key=part_key(dedupe_key, t.index, t.total),
-                )
-            )
-        return parts
+            },
+            dedupe_key=dedupe_key,
+        )
 
     async def send(self, session: aiohttp.ClientSession, endpoint: Endpoint, part: Part) -> Result:
         url = str(endpoint.config.get("url", ""))

@@ -11,9 +11,10 @@ from urllib.parse import quote
 import aiohttp
 
 from ._http import dump_json, post_and_classify
-from ._render import MarkdownFlavor, split_message, utf8_len
+from ._parts import heading_parts
+from ._render import MarkdownFlavor, utf8_len
 from ._vendor import errcode_classifier
-from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result, part_key
+from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result
 from .message import Message
 
 #: errcode → outcome. 45009 and -1 are in channels.md; the permanent set mixes channels.md (60020 IP not
@@ -38,27 +39,16 @@ class WeComAdapter(ChannelAdapter):
 
     def render(self, message: Message, *, dedupe_key: str | None = None) -> list[Part]:
         """Parts whose markdown_v2 content is ≤ 4096 UTF-8 bytes."""
-        texts = split_message(
+        return heading_parts(
             message,
-            self.flavor,
+            flavor=self.flavor,
             limit=self.max_part_size,
             cost=utf8_len,
-            overhead=lambda title: utf8_len(self.flavor.heading(title) + "\n\n"),
+            unit="bytes",
+            sep="\n\n",
+            payload=lambda t, text: {"msgtype": "markdown_v2", "markdown_v2": {"content": text}},
+            dedupe_key=dedupe_key,
         )
-        parts = []
-        for t in texts:
-            content = f"{self.flavor.heading(t.title)}\n\n{t.body}".rstrip()
-            parts.append(
-                Part(
-                    {"msgtype": "markdown_v2", "markdown_v2": {"content": content}},
-                    index=t.index,
-                    total=t.total,
-                    size=utf8_len(content),
-                    unit="bytes",
-                    dedupe_key=part_key(dedupe_key, t.index, t.total),
-                )
-            )
-        return parts
 
     async def send(self, session: aiohttp.ClientSession, endpoint: Endpoint, part: Part) -> Result:
         key = str(endpoint.config.get("key", ""))
