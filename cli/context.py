@@ -23,7 +23,7 @@ class Context:
     async def sessionmaker(self) -> SessionMaker:
         """The database, migrated to the latest schema on first use."""
         if self._engine is None:
-            self._engine = create_engine(self.settings.db_url)
+            self._engine = create_engine(self.settings.db_url, **self.settings.engine_options())
             await upgrade(self._engine)
         return make_sessionmaker(self._engine)
 

@@ -66,6 +66,16 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A database fault (unreachable, read-only, disk full, locked) is the operator's to fix:
+        # one clear line, no traceback. Anything else is a bug and keeps its traceback.
+        from store.faults import StoreUnavailable, classify_fault
+
+        fault = exc.fault if isinstance(exc, StoreUnavailable) else classify_fault(exc)
+        if fault is None:
+            raise
+        print(f"jixiao: {fault.one_line()}", file=ctx.err)
+        return 1
     except BrokenPipeError:
         # The reader went away (``jixiao … | head``): not an error worth a traceback.
         import os

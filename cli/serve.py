@@ -75,9 +75,11 @@ def build_app(settings: Settings, sm: SessionMaker, *, with_scheduler: bool = Tr
 
 async def serve(args: argparse.Namespace, ctx: Context) -> int:
     from bot.logs import setup_logging
+    from store.faults import check_sqlite_directory
 
     settings = ctx.settings
     setup_logging(settings.log_level)
+    check_sqlite_directory(settings.db_url)  # a read-only or full data directory: one line, exit 1
     sm = await ctx.sessionmaker()  # migrates the schema
     if settings.load_example:
         await load_example_if_empty(ctx)

@@ -59,7 +59,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from config.definition import QuestionnaireDef
 from store.answers import AnswerErrors, today_in, validate_answers, validate_confirmation
-from store.db import OneHopSqliteDBAPI
+from store.db import OneHopSqliteDBAPI, connection_is_broken, note_disconnect, nothing_was_sent
 from store.errors import Conflict, Invalid, NotFound
 from store.models import (
     Answer,
@@ -514,15 +514,32 @@ class _Engine:
         if self.mode == "portable":
             async with self.engine.connect() as conn, conn.begin():
                 return await work(_DriverSqlTx(conn), self.plans)
-        raw = await self.engine.raw_connection()  # asyncpg
+        try:
+            return await self._run_asyncpg(work, write=write)
+        except Exception as error:
+            # A backend killed while its connection sat idle in the pool fails the next use
+            # before anything is sent (store.db.connection_is_broken): the pool has been told,
+            # so one retry gets a fresh connection. Anything else is the caller's answer.
+            if not nothing_was_sent(error):
+                raise
+        return await self._run_asyncpg(work, write=write)
+
+    async def _run_asyncpg(self, work: Work[T], *, write: bool) -> T:
+        raw = await self.engine.raw_connection()
         driver = raw.driver_connection
+        broken = False
         try:
             if not write:
                 return await work(_AsyncpgTx(driver), self.plans)
             async with driver.transaction():  # type: ignore[union-attr]
                 return await work(_AsyncpgTx(driver), self.plans)
+        except Exception as error:
+            if connection_is_broken(error):
+                broken = True
+                note_disconnect(self.engine)  # the other idle connections died with it
+            raise
         finally:
-            await _release(raw, clean=self._clean(driver))
+            await _release(raw, clean=not broken and self._clean(driver))
 
     @staticmethod
     def _clean(driver: Any) -> bool:

@@ -17,7 +17,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Double, Index, MetaData, UniqueConstraint
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from store.types import DecimalText, JsonDoc
@@ -451,3 +452,29 @@ class ScheduleRun(SQLModel, table=True):
     finished_at: datetime | None = None
     error: str = Field(default="", max_length=4000)
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
+
+
+# ============================================================================ operations
+
+
+class Heartbeat(SQLModel, table=True):
+    """One row per serving process, rewritten by ``/readyz``: proves a write commits."""
+
+    __tablename__ = "heartbeat"  # type: ignore[assignment]
+
+    name: str = Field(primary_key=True, max_length=100)
+    beat_at: datetime
+
+
+class RateBucket(SQLModel, table=True):
+    """A vendor rate window shared by every replica (PostgreSQL): ``key`` names the bucket and its
+    budget (``ep:12|18/60``); ``sends`` is the sliding log, the epoch seconds of the sends still
+    inside the window, updated atomically by ``store.outbox.acquire_rate_slot``."""
+
+    __tablename__ = "rate_bucket"  # type: ignore[assignment]
+
+    key: str = Field(primary_key=True, max_length=200)
+    sends: list[float] = Field(
+        default_factory=list,
+        sa_column=Column(JSON().with_variant(ARRAY(Double()), "postgresql"), nullable=False),
+    )
