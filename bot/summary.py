@@ -261,18 +261,21 @@ async def gather_summary(
     deviation_threshold: Decimal = Decimal("0.10"),
     snapshot: ScoreSnapshot | None = None,
     previous_snapshot_id: int | None = None,
+    require_snapshot: bool = True,
 ) -> tuple[SummaryData, ScoreSnapshot]:
     """Read everything the summary shows (one short read transaction). Returns (SummaryData, snapshot).
 
     "What changed" compares with the snapshot the schedule's previous fire summarised
-    (``schedule_id``), or with ``previous_snapshot_id`` (chat commands: the last summary posted)."""
+    (``schedule_id``), or with ``previous_snapshot_id`` (chat commands: the last summary posted). Without a snapshot: LookupError, unless
+    ``require_snapshot`` is false (answer rate and payments need none; the snapshot part of the
+    data is then empty and the returned snapshot None)."""
     from store.projects import get_project
 
     async with sm() as session, session.begin():
         project = await get_project(session, project_code)
         pid = project.id
         snap = snapshot or await latest_snapshot(session, pid)  # type: ignore[arg-type]
-        if snap is None:
+        if snap is None and require_snapshot:
             raise LookupError("no snapshot")
         previous_doc = None
         if schedule_id is not None:
@@ -355,7 +358,7 @@ async def gather_summary(
         project_code=project.code,
         project_name=project.name,
         when_local=local.strftime("%Y-%m-%d %H:%M"),
-        snapshot=snap.table,
+        snapshot=snap.table if snap is not None else {},
         previous=previous_doc,
         invited=invited,
         answered=answered,
