@@ -914,7 +914,10 @@ class DeliveryWorker:
         async with self._tx() as session:
             await self._record(session, endpoint, attempt_id, None, result)
             if result.outcome is Outcome.PERMANENT:
-                await self._permanent(held, error, disable=True, session=session)
+                # A per-message reply URL that is used up or expired says nothing about the
+                # chat's endpoint: fail the row, keep the endpoint enabled.
+                per_message = bool(row.payload.get(REPLY_TO_KEY))
+                await self._permanent(held, error, disable=not per_message, session=session)
                 return
             if result.outcome is Outcome.RATE_LIMITED:
                 pause_s = (

@@ -31,6 +31,7 @@ from aiohttp import web
 from bot import keys
 from bot.inbound.commands import parse
 from bot.inbound.replies import build_reply, help_message, unconnected_message
+from bot.inbound.senders import BASE_OF, reply_url_allowed
 from bot.outbox import REPLY_TO_KEY, resolve_env, wake
 from bot.summary import message_to_payload
 from store import chats
@@ -100,10 +101,16 @@ def log_request(vendor: str, outcome: str, *, status: int, started: float, **fie
 
 async def handle(app: web.Application, msg: Inbound) -> str:
     """Answer ``msg`` through the outbox. Returns the outcome: ``replied``, ``help``,
-    ``unconnected``, ``ignored`` or ``duplicate``."""
+    ``unconnected``, ``ignored``, ``duplicate`` or ``refused: …`` (a reply URL that is not the
+    vendor's: nothing is called)."""
     command = parse(msg.text, bot_names=msg.bot_names, mentioned=msg.mentioned)
     if command is None:
         return "ignored"
+    url = (msg.route.reply_to or {}).get("url")
+    if url is not None:
+        base = app[keys.SETTINGS].channel_base_urls.get(BASE_OF.get(msg.route.kind, ""))
+        if not reply_url_allowed(msg.route.kind, str(url), base):
+            return "refused: reply URL not the vendor's"
     sm = app[keys.SESSIONMAKER]
     now = app[keys.CLOCK]()
     async with sm() as session:

@@ -92,7 +92,9 @@ def slack_headers(secret: str, timestamp: str, body: bytes) -> dict[str, str]:
 
 def dingtalk_headers(app_secret: str, timestamp_ms: str) -> dict[str, str]:
     """DingTalk: ``sign`` = base64(HmacSHA256(key=appSecret, msg=timestamp + "\\n" + appSecret))."""
-    mac = hmac.new(app_secret.encode("utf-8"), (timestamp_ms + "\n" + app_secret).encode("utf-8"), hashlib.sha256)
+    mac = hmac.new(
+        app_secret.encode("utf-8"), (timestamp_ms + "\n" + app_secret).encode("utf-8"), hashlib.sha256
+    )
     return {"timestamp": timestamp_ms, "sign": base64.b64encode(mac.digest()).decode()}
 
 
@@ -192,7 +194,9 @@ def feishu_event(event_id: str, chat_id: str, text: str, *, token: str) -> dict[
     }
 
 
-def dingtalk_message(msg_id: str, conversation_id: str, text: str, *, webhook: str, expires_ms: int) -> dict[str, Any]:
+def dingtalk_message(
+    msg_id: str, conversation_id: str, text: str, *, webhook: str, expires_ms: int
+) -> dict[str, Any]:
     return {
         "conversationId": conversation_id,
         "atUsers": [{"dingtalkId": "$:LWCP_v1:$bot"}],
@@ -254,7 +258,13 @@ def slack_mention_event(event_id: str, channel: str, text: str) -> dict[str, Any
         "type": "event_callback",
         "event_id": event_id,
         "event_time": 1772413200,
-        "event": {"type": "app_mention", "user": "U2", "text": f"<@U0BOT> {text}", "ts": "1.1", "channel": channel},
+        "event": {
+            "type": "app_mention",
+            "user": "U2",
+            "text": f"<@U0BOT> {text}",
+            "ts": "1.1",
+            "channel": channel,
+        },
     }
 
 
@@ -330,14 +340,20 @@ class VendorCloud:
         self.got.append(Got(vendor, path, dict(request.query), dict(request.headers), body, text))
         if vendor == "telegram":
             if path != f"/bot{self.telegram_token}/sendMessage":
-                return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+                return web.json_response(
+                    {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
+                )
             if not isinstance(body, dict) or not body.get("chat_id") or not body.get("text"):
-                return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request"}, status=400)
+                return web.json_response(
+                    {"ok": False, "error_code": 400, "description": "Bad Request"}, status=400
+                )
             return web.json_response({"ok": True, "result": {"message_id": len(self.got)}})
         if path == "/open-apis/auth/v3/tenant_access_token/internal":
             if body != {"app_id": "cli_test", "app_secret": self.feishu_app_secret}:
                 return web.json_response({"code": 10014, "msg": "app secret invalid"})
-            return web.json_response({"code": 0, "msg": "ok", "tenant_access_token": "t-tenant", "expire": 7200})
+            return web.json_response(
+                {"code": 0, "msg": "ok", "tenant_access_token": "t-tenant", "expire": 7200}
+            )
         if path == "/open-apis/im/v1/messages":
             if request.headers.get("Authorization") != "Bearer t-tenant":
                 return web.json_response({"code": 99991663, "msg": "invalid access token"})
@@ -347,7 +363,9 @@ class VendorCloud:
             return web.json_response({"code": 0, "msg": "success", "data": {"message_id": "om_reply"}})
         if path == "/robot/sendBySession":
             ok = request.query.get("session") and isinstance(body, dict) and body.get("msgtype")
-            return web.json_response({"errcode": 0, "errmsg": "ok"} if ok else {"errcode": 400, "errmsg": "bad"})
+            return web.json_response(
+                {"errcode": 0, "errmsg": "ok"} if ok else {"errcode": 400, "errmsg": "bad"}
+            )
         if path == "/cgi-bin/aibot/response":
             code = request.query.get("response_code", "")
             if not code or code in self._used_codes:
@@ -357,10 +375,14 @@ class VendorCloud:
         if path == "/cgi-bin/gettoken":
             if request.query.get("corpsecret") != self.wecom_corp_secret:
                 return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
-            return web.json_response({"errcode": 0, "errmsg": "ok", "access_token": "wx-token", "expires_in": 7200})
+            return web.json_response(
+                {"errcode": 0, "errmsg": "ok", "access_token": "wx-token", "expires_in": 7200}
+            )
         if path == "/cgi-bin/message/send":
             ok = request.query.get("access_token") == "wx-token"
-            return web.json_response({"errcode": 0, "errmsg": "ok"} if ok else {"errcode": 40014, "errmsg": "invalid"})
+            return web.json_response(
+                {"errcode": 0, "errmsg": "ok"} if ok else {"errcode": 40014, "errmsg": "invalid"}
+            )
         if path == "/api/chat.postMessage":
             if request.headers.get("Authorization") != f"Bearer {self.slack_bot_token}":
                 return web.json_response({"ok": False, "error": "invalid_auth"})

@@ -109,9 +109,17 @@ async def bot(
     cloud: VendorCloud,
     example_project: Project,  # noqa: F811
 ) -> AsyncIterator[Bot]:
-    app = create_app(inbound_settings, sessionmaker=sessionmaker, clock=clock, channels={}, start_workers=False)
+    app = create_app(
+        inbound_settings, sessionmaker=sessionmaker, clock=clock, channels={}, start_workers=False
+    )
     app[ENV] = dict(ENV_VALUES)
     client = await aiohttp_client(app)
+
+    async def virtual_sleep(seconds: float) -> None:
+        clock.advance(seconds=seconds)  # rate-limit waits pass on the test clock, instantly
+
     async with aiohttp.ClientSession() as http:
-        worker = DeliveryWorker(sessionmaker, app[keys.CHANNELS], http, clock=clock, env=ENV_VALUES)
+        worker = DeliveryWorker(
+            sessionmaker, app[keys.CHANNELS], http, clock=clock, env=ENV_VALUES, sleep=virtual_sleep
+        )
         yield Bot(client, sessionmaker, clock, cloud, worker, example_project)

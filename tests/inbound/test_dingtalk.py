@@ -27,7 +27,9 @@ def message(bot: Bot, msg_id: str, text: str, *, expires_in_min: int = 90) -> di
 async def send(bot: Bot, doc: dict[str, Any], *, ts_ms: int | None = None, secret: str = SECRET) -> Any:
     ts = str(ts_ms if ts_ms is not None else int(bot.clock().timestamp() * 1000))
     headers = {"Content-Type": "application/json", **dingtalk_headers(secret, ts)}
-    return await bot.client.post("/bot/dingtalk", data=json.dumps(doc, ensure_ascii=False).encode(), headers=headers)
+    return await bot.client.post(
+        "/bot/dingtalk", data=json.dumps(doc, ensure_ascii=False).encode(), headers=headers
+    )
 
 
 async def test_a_signed_mention_is_answered_on_the_session_webhook_at_the_sender(bot: Bot) -> None:

@@ -31,7 +31,9 @@ def test_the_documented_encrypt_key_example_decrypts_to_hello_world() -> None:
     assert decrypt(FEISHU_DOC_KEY, FEISHU_DOC_CIPHERTEXT) == FEISHU_DOC_PLAINTEXT  # ours
 
 
-async def send(bot: Bot, doc: dict[str, Any], *, ts: int | None = None, key: str = KEY, sign: bool = True) -> Any:
+async def send(
+    bot: Bot, doc: dict[str, Any], *, ts: int | None = None, key: str = KEY, sign: bool = True
+) -> Any:
     body = json.dumps({"encrypt": feishu_encrypt(KEY, json.dumps(doc, ensure_ascii=False).encode())}).encode()
     headers = {"Content-Type": "application/json"}
     if sign:
@@ -41,7 +43,9 @@ async def send(bot: Bot, doc: dict[str, Any], *, ts: int | None = None, key: str
 
 
 async def test_url_verification_echoes_the_challenge_after_decrypting_it(bot: Bot) -> None:
-    resp = await send(bot, {"challenge": "ajls384kdjx98XX", "token": VERIFY, "type": "url_verification"}, sign=False)
+    resp = await send(
+        bot, {"challenge": "ajls384kdjx98XX", "token": VERIFY, "type": "url_verification"}, sign=False
+    )
     assert resp.status == 200
     assert await resp.json() == {"challenge": "ajls384kdjx98XX"}
     wrong = await send(bot, {"challenge": "x", "token": "not-ours", "type": "url_verification"}, sign=False)
@@ -58,7 +62,9 @@ async def test_a_signed_encrypted_mention_is_answered_through_the_message_api(bo
     assert reply.headers["Authorization"] == "Bearer t-tenant"
     assert reply.json["receive_id"] == CHAT and reply.json["msg_type"] == "interactive"
     card = json.loads(reply.json["content"])
-    assert "问卷回收率" in json.dumps(card, ensure_ascii=False) and CODE in json.dumps(card, ensure_ascii=False)
+    assert "问卷回收率" in json.dumps(card, ensure_ascii=False) and CODE in json.dumps(
+        card, ensure_ascii=False
+    )
 
 
 async def test_a_bad_signature_an_old_timestamp_or_a_missing_signature_is_refused(bot: Bot) -> None:

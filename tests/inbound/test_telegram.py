@@ -19,7 +19,9 @@ from tests.inbound.conftest import CODE, ENV_VALUES, Bot
 CHAT = -1001234567890
 
 
-async def post(bot: Bot, update: dict[str, Any] | bytes, *, secret: str | None = ENV_VALUES["TG_SECRET"]) -> Any:
+async def post(
+    bot: Bot, update: dict[str, Any] | bytes, *, secret: str | None = ENV_VALUES["TG_SECRET"]
+) -> Any:
     headers = {"Content-Type": "application/json"}
     if secret is not None:
         headers["X-Telegram-Bot-Api-Secret-Token"] = secret
@@ -72,7 +74,12 @@ async def test_an_unconnected_group_gets_one_line_on_how_an_admin_connects_it_an
     assert "总分" not in body
     async with bot.sessionmaker() as session:
         seen = (await session.execute(select(SeenChat))).scalar_one()
-    assert (seen.vendor, seen.chat_id, seen.title, seen.first_text) == ("telegram", str(CHAT), "新群", "/score@jixiao_bot")
+    assert (seen.vendor, seen.chat_id, seen.title, seen.first_text) == (
+        "telegram",
+        str(CHAT),
+        "新群",
+        "/score@jixiao_bot",
+    )
 
 
 async def test_a_command_for_another_bot_gets_no_answer(bot: Bot) -> None:
@@ -86,7 +93,9 @@ async def test_unknown_command_gets_the_help_naming_the_connected_project(bot: B
     await post(bot, telegram_update(6, CHAT, "@jixiao_bot 你好"))
     await bot.deliver()
     [reply] = bot.cloud.replies("telegram")
-    assert "未识别的命令" in reply.json["text"] and "/score" in reply.json["text"] and CODE in reply.json["text"]
+    assert (
+        "未识别的命令" in reply.json["text"] and "/score" in reply.json["text"] and CODE in reply.json["text"]
+    )
 
 
 async def test_each_request_and_its_outcome_is_logged_without_the_secret(bot: Bot, caplog: Any) -> None:
