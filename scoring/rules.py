@@ -456,7 +456,11 @@ def rating(spec: IndicatorSpec, actual: Actual | None, policy: ScoringPolicy) ->
         raise _fail(spec, f"rating {actual.text!r} is not one of {sorted(rule.levels)}")
     return RuleOutcome(
         score=spec.weight * share,
-        fragments=(_target_fragment(spec), _with_detail(f"评级“{actual.text}”", actual), f"按{fmt_pct(share)}计分"),
+        fragments=(
+            _target_fragment(spec),
+            _with_detail(f"评级“{actual.text}”", actual),
+            f"按{fmt_pct(share)}计分",
+        ),
         actual_text=actual.text,
     )
 
