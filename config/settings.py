@@ -6,6 +6,7 @@ result down. See ``config/example.env`` for every variable with its default.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,13 +15,21 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/jixiao`` (``~/.local/share/jixiao``): one well-known place, whatever the
+    current directory, so every ``jixiao`` command and ``jixiao serve`` find the same database."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "jixiao"
+
+
 class Settings(BaseSettings):
     """All runtime configuration. Secrets are ``SecretStr`` so they never print or log."""
 
     model_config = SettingsConfigDict(env_prefix="JIXIAO_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(
-        default=Path("data"), description="Where the SQLite file and generated secrets live."
+        default_factory=default_data_dir,
+        description="Where the SQLite file and generated secrets live ($XDG_DATA_HOME/jixiao by default).",
     )
     database_url: str | None = Field(
         default=None,
@@ -34,7 +43,8 @@ class Settings(BaseSettings):
     port: int = 8080
     public_url: str = Field(
         default="http://127.0.0.1:8080",
-        description="Base URL that recipients and coordinators open; personal links are built on it.",
+        description="Base URL that recipients and coordinators open; personal links are built on it. "
+        "Unset, `jixiao serve` uses the address it serves (http://HOST:PORT).",
     )
     secret_key: SecretStr | None = Field(
         default=None,
