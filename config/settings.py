@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
         default=None,
         description="Signs report links and CSRF tokens. If unset, one is generated once into <data_dir>/secret_key.",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed "
+        "(e.g. 127.0.0.1/32,10.0.0.0/8). Empty: the TCP peer is the client.",
+    )
     log_level: str = "INFO"
     load_example: bool = Field(
         default=True, description="Load the bundled example project into an empty database on serve."
@@ -74,6 +80,27 @@ class Settings(BaseSettings):
             raise ValueError(f"未知时区 unknown timezone: {value!r}") from exc
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"JIXIAO_TRUSTED_PROXIES 中 {part.strip()!r} 不是 IP 地址或网段（CIDR）/ "
+                        f"{part.strip()!r} in JIXIAO_TRUSTED_PROXIES is not an IP address or CIDR"
+                    ) from exc
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """The parsed ``trusted_proxies`` (a bare address is a /32 or /128 network)."""
+        return tuple(
+            ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",") if p.strip()
+        )
+
     @property
     def db_url(self) -> str:
         """The effective database URL (SQLite file under ``data_dir`` by default)."""
@@ -92,8 +119,15 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            # Created owner-only from the first byte (no window where another user could read it);
+            # O_EXCL: two processes starting together never overwrite each other's secret.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(32))
         return path.read_text().strip().encode()
 
 
