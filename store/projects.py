@@ -219,7 +219,9 @@ async def load_project(
             )
         ).scalar_one_or_none()
         if current is not None and current.content_hash == digest:
-            return LoadResult(project=project, version=project.current_version, created_version=False, code=info.code)
+            return LoadResult(
+                project=project, version=project.current_version, created_version=False, code=info.code
+            )
 
     assert project.id is not None
     previous = await _previous_definition(session, project)

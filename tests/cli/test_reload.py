@@ -38,7 +38,9 @@ def test_reloading_keeps_an_api_channel_edit_and_names_what_it_changes(tmp_path:
     # The file changes v02's name only; v01's channel was edited through the API.
     toml = project / "project.toml"
     toml.write_text(
-        toml.read_text(encoding="utf-8").replace("示例县清泉镇西坪村村民委员会（示例）", "示例县清泉镇西坪村委会"),
+        toml.read_text(encoding="utf-8").replace(
+            "示例县清泉镇西坪村村民委员会（示例）", "示例县清泉镇西坪村委会"
+        ),
         encoding="utf-8",
     )
     code, out, err = run(tmp_path, "project", "load", "--dry-run", str(project))
@@ -56,7 +58,9 @@ def test_reloading_keeps_an_api_channel_edit_and_names_what_it_changes(tmp_path:
         finally:
             await engine.dispose()
 
-    assert asyncio.run(stored())["v02"][0] == "示例县清泉镇西坪村村民委员会（示例）"  # the dry run stored nothing
+    assert (
+        asyncio.run(stored())["v02"][0] == "示例县清泉镇西坪村村民委员会（示例）"
+    )  # the dry run stored nothing
     code, out, err = run(tmp_path, "project", "load", str(project))
     assert code == 0 and "第 2 版" in out, err
     after = asyncio.run(stored())
