@@ -31,6 +31,7 @@ from stdnum.exceptions import InvalidChecksum
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from config.secrets import missing_env
+from config.text import clean_text
 from scoring.model import (
     Actual,
     Comparator,
@@ -195,8 +196,13 @@ class ChannelRef(_Model):
     name under a key ending in ``_env`` (``secret_env = "JIXIAO_SECRET_DINGTALK_1"``)."""
 
     kind: ChannelKind
-    address: str = ""
-    config: dict[str, str] = Field(default_factory=dict)
+    address: str = Field(default="", max_length=500)
+    config: dict[str, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict, max_length=20)
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _clean_address(cls, value: Any) -> Any:
+        return clean_text(value, multiline=False).strip() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _no_secrets(self) -> ChannelRef:
@@ -254,9 +260,15 @@ class UnitDef(_Model):
     """A project-holding unit (项目承担单位). ``uscc`` is the 统一社会信用代码, checksum-validated."""
 
     key: str = Field(pattern=_KEY, max_length=64)
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     uscc: str | None = None
     channel: ChannelRef = ChannelRef(kind="console")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _clean_name(cls, value: Any) -> Any:
+        # one rule for control characters (config.text): a name is one line of text
+        return clean_text(value, multiline=False).strip() if isinstance(value, str) else value
 
     @field_validator("uscc")
     @classmethod
