@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -64,6 +63,7 @@ from bot import keys
 from bot.channels.base import ChannelAdapter, Endpoint, Outcome, Part, Result, redact
 from bot.channels.message import Attachment, Block, Bullets, Link, Message, Table, Text
 from bot.ratelimit import Bucket, RateLimiter, buckets_for
+from config.secrets import secret_environment
 from store import outbox as store
 from store.db import SessionMaker, transaction
 from store.models import ChannelEndpoint, OutboxMessage
@@ -169,9 +169,11 @@ REPLY_TO_KEY = "reply_to"
 
 def resolve_env(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``config`` with every ``X_env`` key (the NAME of an environment variable) replaced by ``X``
-    holding that variable's value (empty when unset). Secrets are never stored, only their names;
+    holding that variable's value (empty when unset), read by
+    :func:`config.secrets.secret_environment` (the environment over ``.env``) unless ``env`` is
+    given. Secrets are never stored, only their names;
     used for channel endpoints and for the inbound bot's verification secrets alike."""
-    env = os.environ if env is None else env
+    env = secret_environment() if env is None else env
     out: dict[str, Any] = {}
     for name, value in config.items():
         if name.endswith("_env"):
@@ -193,9 +195,11 @@ def endpoint_from_row(row: ChannelEndpoint, env: Mapping[str, str] | None = None
     """The adapter-facing ``Endpoint`` of a stored endpoint.
 
     Secrets are not stored: a config key ``X_env`` names an environment variable whose value
-    becomes ``X`` (``key_env = "JIXIAO_WECOM_KEY"`` → ``key``). A missing variable leaves ``X``
-    empty, which the adapter reports as PERMANENT (so the endpoint is disabled with a reason).
-    ``base_url`` in config overrides the vendor origin.
+    becomes ``X`` (``key_env = "JIXIAO_WECOM_KEY"`` → ``key``), looked up by
+    :func:`config.secrets.secret_environment` (the environment over the ``.env`` file) unless
+    ``env`` is given. A missing variable leaves ``X`` empty, which the adapter reports as
+    PERMANENT (so the endpoint is disabled with a reason). ``base_url`` in config overrides the
+    vendor origin.
     """
     config = resolve_env(row.config or {}, env)
     base_url = config.pop("base_url", None)

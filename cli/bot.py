@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
 from cli.context import CommandError, Context
@@ -90,11 +89,13 @@ async def set_webhook_cmd(args: argparse.Namespace, ctx: Context) -> int:
     import aiohttp
 
     from bot.inbound.telegram import set_webhook
+    from config.secrets import secret_environment
 
+    env = secret_environment()
     names = ctx.settings.inbound.get("telegram")
     if not names:
         raise CommandError('未配置 Telegram 机器人 / JIXIAO_INBOUND has no "telegram" entry')
-    missing = [k for k in ("token_env", "secret_token_env") if not os.environ.get(names.get(k, ""), "")]
+    missing = [k for k in ("token_env", "secret_token_env") if not env.get(names.get(k, ""), "")]
     if missing:
         raise CommandError(
             f"环境变量未设置 / environment variables not set: {', '.join(names.get(k, k) for k in missing)}"
@@ -105,9 +106,9 @@ async def set_webhook_cmd(args: argparse.Namespace, ctx: Context) -> int:
         try:
             await set_webhook(
                 session,
-                token=os.environ[names["token_env"]],
+                token=env[names["token_env"]],
                 public_url=public,
-                secret_token=os.environ[names["secret_token_env"]],
+                secret_token=env[names["secret_token_env"]],
                 base_url=base,
             )
         except (ValueError, aiohttp.ClientError) as exc:
