@@ -12,8 +12,7 @@ import json
 from typing import Any
 
 from cli.context import CommandError, Context
-from store.chats import HINTS, VENDORS, connect_chat, disconnect_chat, list_chats
-from store.db import transaction
+from config.chat_vendors import HINTS, VENDORS
 
 
 def register(sub: Any) -> None:
@@ -49,6 +48,9 @@ def register(sub: Any) -> None:
 
 
 async def chats_cmd(args: argparse.Namespace, ctx: Context) -> int:
+    from store.chats import list_chats
+    from store.db import transaction
+
     sm = await ctx.sessionmaker()
     connected = True if args.connected else False if args.unconnected else None
     async with transaction(sm) as session:
@@ -69,6 +71,9 @@ async def chats_cmd(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def connect_cmd(args: argparse.Namespace, ctx: Context) -> int:
+    from store.chats import connect_chat
+    from store.db import transaction
+
     sm = await ctx.sessionmaker()
     async with transaction(sm) as session:
         chat = await connect_chat(session, args.vendor, args.chat_id, args.project, now=ctx.now(), by=args.by)
@@ -78,6 +83,9 @@ async def connect_cmd(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def disconnect_cmd(args: argparse.Namespace, ctx: Context) -> int:
+    from store.chats import disconnect_chat
+    from store.db import transaction
+
     sm = await ctx.sessionmaker()
     async with transaction(sm) as session:
         removed = await disconnect_chat(session, args.vendor, args.chat_id, args.project)
