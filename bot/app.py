@@ -19,7 +19,7 @@ from bot import keys
 from bot.errors import error_middleware
 from config.settings import Settings
 from store.db import SessionMaker, create_engines, make_sessionmaker
-from store.migrate import upgrade
+from store.migrate import ensure_schema
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -165,7 +165,7 @@ def _feature_setups() -> list[Callable[..., None]]:
     import importlib
 
     out = []
-    for name in ("bot.links", "bot.pages", "bot.api", "bot.report", "bot.outbox"):
+    for name in ("bot.links", "bot.pages", "bot.api", "bot.report", "bot.inbound", "bot.outbox"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -179,7 +179,7 @@ def _feature_setups() -> list[Callable[..., None]]:
 async def _own_database(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     engine, read_engine = create_engines(settings.db_url, **settings.engine_options())
-    await upgrade(engine)
+    await ensure_schema(engine)
     app[keys.SESSIONMAKER] = make_sessionmaker(engine)
     app[keys.READ_SESSIONMAKER] = make_sessionmaker(read_engine)
     yield

@@ -34,6 +34,7 @@ from multidict import MultiDict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import keys
+from bot.errors import error_page
 from bot.forms import (
     CsrfSigner,
     Errors,
@@ -46,7 +47,7 @@ from bot.forms import (
     submission_id_of,
     submission_key,
 )
-from bot.links import SECURITY_HEADERS, guard, link_failed
+from bot.links import SECURITY_HEADERS, link_failed
 from bot.unit_html import (
     CompiledQuestionnaire,
     PaymentForm,
@@ -55,9 +56,10 @@ from bot.unit_html import (
     shell_from,
 )
 from config.definition import QuestionnaireDef
-from store.answers import AnswerErrors
+from store.answers import AnswerErrors, ResubmittedDifferently, TooManyVersions
 from store.campaigns import hash_token, is_well_formed_token
 from store.db import SessionMaker
+from store.errors import StoreError
 from store.linkpage import LinkPageStore, NoQuestionnaire, PageData
 
 _PAGE_HEADERS = {**SECURITY_HEADERS, "Content-Type": "text/html; charset=utf-8"}
@@ -176,11 +178,9 @@ async def unit_page(request: web.Request, token: str) -> web.StreamResponse:
 async def _post_prelude(
     request: web.Request, form_name: str
 ) -> tuple[str, str, MultiDict[str], str] | web.Response:
-    """Checks shared by both POSTs: throttle, token shape, origin, body, CSRF, submission id.
-    Returns (token, token hash, form, submission id) or the response refusing the request."""
-    refused = guard(request)
-    if refused is not None:
-        return refused
+    """Checks shared by both POSTs: token shape, origin, body, CSRF, submission id (the failure
+    throttle counts bad tokens, never refuses a valid one). Returns (token, token hash, form,
+    submission id) or the response refusing the request."""
     token = request.match_info["token"]
     if not is_well_formed_token(token):
         return await link_failed(request)
@@ -189,6 +189,14 @@ async def _post_prelude(
     token_hash = hash_token(token)
     request.app[LINK_PAGES].signer.check(form, token_hash, form_name)
     return token, token_hash, form, submission_id_of(form)
+
+
+def _conflict_page(request: web.Request, exc: StoreError) -> web.Response:
+    """409: the submit was refused as a whole (a submission id sent again with other values, or
+    the version cap reached); the message says what happened and what to do."""
+    response = error_page(request, 409, "未能保存本次提交", exc.zh, "Not saved", exc.en)
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 def _thanks(token: str, done: str) -> web.HTTPSeeOther:
@@ -217,6 +225,8 @@ async def post_answers(request: web.Request) -> web.StreamResponse:
         )
     except AnswerErrors as exc:
         return await _rerender(request, token, token_hash, answers=raw, answer_errors=exc.fields)
+    except (ResubmittedDifferently, TooManyVersions) as exc:
+        return _conflict_page(request, exc)
     except NoQuestionnaire as exc:
         raise malformed("this campaign has no questionnaire") from exc
     if not outcome.usable:
@@ -262,6 +272,8 @@ async def post_payment(request: web.Request) -> web.StreamResponse:
             reason=parsed.reason,
             syntax_errors=parsed.errors,  # reported first, with the semantic ones below
         )
+    except (ResubmittedDifferently, TooManyVersions) as exc:
+        return _conflict_page(request, exc)
     except AnswerErrors as exc:
         errors = {**exc.fields, **parsed.errors}
         return await _rerender(request, token, token_hash, payment=(disbursement_id, parsed.values, errors))

@@ -15,10 +15,18 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from cli.context import CommandError, Context
-from config.settings import load_settings
 
 #: Command group modules, in help order.
-GROUPS = ("cli.serve", "cli.projects", "cli.score", "cli.admin", "cli.schedules", "cli.db")
+GROUPS = (
+    "cli.serve",
+    "cli.demo",
+    "cli.projects",
+    "cli.score",
+    "cli.admin",
+    "cli.schedules",
+    "cli.bot",
+    "cli.db",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,11 +56,11 @@ async def _run(args: argparse.Namespace, ctx: Context) -> int:
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the CLI; returns the exit status (also used by tests with captured streams)."""
-    from config.loader import DefinitionError
-    from store.errors import StoreError
-
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and usage errors exit here, before anything heavy loads
+
+    from config.settings import load_settings
+
     overrides = {}
     if args.database_url:
         overrides["database_url"] = args.database_url
@@ -61,27 +69,51 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     ctx = Context(settings=load_settings(**overrides), out=out or sys.stdout, err=err or sys.stderr)
     try:
         return asyncio.run(_run(args, ctx))
-    except (CommandError, DefinitionError, StoreError) as exc:
-        print(str(exc), file=ctx.err)
+    except Exception as exc:
+        if _is_user_error(exc):
+            print(str(exc), file=ctx.err)
+            return 1
+        fault = _database_fault(exc)
+        if fault is None:
+            raise
+        print(f"jixiao: {fault}", file=ctx.err)
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        # A database fault (unreachable, read-only, disk full, locked) is the operator's to fix:
-        # one clear line, no traceback. Anything else is a bug and keeps its traceback.
-        from store.faults import StoreUnavailable, classify_fault
-
-        fault = exc.fault if isinstance(exc, StoreUnavailable) else classify_fault(exc)
-        if fault is None:
-            raise
-        print(f"jixiao: {fault.one_line()}", file=ctx.err)
-        return 1
     except BrokenPipeError:
         # The reader went away (``jixiao … | head``): not an error worth a traceback.
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+#: Errors that carry a message written for the person at the terminal, by module and class name.
+#: Checked by name so that a command which never loads the definition loader or the store does
+#: not import them just to be able to catch their errors (they can only be raised once loaded).
+_USER_ERRORS = (("config.loader", "DefinitionError"), ("store.errors", "StoreError"))
+
+
+def _database_fault(exc: BaseException) -> str | None:
+    """A database fault (unreachable, read-only, disk full, locked) is the operator's to fix: one
+    clear line, no traceback. None for anything else (a bug keeps its traceback). Only looked at
+    when the store was loaded (a fault can only come from it)."""
+    if "store.db" not in sys.modules:
+        return None
+    from store.faults import StoreUnavailable, classify_fault
+
+    fault = exc.fault if isinstance(exc, StoreUnavailable) else classify_fault(exc)
+    return None if fault is None else fault.one_line()
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    if isinstance(exc, CommandError):
+        return True
+    for module_name, class_name in _USER_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name)):
+            return True
+    return False
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,11 +30,15 @@ from stdnum.cn import uscc as _uscc
 from stdnum.exceptions import InvalidChecksum
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
+from config.secrets import missing_env
+from config.text import clean_text
 from scoring.model import (
     Actual,
     Comparator,
+    DeclaredFunds,
     IndicatorSpec,
     Override,
+    Rounding,
     Rule,
     ScoringPolicy,
     Target,
@@ -192,8 +196,13 @@ class ChannelRef(_Model):
     name under a key ending in ``_env`` (``secret_env = "JIXIAO_SECRET_DINGTALK_1"``)."""
 
     kind: ChannelKind
-    address: str = ""
-    config: dict[str, str] = Field(default_factory=dict)
+    address: str = Field(default="", max_length=500)
+    config: dict[str, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict, max_length=20)
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _clean_address(cls, value: Any) -> Any:
+        return clean_text(value, multiline=False).strip() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _no_secrets(self) -> ChannelRef:
@@ -226,6 +235,18 @@ class ChannelRef(_Model):
                 f"邮件渠道地址 {self.address!r} 不是邮箱地址",
                 f"email channel address {self.address!r} is not an email address",
             )
+        if self.kind == "webhook":
+            # A generic webhook is signed with its secret; a reference to a variable that is not
+            # set would mean sending unsigned, so it is refused when written (see config.secrets).
+            for name, value in self.config.items():
+                if name.lower().endswith("_env") and missing_env(value):
+                    raise custom_error(
+                        "channel_secret_missing",
+                        f"渠道配置 {name} 引用的环境变量 {value} 未设置（环境变量和 .env 文件中都没有）："
+                        "webhook 不会在无签名的情况下发送",
+                        f"channel config {name} names the variable {value}, which is not set (neither in "
+                        "the environment nor in .env): a webhook is never sent unsigned",
+                    )
         if self.kind == "webhook" and not self.address.startswith(("http://", "https://")):
             raise custom_error(
                 "channel_address",
@@ -239,9 +260,15 @@ class UnitDef(_Model):
     """A project-holding unit (项目承担单位). ``uscc`` is the 统一社会信用代码, checksum-validated."""
 
     key: str = Field(pattern=_KEY, max_length=64)
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     uscc: str | None = None
     channel: ChannelRef = ChannelRef(kind="console")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _clean_name(cls, value: Any) -> Any:
+        # one rule for control characters (config.text): a name is one line of text
+        return clean_text(value, multiline=False).strip() if isinstance(value, str) else value
 
     @field_validator("uscc")
     @classmethod
@@ -331,6 +358,11 @@ class IndicatorDef(_Model):
     actual: Actual | None = None
     override: Override | None = None
     note: str = ""
+    #: the row score a published table prints (checked against the computed one)
+    published_score: Decimal | None = Field(default=None, ge=0)
+    #: this row's rounding, when it differs from the project's (``None`` = the policy's)
+    rounding: Rounding | None = None
+    decimals: int | None = Field(default=None, ge=0, le=2)
 
     def spec(self) -> IndicatorSpec:
         """The scoring engine's ``IndicatorSpec`` for this indicator."""
@@ -343,6 +375,9 @@ class IndicatorDef(_Model):
             rule=self.rule,
             target=self.target.to_target() if self.target else None,
             source=self.source,
+            published_score=self.published_score,
+            rounding=self.rounding,
+            decimals=self.decimals,
         )
 
     def entered_actual(self) -> Actual | None:
@@ -395,7 +430,7 @@ class QuestionnaireDef(_Model):
     scale: tuple[str, ...] = SATISFACTION_SCALE
     satisfied: tuple[str, ...] = SATISFACTION_SCALE[:2]
     method: Literal["share", "likert"] = "share"
-    likert_weights: tuple[Decimal, ...] = LIKERT_WEIGHTS
+    likert_weights: tuple[Annotated[Decimal, Field(ge=0, le=100)], ...] = LIKERT_WEIGHTS
     satisfaction_question: str = Field(min_length=1)
     questions: list[QuestionDef] = Field(min_length=1)
 
@@ -438,6 +473,10 @@ class ProjectDefinition(_Model):
     indicators: list[IndicatorDef] = Field(min_length=1)
     #: Declared 一级/二级 weights (may be empty: then only the 100-point total is checked).
     levels: list[Level1Def] = Field(default_factory=list)
+    #: Amounts stated as numbers (年初预算数, 全年执行数, 到位数), as a 自评表 prints them.
+    declared: DeclaredFunds | None = None
+    #: The total a published table prints (照录 check; a difference is a warning).
+    published_total: Decimal | None = Field(default=None, ge=0)
 
     # ---- derived views (no I/O)
 
@@ -469,6 +508,18 @@ class ProjectDefinition(_Model):
     def overrides(self) -> dict[str, Override]:
         """Manual overrides by indicator key."""
         return {i.key: i.override for i in self.indicators if i.override is not None}
+
+    def with_sources(self, overrides: dict[str, Override]) -> dict[str, Override]:
+        """Stored overrides, marked ``published`` (照录) where they are this definition's own
+        transcribed score (same score): the store keeps score, reason and author only."""
+        mine = self.overrides()
+        out = {}
+        for key, override in overrides.items():
+            own = mine.get(key)
+            if own is not None and own.source == "published" and own.score == override.score:
+                override = override.model_copy(update={"source": "published", "reason": own.reason})
+            out[key] = override
+        return out
 
     def summary(self) -> dict[str, Any]:
         """Small JSON-able summary (for listings and logs)."""

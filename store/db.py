@@ -38,6 +38,7 @@ that one request, which the error middleware answers 503 + ``Retry-After``.
 from __future__ import annotations
 
 import collections
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -81,6 +82,15 @@ def _is_sqlite_file(url: str) -> bool:
     return bool(db) and db != ":memory:" and not str(db).startswith("file::memory:")
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file owner-only (0600) before SQLite does (it would use the umask,
+    typically 0644); SQLite gives its -wal/-shm files the database file's permissions."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def create_engine(
     url: str,
     *,
@@ -107,6 +117,7 @@ def create_engine(
             db = make_url(url).database
             assert db is not None
             Path(db).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(db))
             kw.setdefault("pool_size", READ_POOL_SIZE if readonly else 1)
             kw.setdefault("max_overflow", 0)
         elif readonly:
