@@ -69,6 +69,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     ctx = Context(settings=load_settings(**overrides), out=out or sys.stdout, err=err or sys.stderr)
     try:
         return asyncio.run(_run(args, ctx))
+    except BrokenPipeError:
+        # The reader went away (``jixiao … | head``): not an error worth a traceback.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:
         if _is_user_error(exc):
             print(str(exc), file=ctx.err)
@@ -80,12 +86,6 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # The reader went away (``jixiao … | head``): not an error worth a traceback.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
 
 
 #: Errors that carry a message written for the person at the terminal, by module and class name.

@@ -615,6 +615,15 @@ class _Batcher:
         return await future
 
     async def _drain(self) -> None:
+        # Leave the drainer set in the same step as the last look at the queue (the finally
+        # runs with no await in between): a task's done-callback runs a loop turn later, and a
+        # submit() in that turn would see every lane taken and leave its unit unserved forever.
+        try:
+            await self._drain_queue()
+        finally:
+            self._drainers.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def _drain_queue(self) -> None:
         while self._queue:
             batch = [(u, f) for u, f in self._queue if not f.cancelled()]
             self._queue = []
