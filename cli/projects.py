@@ -8,7 +8,9 @@ from typing import Any
 
 from cli.context import Context
 from config.loader import load_definition
+from config.narrative import load_narrative
 from store.db import transaction
+from store.narrative import save_narrative
 from store.projects import list_projects, load_project
 
 
@@ -28,6 +30,9 @@ def register(sub: Any) -> None:
 
 async def validate(args: argparse.Namespace, ctx: Context) -> int:
     defn = load_definition(args.path)
+    narrative = load_narrative(args.path, indicator_keys=[i.key for i in defn.indicators])
+    if narrative is not None:
+        print(f"✓ narrative.toml：{len(narrative.indicators)} 个指标说明 / narrative valid", file=ctx.out)
     print(
         f"✓ {defn.project.code} {defn.project.name}: {len(defn.indicators)} 个指标, {len(defn.units)} 个单位, "
         f"{len(defn.disbursements)} 笔拨付 — 校验通过 / valid",
@@ -38,8 +43,16 @@ async def validate(args: argparse.Namespace, ctx: Context) -> int:
 
 async def load(args: argparse.Namespace, ctx: Context) -> int:
     defn = load_definition(args.path)
+    # The narrative beside the definition is checked before anything is stored, and saved in the
+    # same transaction: a bad narrative.toml leaves the project as it was.
+    narrative = load_narrative(args.path, indicator_keys=[i.key for i in defn.indicators])
+    narrative_changed = False
     async with transaction(await ctx.sessionmaker()) as session:
         result = await load_project(session, defn, now=ctx.now(), by=args.by)
+        if narrative is not None:
+            record, narrative_changed = await save_narrative(
+                session, result.project, narrative, now=ctx.now(), by=args.by
+            )
     if result.created_version:
         print(
             f"已导入 {result.project.code} 第 {result.version} 版 / loaded version {result.version}: "
@@ -49,6 +62,11 @@ async def load(args: argparse.Namespace, ctx: Context) -> int:
         )
     else:
         print(f"{result.project.code} 第 {result.version} 版内容相同，未改动 / unchanged", file=ctx.out)
+    if narrative_changed:
+        print(
+            f"说明文本 narrative.toml 已保存为第 {record.revision} 稿 / narrative revision {record.revision}",
+            file=ctx.out,
+        )
     for note in result.notes:
         print(note, file=ctx.out)
     return 0
