@@ -25,6 +25,7 @@ from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import PayloadEncodingError
 from multidict import MultiDict
 
 from bot.errors import ApiError
@@ -106,15 +107,50 @@ def malformed(en: str, zh: str = "提交的表单格式不正确，请重新打�
     return ApiError(400, "malformed_form", zh, f"malformed form: {en}", where="form")
 
 
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The WHOLE request body, at most ``limit`` bytes (413 beyond), however it arrives.
+
+    A body may come in many TCP segments (a long comment typed on a phone) and with or without
+    ``Content-Length`` (chunked). One ``content.read(n)`` returns only what has arrived so far,
+    which once stored answers cut short; this reads until the end of the body. A declared
+    length over the cap is refused before reading; a chunked body is refused as soon as it
+    passes the cap (the rest is never buffered). A client that goes away before the end of its
+    body gets 400 (nothing is parsed, so nothing half-sent is ever stored).
+    """
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=declared)
+    content = request.content
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while chunk := await content.readany():
+            size += len(chunk)
+            if size > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+            chunks.append(chunk)
+    except (ConnectionError, PayloadEncodingError) as exc:
+        raise malformed(f"the body ended early ({type(exc).__name__})") from exc
+    if declared is not None and size != declared:  # pragma: no cover - aiohttp's parser enforces it
+        raise malformed(f"body of {size} bytes, Content-Length {declared}")
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 async def read_form(request: web.Request) -> MultiDict[str]:
-    """The urlencoded body, at most ``MAX_FORM_BYTES`` (413 beyond), strict UTF-8 (400 otherwise)."""
+    """The urlencoded body read whole (:func:`read_body`, at most ``MAX_FORM_BYTES``, 413
+    beyond) and parsed by :func:`parse_body`."""
     if request.content_type != "application/x-www-form-urlencoded":
         raise malformed(f"expected application/x-www-form-urlencoded, got {request.content_type}")
-    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM_BYTES, actual_size=request.content_length)
-    body = await request.content.read(MAX_FORM_BYTES + 1)
-    if len(body) > MAX_FORM_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM_BYTES, actual_size=len(body))
+    return parse_body(await read_body(request, MAX_FORM_BYTES))
+
+
+def parse_body(body: bytes) -> MultiDict[str]:
+    """An ``application/x-www-form-urlencoded`` body → its fields (blank values kept, order kept).
+
+    Strict UTF-8 after percent-decoding, at most ``MAX_FORM_FIELDS`` fields, no NUL anywhere;
+    anything else is :func:`malformed` (400). Other control characters are left to the field's
+    own cleaning (``config.text.clean_text`` in ``store.answers``).
+    """
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(
@@ -161,11 +197,11 @@ _MONEY_INVALID = ("金额格式不正确，例如 12,345.67", "not an amount; e.
 def parse_yuan(text: str) -> tuple[int | None, tuple[str, str] | None]:
     """A yuan amount typed by a person → (fen, None) or (None, (zh, en) error); empty → (None, None).
 
-    Parsing is :func:`scoring.money.parse_yuan` (``1234``, ``1,234.5``, ``1234.56元``; no
-    negatives, at most two decimals, no exponents or NaN, never float); only the messages are
-    the page's own.
+    Parsing is :func:`scoring.money.parse_yuan` (``1234``, ``1,234.5``, ``1234.56元``; ASCII
+    digits only, no inner spaces, no negatives, at most two decimals, no exponents or NaN, never
+    float); only the messages are the page's own.
     """
-    raw = text.strip().replace(" ", "")
+    raw = text.strip()  # inner spaces are refused ("12 3" is not 123), like any other stray text
     if not raw:
         return None, None
     try:
@@ -174,14 +210,24 @@ def parse_yuan(text: str) -> tuple[int | None, tuple[str, str] | None]:
         return None, _MONEY_MESSAGES.get(exc.code, _MONEY_INVALID)
 
 
+#: The page's hint, exactly: 年-月-日 with ASCII digits (``date.fromisoformat`` would also take
+#: ``2023-W01`` and ``20230301``; a browser's date input always sends this form).
+_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DATE_MESSAGE = ("日期格式应为 年-月-日，例如 2024-03-01", "date must be YYYY-MM-DD, e.g. 2024-03-01")
+
+
 def parse_date(text: str) -> tuple[date | None, tuple[str, str] | None]:
+    """``YYYY-MM-DD`` (surrounding spaces ignored) → (date, None); anything else → (None, message);
+    empty → (None, None)."""
     raw = text.strip()
     if not raw:
         return None, None
+    if not _DATE_RE.match(raw):
+        return None, _DATE_MESSAGE
     try:
         return date.fromisoformat(raw), None
-    except ValueError:
-        return None, ("日期格式应为 年-月-日，例如 2024-03-01", "date must be YYYY-MM-DD")
+    except ValueError:  # e.g. 2023-02-30
+        return None, _DATE_MESSAGE
 
 
 def yuan(fen: int | None) -> str:

@@ -38,6 +38,7 @@ from bot import keys
 from bot.documents import DOCUMENTS, load_document_data
 from bot.documents.data import score_table_from_json
 from bot.errors import error_page
+from bot.links import SECURITY_HEADERS
 from scoring import money
 from scoring.report import pct
 from store.models import Project, ProjectVersion, ScoreSnapshot
@@ -236,8 +237,19 @@ def _pct100(rate: Decimal | None) -> Decimal | None:
 
 # ------------------------------------------------------------------------------------ handlers
 
+#: Every ``/r/…`` response (page, error page, download): the unit page's CSP and
+#: ``Referrer-Policy: no-referrer`` (the signed code is in the URL and must not leak through
+#: Referer), never cached, never indexed.
+REPORT_HEADERS = {**SECURITY_HEADERS, "Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"}
+
 
 def _bad_link(request: web.Request, reason: str) -> web.Response:
+    resp = _bad_link_page(request, reason)
+    resp.headers.update(REPORT_HEADERS)
+    return resp
+
+
+def _bad_link_page(request: web.Request, reason: str) -> web.Response:
     if reason == "expired":
         return error_page(
             request,
@@ -329,7 +341,7 @@ async def report_page(request: web.Request) -> web.StreamResponse:
         text=html,
         content_type="text/html",
         charset="utf-8",
-        headers={"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"},
+        headers=REPORT_HEADERS,
     )
 
 
@@ -383,9 +395,9 @@ def _download(data: bytes, filename: str, mime: str) -> web.Response:
     return web.Response(
         body=data,
         headers={
+            **REPORT_HEADERS,
             "Content-Type": mime,
             "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "private, no-store",
         },
     )
 

@@ -13,8 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from cli.context import CommandError, Context
-from store.db import transaction
+from cli.context import CommandError, Context, transaction
 
 
 def register(sub: Any) -> None:
@@ -162,8 +161,9 @@ async def campaign_create(args: argparse.Namespace, ctx: Context) -> int:
 async def campaign_launch(args: argparse.Namespace, ctx: Context) -> int:
     from store.campaigns import launch_campaign
 
-    async with transaction(await ctx.sessionmaker()) as session:
-        result = await launch_campaign(session, args.id, secret=ctx.settings.secret(), now=ctx.now())
+    with ctx.working(f"正在发起活动 #{args.id} / launching campaign {args.id} …"):
+        async with transaction(await ctx.sessionmaker()) as session:
+            result = await launch_campaign(session, args.id, secret=ctx.settings.secret(), now=ctx.now())
     print(f"活动 #{args.id} 已发起：新链接 {result.links_created} 个，待发送邀请 {result.invitations_enqueued} 条 / "
           f"launched: {result.links_created} links, {result.invitations_enqueued} invitations queued", file=ctx.out)  # fmt: skip
     return 0
@@ -227,13 +227,14 @@ async def import_file(args: argparse.Namespace, ctx: Context) -> int:
     kind = "xlsx" if data[:4] == b"PK\x03\x04" else "csv"
     importer = import_units if args.what == "units" else import_disbursements
     try:
-        table = read_table(data, kind)
-        async with transaction(await ctx.sessionmaker()) as session:
-            project = await get_project(session, args.code)
-            assert project.id is not None
-            summary = await importer(session, project.id, table, now=ctx.now())
-            if args.dry_run:
-                raise _DryRun(summary)
+        with ctx.working(f"正在检查并导入 {path.name} / importing {path.name} …"):
+            table = read_table(data, kind)
+            async with transaction(await ctx.sessionmaker()) as session:
+                project = await get_project(session, args.code)
+                assert project.id is not None
+                summary = await importer(session, project.id, table, now=ctx.now())
+                if args.dry_run:
+                    raise _DryRun(summary)
     except _DryRun as dry:
         summary = dry.summary
     except ImportRejected as exc:

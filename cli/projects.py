@@ -6,12 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cli.context import Context
-from config.loader import load_definition
-from config.narrative import load_narrative
-from store.db import transaction
-from store.narrative import save_narrative
-from store.projects import list_projects, load_project
+from cli.context import Context, transaction
 
 
 def register(sub: Any) -> None:
@@ -29,6 +24,9 @@ def register(sub: Any) -> None:
 
 
 async def validate(args: argparse.Namespace, ctx: Context) -> int:
+    from config.loader import load_definition
+    from config.narrative import load_narrative
+
     defn = load_definition(args.path)
     narrative = load_narrative(args.path, indicator_keys=[i.key for i in defn.indicators])
     if narrative is not None:
@@ -42,6 +40,11 @@ async def validate(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def load(args: argparse.Namespace, ctx: Context) -> int:
+    from config.loader import load_definition
+    from config.narrative import load_narrative
+    from store.narrative import save_narrative
+    from store.projects import load_project
+
     defn = load_definition(args.path)
     # The narrative beside the definition is checked before anything is stored, and saved in the
     # same transaction: a bad narrative.toml leaves the project as it was.
@@ -73,6 +76,8 @@ async def load(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def list_(args: argparse.Namespace, ctx: Context) -> int:
+    from store.projects import list_projects
+
     async with transaction(await ctx.sessionmaker()) as session:
         projects = await list_projects(session)
     for p in projects:

@@ -12,10 +12,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bot.documents import DOCUMENTS, document, load_document_data
-from cli.context import CommandError, Context
-from scheduler.recompute import recompute
-from store.db import transaction
+from cli.context import CommandError, Context, transaction
 
 KINDS = ("zipingbiao", "baogao")
 
@@ -34,6 +31,10 @@ def register(sub: Any) -> None:
 
 
 async def report(args: argparse.Namespace, ctx: Context) -> int:
+    # imported here: building the parser must stay light (tests/cli/test_cli_startup.py)
+    from bot.documents import DOCUMENTS, document, load_document_data
+    from scheduler.recompute import recompute
+
     doc = document(args.kind, args.format)
     if doc is None:
         formats = sorted(d.format for d in DOCUMENTS.values() if d.kind == args.kind)

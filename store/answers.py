@@ -33,6 +33,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import QuestionnaireDef
+from config.text import clean_text
 from store.campaigns import get_campaign, link_is_usable
 from store.errors import Conflict, Invalid, NotFound
 from store.models import (
@@ -56,7 +57,8 @@ STATUSES = ("confirmed", "disputed")
 DISPUTE_KINDS = ("not_received", "amount_differs")
 #: A confirmed amount above max(10 × disbursed, 100万元) is taken as a typo, not a fact (fen).
 ABSURD_FLOOR_FEN = 100_000_000
-_NUMBER_RE = re.compile(r"^-?\d{1,15}(\.\d{1,6})?$")
+#: ASCII digits only (``\d`` would also take Arabic-Indic and full-width digits).
+_NUMBER_RE = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$")
 
 FieldErrors = dict[str, tuple[str, str]]
 
@@ -88,7 +90,8 @@ def validate_answers(
 
     Accepted values: ``scale``/``single`` → one option string; ``multi`` → list of option strings;
     ``number`` → Decimal, int or decimal string (stored as a canonical decimal string, never
-    float); ``text`` → string (stripped; empty means unanswered). Unknown keys are errors.
+    float); ``text`` → string (control characters cleaned by ``config.text.clean_text``, stripped; empty
+    means unanswered). Unknown keys are errors.
     """
     clean: dict[str, Any] = {}
     errors: FieldErrors = {}
@@ -134,7 +137,7 @@ def validate_answers(
             if not isinstance(raw, str):
                 errors[q.key] = ("请填写文字", "enter text")
                 continue
-            text = raw.strip()
+            text = clean_text(raw).strip()
             limit = q.max_length or DEFAULT_TEXT_MAX
             if len(text) > limit:
                 errors[q.key] = (
@@ -159,6 +162,12 @@ def _to_decimal(raw: Any) -> Decimal | None:
         except InvalidOperation:  # pragma: no cover - the regex already excludes it
             return None
     return None
+
+
+def confirmation_texts(voucher: str, reason: str) -> tuple[str, str]:
+    """The voucher (one line) and reason (multi-line) as stored: control characters cleaned
+    (``config.text.clean_text``) and stripped. Lengths are checked on these values."""
+    return clean_text(voucher, multiline=False).strip(), clean_text(reason).strip()
 
 
 def today_in(tz: str, now: datetime) -> date:
@@ -359,7 +368,7 @@ async def submit_confirmation(
         raise NotFound("没有这笔拨付", "no such disbursement for this unit", where="disbursement")
     project = await session.get(Project, campaign.project_id)
     assert project is not None
-    voucher, reason = voucher.strip(), reason.strip()
+    voucher, reason = confirmation_texts(voucher, reason)
     errors = validate_confirmation(
         disbursement,
         status=status,

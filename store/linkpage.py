@@ -58,7 +58,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.util import greenlet_spawn
 
 from config.definition import QuestionnaireDef
-from store.answers import AnswerErrors, today_in, validate_answers, validate_confirmation
+from store.answers import AnswerErrors, confirmation_texts, today_in, validate_answers, validate_confirmation
 from store.db import OneHopSqliteDBAPI
 from store.errors import Conflict, Invalid, NotFound
 from store.models import (
@@ -813,7 +813,7 @@ class LinkPageStore:
             if not found or found[0][0] != link.unit_id:
                 raise NotFound("没有这笔拨付", "no such disbursement for this unit", where="disbursement")
             expected_fen = found[0][1]
-            clean_voucher, clean_reason = voucher.strip(), reason.strip()
+            clean_voucher, clean_reason = confirmation_texts(voucher, reason)
             errors = validate_confirmation(
                 _Amount(expected_fen),
                 status=status,
