@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.documents.data import DocumentData
 from bot.documents.docx_style import WUHAO, set_cell, setup_document, style_name
-from bot.documents.text import cn_count, cn_date, cn_dates, cn_months, paragraphs, sentence
+from bot.documents.text import cn_count, cn_date, cn_dates, cn_months, local_time, paragraphs, sentence
 from config.narrative import TextItem
 from scoring.model import IndicatorResult
 from scoring.money import wan_text
@@ -183,6 +183,8 @@ def _funds_overview(data: DocumentData) -> str:
         )
     rate_budget = fmt_pct(Decimal(spent) / Decimal(budget)) if budget else "—"
     text = "，".join(parts) + f"；总支出{_wan(spent)}，预算执行率{rate_budget}（全年执行数/全年预算数）"
+    if data.funds_declared:
+        text += "，以上为项目申报数"
     if data.definition.execution_denominator == "arrived" and arrived and arrived != budget:
         text += f"，按实际到位资金计算为{fmt_pct(Decimal(spent) / Decimal(arrived))}"
     return text + "。"
@@ -261,7 +263,14 @@ def _section_3(w: _Writer, data: DocumentData) -> None:
         f"{data.name}进行客观评价，最终评分结果为：总分为{_n(t.total)}分，绩效评级为“{t.grade}”。"
     )
     if t.rescaled:
-        w.para(f"因部分指标不适用，适用指标原始得分{_n(t.raw_total)}分已按百分制折算为{_n(t.total)}分。")
+        w.para(f"因部分指标不适用，适用指标原始得分{_n(t.raw_total)}分已按满分折算为{_n(t.total)}分。")
+    if t.total_weight != 100 and t.percentage is not None:
+        w.para(
+            f"本表满分{_n(t.total_weight)}分，得分{_n(t.total)}分，折合百分制{_n(t.percentage)}分，据此评定等级。"
+        )
+    if t.published_total is not None:
+        same = "一致" if t.published_total == t.total else f"不一致（计算总分{_n(t.total)}分）"
+        w.para(f"公布的自评表总分为{_n(t.published_total)}分，与按指标计算的结果{same}。")
     subs = [s for s in t.subtotals if s.level2 is None]
     w.para(
         "其中：" + "，".join(f"{s.level1}指标满分{_n(s.weight)}分，得分{_n(s.score)}分" for s in subs) + "。"
@@ -330,7 +339,9 @@ def _indicator_paragraphs(data: DocumentData, r: IndicatorResult) -> list[str]:
         return [f"{r.name}：不适用。"]
     out = [first]
     tail = f"故{r.name}指标得分{_n(r.score)}分。"
-    if r.overridden:
+    if r.override_source == "published":
+        tail = f"{r.name}指标得分{_n(r.score)}分，照录公布的评分（来源：{r.override_reason}）。"
+    elif r.overridden:
         tail = f"经评价人调整，{r.name}指标得分{_n(r.score)}分（按规则计算{_n(r.computed_score)}分），理由：{sentence(r.override_reason)}"
     out.append(tail)
     deviation = [sentence(x.message) for x in r.warnings if x.code != "override"]
@@ -413,7 +424,7 @@ def _section_7(w: _Writer, data: DocumentData) -> None:
         extra.append(TextItem(text=f"本报告所用部分数据为示例数据：{data.definition.project.illustrative}"))
     extra.append(
         TextItem(
-            text=f"本报告初稿由评分数据生成：评分时间{data.computed_at.strftime('%Y-%m-%d %H:%M')}（UTC），"
+            text=f"本报告初稿由评分数据生成：评分时间{local_time(data.computed_at, data.definition.project.timezone)}，"
             f"项目定义第{data.definition_version}版；得分保留{data.table.policy.decimals}位小数。"
         )
     )

@@ -11,13 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import IndicatorDef, ProjectDefinition
 from config.narrative import IndicatorNote, Narrative
-from scoring.model import IndicatorResult, ScoreTable, ScoringPolicy, Subtotal, Warning_
+from scoring.model import (
+    DeclaredFunds,
+    FundsRow,
+    FundsStatement,
+    IndicatorResult,
+    ScoreTable,
+    ScoringPolicy,
+    Subtotal,
+    Warning_,
+)
 from store.errors import NotFound
 from store.facts import FundsDetail, load_funds_detail
 from store.models import Project, ScoreSnapshot
@@ -25,7 +34,7 @@ from store.narrative import current_narrative
 from store.projects import get_definition, get_project
 from store.scores import latest_snapshot
 
-_WARNING_CODES = {"shortfall", "overachievement", "coverage", "missing_actual", "override", "rescaled"}
+_WARNING_CODES = set(get_args(Warning_.model_fields["code"].annotation))
 
 
 def score_table_from_json(doc: dict[str, Any]) -> ScoreTable:
@@ -46,7 +55,13 @@ def score_table_from_json(doc: dict[str, Any]) -> ScoreTable:
 
     warnings = tuple(warning(w) for w in doc.get("warnings", []))
     rounding = doc.get("rounding") or {}
+    percentage = doc.get("percentage")
+    published = doc.get("published_total")
     return ScoreTable(
+        total_weight=Decimal(str(doc.get("total_weight") or 100)),
+        percentage=None if percentage is None else Decimal(str(percentage)),
+        published_total=None if published is None else Decimal(str(published)),
+        funds=funds_from_json(doc.get("funds")),
         total=Decimal(str(doc["total"])),
         raw_total=Decimal(str(doc.get("raw_total", doc["total"]))),
         grade=doc["grade"],
@@ -68,6 +83,8 @@ def score_table_from_json(doc: dict[str, Any]) -> ScoreTable:
                 applicable=r.get("applicable", True),
                 overridden=r.get("overridden", False),
                 override_reason=r.get("override_reason", ""),
+                override_source=r.get("override_source", ""),
+                published_score=dec(r.get("published_score")),
                 computed_score=dec(r.get("computed_score")),
                 warnings=tuple(w for w in warnings if w.indicator == r["key"]),
             )
@@ -84,6 +101,49 @@ def score_table_from_json(doc: dict[str, Any]) -> ScoreTable:
         ),
         warnings=warnings,
         policy=ScoringPolicy(decimals=rounding.get("decimals", 2), rounding=rounding.get("mode", "half_up")),
+    )
+
+
+def funds_from_json(doc: dict[str, Any] | None) -> FundsStatement | None:
+    """The snapshot's funds block (``scoring.report.funds_json``) back as a ``FundsStatement``."""
+    if not doc:
+        return None
+
+    def fen(name: str) -> int | None:
+        value = doc.get(f"{name}_fen")
+        return None if value is None else int(value)
+
+    rows = tuple(
+        FundsRow(
+            name=r["name"],
+            initial_fen=r.get("initial_fen"),
+            annual_fen=r.get("annual_fen"),
+            executed_fen=r.get("executed_fen"),
+        )
+        for r in doc.get("rows") or ()
+    )
+    declared = None
+    if doc.get("source") == "declared":
+        declared = DeclaredFunds(
+            initial_fen=fen("initial"),
+            annual_fen=fen("annual"),
+            executed_fen=fen("executed"),
+            arrived_fen=fen("arrived"),
+            rows=rows,
+        )
+    rate = doc.get("execution_rate")
+    return FundsStatement(
+        source=doc.get("source", "ledger"),
+        budget_fen=fen("budget") or 0,
+        initial_fen=fen("initial"),
+        annual_fen=fen("annual") or 0,
+        executed_fen=fen("executed") or 0,
+        arrived_fen=fen("arrived") or 0,
+        execution_denominator=doc.get("execution_denominator", "arrived"),
+        execution_rate=None if rate is None else Decimal(str(rate)),
+        declared=declared,
+        ledger_arrived_fen=fen("ledger_arrived"),
+        ledger_executed_fen=fen("ledger_executed"),
     )
 
 
@@ -142,19 +202,33 @@ class DocumentData:
         """实施单位: the narrative's, else the 主管部门 (a department implementing its own project)."""
         return self.narrative.implementer or self.department
 
-    # ---- money (fen) as scored
+    # ---- money (fen) as scored: the score's funds statement (declared or ledger) when it has one
 
     @property
     def budget_fen(self) -> int:
+        """全年预算数."""
+        if self.table.funds is not None:
+            return self.table.funds.annual_fen
         return int(self.facts.get("budget_fen", self.definition.budget_fen))
 
     @property
     def disbursed_fen(self) -> int:
+        """全年执行数."""
+        if self.table.funds is not None:
+            return self.table.funds.executed_fen
         return int(self.facts.get("disbursed_fen", self.funds.disbursed_fen))
 
     @property
     def arrived_fen(self) -> int:
+        """到位数."""
+        if self.table.funds is not None:
+            return self.table.funds.arrived_fen
         return int(self.facts.get("arrived_fen", self.funds.arrived_fen))
+
+    @property
+    def funds_declared(self) -> bool:
+        """True when the amounts are the project's declared ones (a 自评表 transcribed as printed)."""
+        return self.table.funds is not None and self.table.funds.source == "declared"
 
     # ---- indicators
 

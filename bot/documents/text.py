@@ -7,7 +7,8 @@ reads the same in the 自评表 and the 评价报告.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 _DIGITS = "零一二三四五六七八九"
 
@@ -63,3 +64,9 @@ def sentence(text: str) -> str:
     if not text or text[-1] in "。！？；…" or text.endswith(("。）", "。”")):
         return text
     return text + "。"
+
+
+def local_time(moment: datetime, timezone: str) -> str:
+    """An aware instant in the project's timezone, named: ``2026年11月30日 17:31（Asia/Shanghai）``."""
+    local = moment.astimezone(ZoneInfo(timezone))
+    return f"{cn_date(local.date())} {local:%H:%M}（{timezone}）"

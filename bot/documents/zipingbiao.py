@@ -31,7 +31,7 @@ from typing import Literal
 
 from bot.documents.data import DocumentData
 from bot.documents.funds import FundsRow, funds_block
-from bot.documents.text import sentence
+from bot.documents.text import local_time, sentence
 from scoring.model import IndicatorResult
 from scoring.money import wan, wan_text
 from scoring.report import pct, points
@@ -65,6 +65,13 @@ class Cell:
     rowspan: int = 1
     colspan: int = 1
     value: Decimal | None = None
+
+
+def mark(r: IndicatorResult) -> str:
+    """The row's mark when its score is not the rule's: 照录 (copied from a published table) or 调整."""
+    if r.override_source == "published":
+        return "（照录）"
+    return "（调整）" if r.overridden else ""
 
 
 def _money(fen: int | None) -> tuple[str, Decimal | None]:
@@ -148,7 +155,7 @@ def form_grid(data: DocumentData) -> list[Cell]:
                 - i
             )
             add(Cell(at, 2, r.level2, "center", rowspan=span))
-        name = r.name + ("（调整）" if r.overridden else "") + ("（不适用）" if not r.applicable else "")
+        name = r.name + mark(r) + ("（不适用）" if not r.applicable else "")
         add(Cell(at, 3, name, "text"))
         add(Cell(at, 4, r.target, "center"))
         add(Cell(at, 5, r.actual, "center"))
@@ -163,7 +170,10 @@ def form_grid(data: DocumentData) -> list[Cell]:
     add(Cell(end, 7, points(data.table.total), "points", value=data.table.total))
     add(Cell(end, 8, "", "text"))
     add(Cell(end + 1, 0, "自评等级", "label", colspan=6))
-    add(Cell(end + 1, 6, data.table.grade, "label", colspan=3))
+    grade = data.table.grade
+    if data.table.total_weight != 100 and data.table.percentage is not None:
+        grade += f"（折合百分制 {points(data.table.percentage)} 分）"
+    add(Cell(end + 1, 6, grade, "label", colspan=3))
     add(Cell(end + 2, 0, "说明", "label"))
     add(Cell(end + 2, 1, "\n".join(_notes(data, block.notes, skip)), "long", colspan=8))
     return cells
@@ -204,16 +214,20 @@ def _notes(data: DocumentData, funds_notes: tuple[str, ...], skip: str | None) -
     policy = data.table.policy
     mode = "四舍五入" if policy.rounding == "half_up" else "向下取整"
     out = [
-        f"评分依据：{data.computed_at.strftime('%Y-%m-%d %H:%M')} UTC 计算的评分结果（项目定义第 {data.definition_version} 版）；"
+        f"评分依据：{local_time(data.computed_at, data.definition.project.timezone)}计算的评分结果（项目定义第 {data.definition_version} 版）；"
         f"得分保留 {policy.decimals} 位小数，{mode}；金额单位万元，按分精确折算",
         *funds_notes,
     ]
     if skip is None and data.result_for_source("funds.execution_rate") is not None:
         out.append("预算执行率已作为绩效指标计入下表，资金栏的分值、得分仅为列示，不重复计入总分")
-    if data.table.rescaled:
+    table = data.table
+    if table.rescaled:
         out.append(
-            f"含不适用指标：原始得分 {points(data.table.raw_total)} 分已按百分制折算为 {points(data.table.total)} 分"
+            f"含不适用指标：原始得分 {points(table.raw_total)} 分已按满分折算为 {points(table.total)} 分"
         )
+    if table.published_total is not None:
+        out.append(f"公布的总分：{points(table.published_total)} 分")
+    out.extend(sentence(w.message) for w in table.warnings if w.indicator is None and w.code != "rescaled")
     if data.definition.project.illustrative:
         out.append(f"示例数据：{data.definition.project.illustrative}")
     return out
@@ -222,7 +236,7 @@ def _notes(data: DocumentData, funds_notes: tuple[str, ...], skip: str | None) -
 # ============================================================================ XLSX
 
 #: Column widths (characters) of the nine columns.
-XLSX_WIDTHS = (7, 8, 9, 20, 10, 10, 7, 8, 24)
+XLSX_WIDTHS = (7, 8, 9, 20, 10, 11, 7, 8, 24)
 
 
 def zipingbiao_xlsx(data: DocumentData) -> bytes:
@@ -306,7 +320,7 @@ def _display_width(text: str) -> int:
 # ============================================================================ DOCX
 
 #: Column widths (cm) of the nine columns on A4 portrait with 1.8 cm side margins (17.4 cm).
-DOCX_WIDTHS_CM = (1.5, 1.5, 1.6, 3.0, 1.7, 1.8, 1.3, 1.4, 3.6)
+DOCX_WIDTHS_CM = (1.9, 1.4, 1.6, 3.0, 1.6, 1.7, 1.2, 1.4, 3.6)
 
 
 def zipingbiao_docx(data: DocumentData) -> bytes:
@@ -348,7 +362,8 @@ def zipingbiao_docx(data: DocumentData) -> bytes:
         align = {"text": "left", "long": "justify"}.get(c.kind, "center")
         if c.kind in ("money", "points", "pct") and c.value is not None:
             align = "right" if c.kind == "money" else "center"
-        size = XIAOWU if c.kind == "long" else WUHAO
+        # long texts and numbers in 小五: a score such as 100.00 fits its narrow column
+        size = XIAOWU if c.kind in ("long", "money", "points", "pct") else WUHAO
         if c.kind == "label":
             set_cell(target, c.text, align=align, size=size, font=H1_FONT[0])
         else:

@@ -273,3 +273,32 @@ async def test_libreoffice_converts_both_documents_to_pdf_pages(
             else ("四、绩效评价指标分析", "综上")
         )
         assert all(w in text for w in words)
+
+
+async def test_a_published_table_is_printed_with_its_declared_funds_total_and_transcribed_rows(
+    sessionmaker: SessionMaker, clock: Clock, tmp_path: Path
+) -> None:
+    from tests.config.test_printed_tables import PRINTED
+
+    (tmp_path / "project.toml").write_text(PRINTED, encoding="utf-8")
+    data = await _data(sessionmaker, tmp_path, clock, narrative=False)
+    assert data.funds_declared
+    ws = load_workbook(io.BytesIO(render("zipingbiao.xlsx", data))).active
+    cells = {(c.row, c.column): c.value for row in ws.iter_rows() for c in row if c.value is not None}
+    funds_row = next(r for (r, c), v in cells.items() if v == "年度资金总额")
+    # 年初预算数 100, 全年预算数 120, 全年执行数 114 (万元, declared, no ledger); 执行率 95%
+    assert [Decimal(str(cells[(funds_row, c)])) for c in (4, 5, 6, 7, 8, 9)] == [
+        Decimal("100"), Decimal("120"), Decimal("114"), Decimal("10"), Decimal("0.95"), Decimal("9"),
+    ]  # fmt: skip
+    assert cells[(funds_row + 1, 2)] == "其中：当年财政拨款" and Decimal(str(cells[(funds_row + 1, 6)])) == 114
+    names = [v for (r, c), v in sorted(cells.items()) if c == 4 and r > funds_row + 5]
+    assert "预算执行率" not in names and "家长满意度（照录）" in names  # 预算执行 sits in the funds block
+    total_row = next(r for (r, c), v in cells.items() if v == "总分")
+    assert (cells[(total_row, 7)], cells[(total_row, 8)]) == (110, 104)
+    assert cells[(total_row + 1, 7)] == f"{data.table.grade}（折合百分制 95 分）"
+    notes = cells[(total_row + 2, 2)]
+    assert "项目申报的自评表金额" in notes and "公布的总分：94 分" in notes
+    text = _docx_text(render("baogao.docx", data))
+    assert "公布的自评表总分为94分，与按指标计算的结果不一致（计算总分104分）" in text
+    assert "本表满分110分，得分104分，折合百分制95分" in text
+    assert "家长满意度指标得分9分，照录公布的评分" in text
