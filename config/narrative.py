@@ -72,8 +72,9 @@ NARRATIVE_PROBLEM_CODES: tuple[str, ...] = (
     "too_many_items", "narrative_unknown_indicator", "item_empty",
 )  # fmt: skip
 
-# Tabs and newlines are text; every other C0 control character (and DEL) is not.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Tabs and newlines are text; every other C0 control character (and DEL) is not, nor is a lone
+# UTF-16 surrogate (JSON can carry one as an escape; no database or document can store it).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def _clean(text: str) -> str:
@@ -84,8 +85,8 @@ def _clean(text: str) -> str:
     if bad is not None:
         raise custom_error(
             "text_control_char",
-            f"文本第 {bad.start() + 1} 个字符是控制字符 U+{ord(bad.group()):04X}，请删除",
-            f"character {bad.start() + 1} is the control character U+{ord(bad.group()):04X}: remove it",
+            f"文本第 {bad.start() + 1} 个字符 U+{ord(bad.group()):04X} 是控制字符或无效字符，请删除",
+            f"character {bad.start() + 1} (U+{ord(bad.group()):04X}) is a control or invalid character: remove it",
         )
     if len(text) > MAX_TEXT:
         raise custom_error(

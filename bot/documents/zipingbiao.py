@@ -359,7 +359,7 @@ def zipingbiao_docx(data: DocumentData) -> bytes:
         target = table.cell(r, c.col)
         if c.rowspan > 1 or c.colspan > 1:
             target = target.merge(table.cell(r + c.rowspan - 1, c.col + c.colspan - 1))
-        align = {"text": "left", "long": "justify"}.get(c.kind, "center")
+        align = {"text": "left", "long": "left"}.get(c.kind, "center")
         if c.kind in ("money", "points", "pct") and c.value is not None:
             align = "right" if c.kind == "money" else "center"
         # long texts and numbers in 小五: a score such as 100.00 fits its narrow column
