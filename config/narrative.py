@@ -47,6 +47,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from config.definition import custom_error
 from config.loader import DefinitionError, Loc, Problem, _Reader
+from config.tables import TableError, decode
 
 __all__ = [
     "FILENAME",
@@ -219,10 +220,9 @@ def load_narrative(path: Path | str, *, indicator_keys: Iterable[str] | None = N
     if not file.is_file():
         return None
     try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DefinitionError(
-            [Problem(FILENAME, "invalid_value", f"文件不是 UTF-8 编码（第 {exc.start} 字节）",
-                     f"the file is not UTF-8 (byte {exc.start})")]
-        ) from None  # fmt: skip
+        # the one decoder for definition files: UTF-8 ± BOM, UTF-16 with BOM, GB18030/GBK
+        text = decode(file.read_bytes(), name=FILENAME).text
+    except TableError as exc:
+        first = exc.problems[0]
+        raise DefinitionError([Problem(FILENAME, first.code, first.zh, first.en)]) from None
     return parse_narrative_text(text, filename=FILENAME, indicator_keys=indicator_keys)

@@ -290,7 +290,9 @@ async def test_a_published_table_is_printed_with_its_declared_funds_total_and_tr
     assert [Decimal(str(cells[(funds_row, c)])) for c in (4, 5, 6, 7, 8, 9)] == [
         Decimal("100"), Decimal("120"), Decimal("114"), Decimal("10"), Decimal("0.95"), Decimal("9"),
     ]  # fmt: skip
-    assert cells[(funds_row + 1, 2)] == "其中：当年财政拨款" and Decimal(str(cells[(funds_row + 1, 6)])) == 114
+    assert (
+        cells[(funds_row + 1, 2)] == "其中：当年财政拨款" and Decimal(str(cells[(funds_row + 1, 6)])) == 114
+    )
     names = [v for (r, c), v in sorted(cells.items()) if c == 4 and r > funds_row + 5]
     assert "预算执行率" not in names and "家长满意度（照录）" in names  # 预算执行 sits in the funds block
     total_row = next(r for (r, c), v in cells.items() if v == "总分")

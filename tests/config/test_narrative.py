@@ -64,11 +64,17 @@ def test_windows_line_endings_and_a_bom_are_read_as_text(tmp_path: Path) -> None
     assert narrative is not None and narrative.background == "第一段\n第二段"
 
 
-def test_a_file_saved_in_gbk_gets_a_clear_error(tmp_path: Path) -> None:
+def test_a_file_saved_by_chinese_windows_in_gbk_is_read_like_the_definition(tmp_path: Path) -> None:
     (tmp_path / "narrative.toml").write_bytes('background = "项目背景"'.encode("gb18030"))
+    narrative = load_narrative(tmp_path)
+    assert narrative is not None and narrative.background == "项目背景"
+
+
+def test_a_binary_file_gets_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "narrative.toml").write_bytes(b"PK\x03\x04\x00\x00binary")
     with pytest.raises(DefinitionError) as err:
         load_narrative(tmp_path)
-    assert err.value.problems[0].code == "invalid_value" and "UTF-8" in err.value.problems[0].zh
+    assert err.value.problems[0].code == "encoding" and "narrative.toml" in str(err.value)
 
 
 def test_toml_syntax_errors_name_the_file() -> None:
