@@ -5,12 +5,10 @@ outbox.
 Order of work (each step cheap before the next):
 
 1. parse the command (``bot.inbound.commands``); a message that is not for the bot is ignored;
-2. a replayed or re-pushed event (``inbound_event`` already holds its id) is acknowledged and
-   not answered again;
-3. the chat's projects (``store.chats``): none → one line saying how an admin connects it;
+2. the chat's projects (``store.chats``): none → one line saying how an admin connects it;
    ``help``/unknown → the help; otherwise the reply content (``bot.inbound.replies``);
-4. one write transaction: claim the event's unique row (the race-safe dedupe: two deliveries at
-   once still answer once), remember the chat (``seen_chat``), enqueue the reply with dedupe key
+3. one write transaction: claim the event's unique row (the dedupe: a replayed or re-pushed event,
+   even two deliveries at once, is answered once), remember the chat (``seen_chat``), enqueue the reply with dedupe key
    ``reply:{vendor}:{event_id}``; then wake the delivery worker.
 
 Every request and its outcome is logged on ``jixiao.inbound`` (vendor, event id, chat id,
@@ -19,9 +17,10 @@ command, outcome, milliseconds); never a secret, a token or a reply URL.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,8 +80,34 @@ def vendor_config(app: web.Application, vendor: str) -> dict[str, Any] | None:
     return resolve_env(raw, app.get(ENV))
 
 
-#: Environment override for secret resolution (tests); defaults to ``os.environ``.
+#: Environment override for secret resolution (tests); defaults to the process environment.
 ENV = web.AppKey("inbound_env", dict)
+
+
+class ReplyCache:
+    """Built replies, kept ``ttl_s`` seconds (monotonic) per (command, projects): a burst of the
+    same question in many chats reads the database once, and a reply is never more than
+    ``ttl_s`` seconds staler than the data (0 turns the cache off)."""
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._items: dict[tuple[str, tuple[int, ...]], tuple[float, Any]] = {}
+        self._locks: dict[tuple[str, tuple[int, ...]], asyncio.Lock] = {}
+
+    async def get(self, key: tuple[str, tuple[int, ...]], build: Callable[[], Awaitable[Any]]) -> Any:
+        if self.ttl_s <= 0:
+            return await build()
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # concurrent askers wait for one build instead of each building
+            hit = self._items.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+            value = await build()
+            self._items[key] = (time.monotonic() + self.ttl_s, value)
+            return value
+
+
+REPLY_CACHE = web.AppKey("inbound_reply_cache", ReplyCache)
 
 
 def log_request(vendor: str, outcome: str, *, status: int, started: float, **fields: Any) -> None:
@@ -112,10 +137,13 @@ async def handle(app: web.Application, msg: Inbound) -> str:
         if not reply_url_allowed(msg.route.kind, str(url), base):
             return "refused: reply URL not the vendor's"
     sm = app[keys.SESSIONMAKER]
+    # Reads go to the read engine (SQLite: concurrent with the one writer connection, which the
+    # delivery worker and the write below need); only the final transaction writes.
+    rsm = app[keys.READ_SESSIONMAKER]
     now = app[keys.CLOCK]()
-    async with sm() as session:
-        if await chats.event_seen(session, msg.vendor, msg.event_id):
-            return "duplicate"
+    async with rsm() as session:
+        # No "already seen?" read first: a replay is rare, and the unique row claimed below
+        # answers it once anyway (its reply, if built, comes from the cache).
         projects = await chats.connected_projects(session, msg.vendor, msg.chat_id)
     settings = app[keys.SETTINGS]
     if not projects:
@@ -123,8 +151,14 @@ async def handle(app: web.Application, msg: Inbound) -> str:
     elif command.name == "help":
         message, outcome = help_message(projects, unknown=command.unknown), "help"
     else:
-        message = await build_reply(
-            sm, command.name, projects, now=now, public_url=settings.public_url, secret=app[keys.SECRET]
+        cache = app.get(REPLY_CACHE)
+        if cache is None:
+            cache = app[REPLY_CACHE] = ReplyCache()
+        message = await cache.get(
+            (command.name, tuple(p.id or 0 for p in projects)),
+            lambda: build_reply(
+                rsm, command.name, projects, now=now, public_url=settings.public_url, secret=app[keys.SECRET]
+            ),
         )
         outcome = "replied"
     extra: dict[str, Any] = {"kind": "reply", "command": command.name}
