@@ -30,6 +30,7 @@ from stdnum.cn import uscc as _uscc
 from stdnum.exceptions import InvalidChecksum
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
+from config.secrets import missing_env
 from config.text import clean_text
 from scoring.model import (
     Actual,
@@ -234,6 +235,18 @@ class ChannelRef(_Model):
                 f"邮件渠道地址 {self.address!r} 不是邮箱地址",
                 f"email channel address {self.address!r} is not an email address",
             )
+        if self.kind == "webhook":
+            # A generic webhook is signed with its secret; a reference to a variable that is not
+            # set would mean sending unsigned, so it is refused when written (see config.secrets).
+            for name, value in self.config.items():
+                if name.lower().endswith("_env") and missing_env(value):
+                    raise custom_error(
+                        "channel_secret_missing",
+                        f"渠道配置 {name} 引用的环境变量 {value} 未设置（环境变量和 .env 文件中都没有）："
+                        "webhook 不会在无签名的情况下发送",
+                        f"channel config {name} names the variable {value}, which is not set (neither in "
+                        "the environment nor in .env): a webhook is never sent unsigned",
+                    )
         if self.kind == "webhook" and not self.address.startswith(("http://", "https://")):
             raise custom_error(
                 "channel_address",
