@@ -515,7 +515,7 @@ def run(targets: list[Target], concs: list[int], args: argparse.Namespace, work:
     if "jixiao-pg" in names:
         header += " | jixiao-pg ÷ minimal-pg | jixiao-pg p99 ms"
     print(header + " |")
-    print("|" + "---|" * (header.count("|") + 1))
+    print("|" + "---|" * header.count("|"))
     for conc in concs:
         cells = [str(conc)]
         for n in names:

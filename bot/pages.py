@@ -19,9 +19,8 @@ transaction; on PostgreSQL one asyncpg transaction that locks the link and unit 
 UPDATE``, so simultaneous submits through one link apply one at a time), returning plain rows, and
 the HTML is spliced from pieces pre-rendered per questionnaire version (``bot.unit_html``, tested
 byte-for-byte against ``templates/unit.html``). GETs read on ``keys.READ_SESSIONMAKER``'s engine
-(SQLite: a snapshot that never waits for the writer), except a link's first open (as far as this
-process knows), which reads and records the open in ONE write unit. No transaction is held while
-rendering.
+(SQLite: a snapshot that never waits for the writer); only a link's first open writes. No
+transaction is held while rendering.
 """
 
 from __future__ import annotations
@@ -65,8 +64,6 @@ from store.errors import StoreError
 from store.linkpage import LinkPageStore, NoQuestionnaire, PageData
 
 _PAGE_HEADERS = {**SECURITY_HEADERS, "Content-Type": "text/html; charset=utf-8"}
-#: Links remembered as opened (see ``LinkPages.opened``): ~100 bytes each.
-OPENED_CACHE_MAX = 100_000
 
 
 class LinkPages:
@@ -81,15 +78,6 @@ class LinkPages:
         self._compiled: dict[tuple[int, int], CompiledQuestionnaire] = {}
         self.shell = shell_from(app[keys.TEMPLATES])
         self.signer = CsrfSigner(app[keys.SECRET])
-        #: Token hashes of links whose first open is recorded (by this process): their GET is a
-        #: read. Only a shortcut — a link missing here takes the write path, whose UPDATE is
-        #: guarded — so it is bounded by starting over, and per process.
-        self.opened: set[str] = set()
-
-    def remember_opened(self, token_hash: str) -> None:
-        if len(self.opened) >= OPENED_CACHE_MAX:
-            self.opened.clear()
-        self.opened.add(token_hash)
 
     @property
     def store(self) -> LinkPageStore:
@@ -179,17 +167,17 @@ async def unit_page(request: web.Request, token: str) -> web.StreamResponse:
     pages = request.app[LINK_PAGES]
     now = request.app[keys.CLOCK]()
     token_hash = hash_token(token)
-    if token_hash in pages.opened:  # recorded already: a plain read (read engine)
-        page = await pages.store.read_page(token_hash, now=now)
-    else:  # read and record the first open in one unit of work (one trip, not two)
-        page = await pages.store.open_page(token_hash, now=now)
-        if isinstance(page, PageData) and not page.closed:
-            pages.remember_opened(token_hash)
+    page = await pages.store.read_page(token_hash, now=now)
     if not isinstance(page, PageData):
         return await link_failed(request)
     if page.closed:  # the campaign is over: what the unit submitted, read-only
         html = render_closed(request.app[keys.TEMPLATES], page)
         return web.Response(body=html.encode(), headers=_PAGE_HEADERS)
+    if page.link.opened_at is None:
+        # A separate write unit: the read above ran on the read engine, concurrently with the
+        # writer. (Reading AND marking in one write unit saves a trip but puts every first GET on
+        # the single writer lane: measured slower at c=32, 139 vs 192 subs/s, bench/README.md.)
+        await pages.store.mark_opened(page.link.link_id, now=now)
     done = request.query.get("done", "")[:20]
     return pages.respond(page, token=token, token_hash=token_hash, now=now, done=done)
 
@@ -332,5 +320,13 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
     """Register the unit page's form posts (the GET is registered by ``bot.links``)."""
     del start_workers
     app[LINK_PAGES] = LinkPages(app)
+
+    async def compile_statements(app: web.Application) -> None:
+        # Compile the page's statements for the engines' dialects now, while starting, instead
+        # of on the first unit's request (≈ 30 ms of CPU). on_startup runs after cleanup_ctx
+        # has set up the engines (cli.serve's own database).
+        app[LINK_PAGES].store  # noqa: B018 - the property builds and keeps the store
+
+    app.on_startup.append(compile_statements)
     app.router.add_post("/l/{token}/answers", post_answers, name="unit_answers")
     app.router.add_post(r"/l/{token}/pay/{disbursement_id}", post_payment, name="unit_payment")

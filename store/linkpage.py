@@ -3,8 +3,8 @@
 ``GET /l/{token}`` and the answer/payment POSTs run thousands of times in a campaign; through the
 ORM each cost ~2.5 ms of event-loop CPU (session, identity map, per-statement compile-cache
 lookups, four aiosqlite thread trips per statement). Here each request is one function
-(:meth:`LinkPageStore.read_page`, :meth:`~LinkPageStore.open_page` (read + first open),
-:meth:`~LinkPageStore.mark_opened`, :meth:`~LinkPageStore.submit_answers`, :meth:`~LinkPageStore.submit_confirmation`) that:
+(:meth:`LinkPageStore.read_page`, :meth:`~LinkPageStore.mark_opened`,
+:meth:`~LinkPageStore.submit_answers`, :meth:`~LinkPageStore.submit_confirmation`) that:
 
 - takes a raw connection from the SAME engines as the rest of the app (so the SQLite write
   engine's single connection still serialises every writer of the process);
@@ -706,22 +706,12 @@ class LinkPageStore:
         """
 
         async def work(tx: _Tx, plans: _Plans) -> PageData | LinkRow | None:
-            return await self._page(tx, plans, token_hash, now, mark_opened=False)
+            return await self._page(tx, plans, token_hash, now)
 
         return await self._read.run(work, write=False)
 
-    async def open_page(self, token_hash: str, *, now: datetime) -> PageData | LinkRow | None:
-        """:meth:`read_page` and, for a usable link not yet opened, the first open recorded
-        (:meth:`mark_opened`'s guarded UPDATE) — in ONE unit of work on the write engine, instead
-        of a read trip and then a write trip. For links not known to be opened yet."""
-
-        async def work(tx: _Tx, plans: _Plans) -> PageData | LinkRow | None:
-            return await self._page(tx, plans, token_hash, now, mark_opened=True)
-
-        return await self._write.run(work, write=True)
-
     async def _page(
-        self, tx: _Tx, plans: _Plans, token_hash: str, now: datetime, *, mark_opened: bool
+        self, tx: _Tx, plans: _Plans, token_hash: str, now: datetime
     ) -> PageData | LinkRow | None:
         link = await self._link(tx, plans, token_hash, for_update=False)
         if link is None:
@@ -731,8 +721,6 @@ class LinkPageStore:
             if not link.closed(now):
                 return link
             closed = True
-        elif mark_opened and link.opened_at is None:
-            await tx.run(plans._MARK_OPENED, {"p_link": link.link_id, "p_now": now})
         qdef = await self._questionnaire(tx, plans, link)
         answers: dict[str, Any] = {}
         answered_at = None
