@@ -50,3 +50,44 @@ async def test_a_bad_narrative_stops_the_load_before_anything_is_stored(db_url: 
     assert code == 1 and "no.such" in err
     code, out, err = await jixiao(db_url, tmp_path, "project", "list")
     assert code == 0 and "urumqi-ip-2023" not in out
+
+
+async def test_the_zipingbiao_xlsx_prints_what_jixiao_score_json_says(db_url: str, tmp_path: Path) -> None:
+    import json
+    from decimal import Decimal
+
+    from tests.bot.test_documents import EXAMPLES
+
+    for project in EXAMPLES:
+        code, _, err = await jixiao(db_url, tmp_path, "project", "load", str(project))
+        assert code == 0, err
+        code, out, err = await jixiao(db_url, tmp_path, "score", project.name, "--format", "json")
+        assert code == 0, err
+        doc = json.loads(out)
+        xlsx = tmp_path / f"{project.name}.xlsx"
+        code, _, err = await jixiao(
+            db_url, tmp_path, "report", project.name, "zipingbiao", "--format", "xlsx", "-o", str(xlsx)
+        )
+        assert code == 0, err
+        ws = load_workbook(xlsx).active
+        printed = {
+            ws.cell(r, 4).value: (ws.cell(r, 7).value, ws.cell(r, 8).value)
+            for r in range(1, ws.max_row + 1)
+            if isinstance(ws.cell(r, 7).value, int | float)
+        }
+        for row in doc["indicators"]:
+            name = row["name"] + (
+                "（照录）" if row.get("transcribed") else "（调整）" if row["overridden"] else ""
+            )
+            if name in printed:
+                weight, score = printed[name]
+                assert (Decimal(str(weight)), Decimal(str(score))) == (
+                    Decimal(row["weight"]),
+                    Decimal(row["score"]),
+                )
+            else:  # a 预算执行率 alone in its 一级 is printed in the funds block (得分, column I)
+                funds = next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 2).value == "年度资金总额")
+                assert Decimal(str(ws.cell(funds, 9).value)) == Decimal(row["score"])
+        total = next(r for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value == "总分")
+        assert Decimal(str(ws.cell(total, 8).value)) == Decimal(doc["total"])
+        assert ws.cell(total + 1, 7).value.startswith(doc["grade"])
