@@ -35,6 +35,7 @@ from sqlalchemy import select
 from bot import keys
 from bot.errors import error_page
 from bot.links import SECURITY_HEADERS
+from config.timefmt import local_time
 from scoring import money
 from scoring.report import pct
 from store.models import Project, ProjectVersion, ScoreSnapshot
@@ -382,7 +383,7 @@ async def report_page(request: web.Request) -> web.StreamResponse:
             project=project,
             doc=doc,
             snapshot=snap,
-            computed_local=snap.computed_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if snap else "",
+            computed_local=local_time(snap.computed_at, tz) if snap else "",
             rows=_rows(doc) if doc else [],
             warnings=warnings,
             chart=chart(history, tz),
