@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.secrets import ENV_FILE
+
 
 def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/jixiao`` (``~/.local/share/jixiao``): one well-known place, whatever the
@@ -26,7 +28,7 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """All runtime configuration. Secrets are ``SecretStr`` so they never print or log."""
 
-    model_config = SettingsConfigDict(env_prefix="JIXIAO_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="JIXIAO_", env_file=ENV_FILE, extra="ignore")
 
     data_dir: Path = Field(
         default_factory=default_data_dir,
@@ -63,6 +65,13 @@ class Settings(BaseSettings):
     channel_base_urls: dict[str, str] = Field(
         default_factory=dict,
         description='Override vendor API base URLs, e.g. {"telegram": "http://127.0.0.1:9000"} (tests, proxies).',
+    )
+    inbound: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Chat-command bots per vendor (telegram, feishu, dingtalk, wecom, slack): "
+        "non-secret settings and the NAMES of the environment variables holding secrets (keys "
+        'ending in _env), e.g. {"telegram": {"secret_token_env": "TG_WEBHOOK_SECRET", '
+        '"token_env": "TG_BOT_TOKEN", "username": "jixiao_bot"}}. See README, "Asking the bot".',
     )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25

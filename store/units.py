@@ -16,11 +16,8 @@ Functions take the session first, keyword-only after, and never commit.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,15 +26,18 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from config.definition import CHANNEL_KINDS, ChannelRef, uscc_problem
+from config.definition import UnitDef
+from config.ledger import Entry, LedgerProblem, check_ledger
+from config.loader import translate_error
+from config.tables import Table, TableError, cell_text
+from config.tables import read_table as _read_table
+from config.text import has_control
 from scoring import money
 from store.errors import Conflict, Invalid, NotFound
-from store.models import Disbursement, Unit
+from store.models import Disbursement, FundArrival, Project, Unit
 
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DATE_RE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$")
-#: Most data rows one import may carry.
-MAX_ROWS = 50_000
 
 UNIT_COLUMNS = ("key", "name", "uscc", "channel_kind", "channel_address")
 DISBURSEMENT_COLUMNS = ("unit", "amount", "date", "batch", "voucher", "key")
@@ -106,7 +106,7 @@ class FieldsInvalid(Invalid):
 
 
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" and c not in "\t" for c in text)
+    return has_control(text)
 
 
 def parse_yuan(value: Any, *, field_name: str = "amount") -> int:
@@ -168,47 +168,52 @@ class UnitFields:
 
 
 def check_unit(fields: UnitFields) -> tuple[UnitFields, list[FieldProblem]]:
-    """Normalise (trim, compact USCC) and validate a unit; returns the cleaned fields and every
-    problem (key pattern, name, USCC checksum, channel kind/address, secrets written inline)."""
+    """Normalise and validate a unit through ``config.definition.UnitDef`` — the same model the
+    definition loader validates units.csv with (key pattern, name 1–200 characters cleaned of
+    control characters by ``config.text``, USCC checksum, channel kind/address, secrets written
+    inline) — and return the cleaned fields and every problem, named by API field."""
     problems: list[FieldProblem] = []
-    key = fields.key.strip()
-    name = fields.name.strip()
-    if not key or len(key) > 64 or not KEY_RE.match(key):
-        problems.append(FieldProblem("key", "invalid_format", f"单位编号 {key!r} 无效：应为字母数字开头、由字母数字 _ . - 组成、不超过64位",
-                                     f"unit key {key!r} is invalid: letters, digits, _ . - (max 64), starting with a letter or digit"))  # fmt: skip
-    if not name or len(name) > 200 or _has_control(name):
-        problems.append(FieldProblem("name", "invalid_value", "单位名称不能为空、不超过200字、不含控制字符",
-                                     "unit name must be 1–200 characters without control characters"))  # fmt: skip
-    uscc = (fields.uscc or "").strip().replace(" ", "").replace("-", "").upper() or None
-    if uscc is not None:
-        problem = uscc_problem(uscc)
-        if problem:
-            problems.append(FieldProblem("uscc", *problem))
     kind = fields.channel_kind.strip() or "console"
-    address = fields.channel_address.strip()
     config = {str(k): str(v) for k, v in fields.channel_config.items()}
-    if kind not in CHANNEL_KINDS:
-        problems.append(FieldProblem("channel_kind", "invalid_choice", f"渠道 {kind!r} 无效，应为 {'/'.join(CHANNEL_KINDS)}",
-                                     f"channel {kind!r} is invalid: one of {'/'.join(CHANNEL_KINDS)}"))  # fmt: skip
-    elif len(address) > 500 or _has_control(address):
-        problems.append(FieldProblem("channel_address", "invalid_value", "渠道地址不超过500字、不含控制字符",
-                                     "channel address must be at most 500 characters without control characters"))  # fmt: skip
-    else:
-        try:
-            ChannelRef(kind=kind, address=address, config=config)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            for err in exc.errors():
-                ctx = err.get("ctx") or {}
-                loc = ".".join(str(p) for p in err.get("loc", ()))
-                # Model-level errors have no location: their English text names the config part.
-                about_config = loc.startswith("config") or "channel config" in str(ctx.get("en", ""))
-                where = "channel_config" if about_config else "channel_address"
-                problems.append(
-                    FieldProblem(
-                        where, err["type"], str(ctx.get("zh", err["msg"])), str(ctx.get("en", err["msg"]))
-                    )
+    data = {
+        "key": fields.key.strip(),
+        "name": fields.name,
+        "uscc": (fields.uscc or "").strip() or None,
+        "channel": {"kind": kind, "address": fields.channel_address, "config": config},
+    }
+    try:
+        unit = UnitDef.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            code, zh, en = translate_error(err)
+            if loc[:1] == ["channel"]:
+                if loc[1:2] == ["kind"]:
+                    where = "channel_kind"
+                elif loc[1:2] == ["config"]:
+                    where = "channel_config"
+                elif loc[1:2] == ["address"]:
+                    where = "channel_address"
+                else:  # model-level: its English text names the config part
+                    where = "channel_config" if "channel config" in en else "channel_address"
+            else:
+                where = loc[0] if loc else "unit"
+            if where == "key":
+                zh, en = (
+                    f"单位编号 {data['key']!r} 无效：应为字母数字开头、由字母数字 _ . - 组成、不超过64位",
+                    f"unit key {data['key']!r} is invalid: letters, digits, _ . - (max 64), starting with a letter or digit",
                 )
-    cleaned = UnitFields(key, name, uscc, kind, address, config, fields.active)
+            problems.append(FieldProblem(where, code, zh, en))
+        return fields, problems
+    cleaned = UnitFields(
+        unit.key,
+        unit.name,
+        unit.uscc,
+        unit.channel.kind,
+        unit.channel.address,
+        dict(unit.channel.config),
+        fields.active,
+    )
     return cleaned, problems
 
 
@@ -412,6 +417,7 @@ async def create_disbursement(
     )
     session.add(row)
     await session.flush()
+    await _require_ledger(session, project_id)
     return row
 
 
@@ -437,8 +443,62 @@ async def update_disbursement(
             changed = True
     if changed:
         row.updated_at = now
+        await _require_ledger(session, project_id)
     await session.flush()
     return row
+
+
+# --------------------------------------------------------------------------- the ledger
+
+
+async def ledger_problems(session: AsyncSession, project_id: int) -> list[LedgerProblem[str]]:
+    """The project's ledger as it stands in this session (pending changes flushed) checked by
+    :func:`config.ledger.check_ledger` — the same invariants the definition loader applies.
+    Each problem's ``ref`` is the disbursement's key (None for a total)."""
+    from store.projects import get_definition  # local: projects imports this module's neighbours
+
+    await session.flush()
+    project = await session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"项目不存在：{project_id}", f"no such project: {project_id}", where="project")
+    period = None
+    if project.current_version:
+        info = (await get_definition(session, project)).project
+        period = (info.period_start, info.period_end)
+    arrivals = [
+        Entry(f"arrival:{day}", day, int(fen))
+        for day, fen in (
+            await session.execute(
+                select(FundArrival.arrived_on, FundArrival.amount_fen).where(
+                    FundArrival.project_id == project_id
+                )
+            )
+        ).all()
+    ]
+    disbursements = [
+        Entry(key, day, int(fen))
+        for key, day, fen in (
+            await session.execute(
+                select(Disbursement.key, Disbursement.paid_on, Disbursement.amount_fen).where(
+                    Disbursement.project_id == project_id
+                )
+            )
+        ).all()
+    ]
+    return check_ledger(
+        period=period, budget_fen=project.budget_fen, arrivals=arrivals, disbursements=disbursements
+    )
+
+
+def _ledger_field(problem: LedgerProblem[str]) -> str:
+    return "paid_on" if problem.field == "date" else "amount"
+
+
+async def _require_ledger(session: AsyncSession, project_id: int) -> None:
+    """Refuse (``FieldsInvalid``) a single change that breaks the ledger; the caller rolls back."""
+    problems = await ledger_problems(session, project_id)
+    if problems:
+        raise FieldsInvalid([FieldProblem(_ledger_field(p), p.code, p.zh, p.en) for p in problems])
 
 
 # --------------------------------------------------------------------------- tables
@@ -447,117 +507,22 @@ async def update_disbursement(
 Kind = Literal["csv", "xlsx"]
 
 
-@dataclass
-class Table:
-    """A spreadsheet read into rows: ``rows`` are (row number, {column: cell}) with the header as
-    row 1. CSV cells are text; XLSX cells keep their type (number, date, text)."""
-
-    header: list[str]
-    rows: list[tuple[int, dict[str, Any]]]
-
-
 def _reject(code: str, zh: str, en: str) -> ImportRejected:
     return ImportRejected([RowProblem(0, "", code, zh, en)])
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM); Excel on Chinese Windows saves CSV as GB18030, so try that."""
+def read_table(data: bytes, kind: Kind | None = None) -> Table:
+    """CSV or XLSX bytes → :class:`config.tables.Table` through the one reader and decoder
+    (``config.tables``: UTF-8 ± BOM, UTF-16 BOM, GB18030); ``ImportRejected`` on unreadable files."""
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise _reject("encoding", "文件编码无法识别（应为 UTF-8 或 GB18030 的 CSV）",
-                      "cannot decode the file: a UTF-8 or GB18030 CSV is expected") from None  # fmt: skip
+        return _read_table(data, kind)
+    except TableError as exc:
+        raise ImportRejected(
+            [RowProblem(p.row, p.column, p.code, p.zh, p.en) for p in exc.problems]
+        ) from None
 
 
-def read_csv(data: bytes) -> Table:
-    text = _decode(data)
-    if "\x00" in text:
-        raise _reject("file_invalid", "CSV 文件含有空字符（是否上传了 Excel 文件？）",
-                      "the CSV contains NUL bytes (was an Excel file sent as CSV?)")  # fmt: skip
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header_row = next(reader, None)
-        if not header_row:
-            raise _reject("empty", "文件为空或没有表头", "the file is empty or has no header row")
-        header = [h.strip().lower() for h in header_row]
-        rows: list[tuple[int, dict[str, Any]]] = []
-        problems: list[RowProblem] = []
-        for cells in reader:
-            line = reader.line_num
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) > len(header):
-                problems.append(RowProblem(line, "", "csv_row", "本行的列数多于表头", "this row has more cells than the header"))  # fmt: skip
-                continue
-            rows.append((line, {h: c for h, c in zip(header, cells, strict=False) if h}))
-            if len(rows) > MAX_ROWS:
-                raise _reject("too_many_rows", f"行数超过上限 {MAX_ROWS}", f"more than {MAX_ROWS} rows")
-    except csv.Error as exc:
-        raise _reject("csv_syntax", f"CSV 格式错误：{exc}", f"CSV syntax error: {exc}") from None
-    if problems:
-        raise ImportRejected(problems)
-    return Table(header, rows)
-
-
-def read_xlsx(data: bytes) -> Table:
-    """The first worksheet of an .xlsx file (values, not formulas)."""
-    import zipfile
-
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError, IndexError) as exc:
-        raise _reject("file_invalid", "不是有效的 Excel (.xlsx) 文件", f"not a valid Excel (.xlsx) file ({type(exc).__name__})") from None  # fmt: skip
-    except Exception as exc:  # openpyxl raises many kinds on corrupt files; none may become a 500
-        raise _reject("file_invalid", "不是有效的 Excel (.xlsx) 文件", f"not a valid Excel (.xlsx) file ({type(exc).__name__})") from None  # fmt: skip
-    try:
-        sheet = book.worksheets[0] if book.worksheets else None
-        if sheet is None:
-            raise _reject("empty", "Excel 文件没有工作表", "the workbook has no worksheet")
-        it = sheet.iter_rows(values_only=True)
-        header_cells = next(it, None)
-        if not header_cells or not any(c is not None for c in header_cells):
-            raise _reject("empty", "文件为空或没有表头", "the file is empty or has no header row")
-        header = [str(c).strip().lower() if c is not None else "" for c in header_cells]
-        rows: list[tuple[int, dict[str, Any]]] = []
-        for number, cells in enumerate(it, start=2):
-            if not any(c is not None and str(c).strip() for c in cells):
-                continue
-            rows.append((number, {h: c for h, c in zip(header, cells, strict=False) if h and c is not None}))
-            if len(rows) > MAX_ROWS:
-                raise _reject("too_many_rows", f"行数超过上限 {MAX_ROWS}", f"more than {MAX_ROWS} rows")
-    except ImportRejected:
-        raise
-    except Exception as exc:  # corrupt sheet XML
-        raise _reject("file_invalid", "Excel 文件内容损坏", f"the Excel file is corrupt ({type(exc).__name__})") from None  # fmt: skip
-    finally:
-        book.close()
-    return Table(header, rows)
-
-
-def read_table(data: bytes, kind: Kind) -> Table:
-    """CSV or XLSX bytes → :class:`Table` (raises ``ImportRejected`` on unreadable files)."""
-    if not data.strip():
-        raise _reject("empty", "文件为空", "the file is empty")
-    return read_xlsx(data) if kind == "xlsx" else read_csv(data)
-
-
-def _text(value: Any) -> str:
-    """A cell as text: numbers without a spurious ``.0`` (an Excel key typed as 1 is ``"1"``)."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value).strip()
+_text = cell_text
 
 
 def _missing_columns(table: Table, required: tuple[str, ...]) -> None:
@@ -746,4 +711,18 @@ async def import_disbursements(
         else:
             summary.unchanged += 1
     await session.flush()
+    rows_by_key = {key: number for number, key, _ in keyed}
+    ledger = await ledger_problems(session, project_id)
+    if ledger:
+        out = []
+        for p in ledger:
+            number = rows_by_key.get(p.ref or "", 0)
+            column = "date" if p.field == "date" else "amount"
+            if number:
+                out.append(RowProblem(number, column, p.code, f"第 {number} 行 {column}：{p.zh}", f"row {number} {column}: {p.en}"))  # fmt: skip
+            elif p.ref is not None:
+                out.append(RowProblem(0, column, p.code, f"已有拨付 {p.ref}：{p.zh}", f"existing disbursement {p.ref}: {p.en}"))  # fmt: skip
+            else:
+                out.append(RowProblem(0, column, p.code, f"导入后{p.zh}", f"after this import, {p.en}"))
+        raise ImportRejected(out)
     return summary
