@@ -2,7 +2,7 @@
 document at ``/api/openapi.json``.
 
 Resources live in their own modules (projects, units, imports, campaigns, responses, scores,
-outbox, auth); each declares its operations on the shared registry ``bot.api.common.API``.
+documents, outbox, auth); each declares its operations on the shared registry ``bot.api.common.API``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from bot.api.common import API, mounted_operations, wrap
+from bot.api.common import API, METHODS, documented_methods, mounted_operations, wrap
 
 _DOCUMENT = web.AppKey("api_openapi", dict)
 
 
 def _load_resources() -> None:
     # Imported for their side effect: registering operations on API (once per process).
-    from bot.api import auth, campaigns, chats, imports, outbox, projects, responses, scores, units  # noqa: F401
+    from bot.api import auth, campaigns, chats, documents, imports, outbox, projects, responses, scores, units  # noqa: F401
 
 
 def registered_models() -> list[type[BaseModel]]:
@@ -59,6 +59,8 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
         app.router.add_route(op.method, op.path, wrap(op), name=op.operation_id)
     app.router.add_get("/api/openapi.json", openapi_document, name="openapi")
     app[_DOCUMENT] = {}
+    app[METHODS] = {}
+    app.middlewares.append(documented_methods)
 
 
 def operations() -> list[Any]:

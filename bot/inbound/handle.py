@@ -18,6 +18,7 @@ command, outcome, milliseconds); never a secret, a token or a reply URL.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -108,6 +109,8 @@ class ReplyCache:
 
 
 REPLY_CACHE = web.AppKey("inbound_reply_cache", ReplyCache)
+#: (kind, address, name, config JSON) → id of the reply endpoint, once committed.
+KNOWN_ENDPOINTS = web.AppKey("inbound_known_endpoints", dict)
 
 
 def log_request(vendor: str, outcome: str, *, status: int, started: float, **fields: Any) -> None:
@@ -151,10 +154,7 @@ async def handle(app: web.Application, msg: Inbound) -> str:
     elif command.name == "help":
         message, outcome = help_message(projects, unknown=command.unknown), "help"
     else:
-        cache = app.get(REPLY_CACHE)
-        if cache is None:
-            cache = app[REPLY_CACHE] = ReplyCache()
-        message = await cache.get(
+        message = await app[REPLY_CACHE].get(
             (command.name, tuple(p.id or 0 for p in projects)),
             lambda: build_reply(
                 rsm, command.name, projects, now=now, public_url=settings.public_url, secret=app[keys.SECRET]
@@ -165,6 +165,7 @@ async def handle(app: web.Application, msg: Inbound) -> str:
     if msg.route.reply_to:
         extra[REPLY_TO_KEY] = dict(msg.route.reply_to)
     payload = message_to_payload(message, **extra)
+    known = app[KNOWN_ENDPOINTS]
     async with transaction(sm) as session:
         if not await chats.claim_event(
             session,
@@ -179,23 +180,28 @@ async def handle(app: web.Application, msg: Inbound) -> str:
         await chats.record_seen(
             session, msg.vendor, msg.chat_id, now=now, title=msg.title, text=msg.text, sender=msg.sender
         )
-        endpoint = await ensure_endpoint(
-            session,
-            msg.route.kind,
-            msg.route.address,
-            name=f"{msg.vendor} {msg.title or msg.chat_id}"[:200],
-            config=dict(msg.route.config) if msg.route.config is not None else None,
-        )
-        assert endpoint.id is not None
+        name = f"{msg.vendor} {msg.title or msg.chat_id}"[:200]
+        config = dict(msg.route.config) if msg.route.config is not None else None
+        ep_key = (msg.route.kind, msg.route.address, name, json.dumps(config, sort_keys=True))
+        endpoint_id = known.get(ep_key)
+        if endpoint_id is None:
+            endpoint = await ensure_endpoint(
+                session, msg.route.kind, msg.route.address, name=name, config=config
+            )
+            assert endpoint.id is not None
+            endpoint_id = endpoint.id
         await enqueue(
             session,
             dedupe_key=f"reply:{msg.vendor}:{msg.event_id}"[:200],
-            endpoint_id=endpoint.id,
+            endpoint_id=endpoint_id,
             kind="reply",
             payload=payload,
             now=now,
             not_after=msg.route.not_after or now + DEFAULT_REPLY_TTL,
             project_id=projects[0].id if projects else None,
         )
+    # Remembered only once committed: the endpoint row exists and holds this name and config, so
+    # the next reply to the chat skips ensure_endpoint's two statements.
+    known[ep_key] = endpoint_id
     wake(app)
     return outcome
