@@ -9,6 +9,12 @@ windows in under a minute. Prints numbers; asserts nothing.
 
     .venv/bin/python -m bench.fanout                       # SQLite file, 10,000 messages
     .venv/bin/python -m bench.fanout --db postgresql+asyncpg://postgres@127.0.0.1:5432/test
+    .venv/bin/python -m bench.fanout --db postgresql+asyncpg://… --replicas 3
+
+``--replicas N`` (PostgreSQL) runs N delivery workers in N separate processes on the same
+database, as N ``jixiao serve`` replicas would, each with the limiter ``bot.outbox.limiter_for``
+gives it (shared through the database); ``--no-shared-limiter`` gives each its own in-process
+limiter instead, to show what the shared one prevents.
 """
 
 from __future__ import annotations
@@ -89,6 +95,106 @@ def rss_mib() -> float:
     return float("nan")
 
 
+# ----------------------------------------------------------------------------- replicas
+def _replica(url: str, budget: int, window: float, index: int, opts: dict, stop, stats_q) -> None:
+    """One replica process: its own engine, worker and limiter, until ``stop`` is set."""
+
+    async def main() -> None:
+        from bot.outbox import limiter_for
+        from bot.ratelimit import RateLimiter
+
+        class BenchWebhook(WebhookAdapter):
+            limits = (RateSpec(budget, window),)
+
+        engine = create_engine(url)
+        sm = make_sessionmaker(engine)
+        connector = aiohttp.TCPConnector(limit=200)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            worker = DeliveryWorker(
+                sm,
+                {"webhook": BenchWebhook()},
+                http,
+                concurrency=opts["concurrency"],
+                max_held=opts["max_held"],
+                per_endpoint_hold=opts["per_endpoint_hold"],
+                max_hold_s=opts["max_hold"],
+                poll_s=0.05,
+                worker_id=f"replica-{index}-{uuid.uuid4().hex[:6]}",
+                limiter=limiter_for(sm) if opts["shared"] else RateLimiter(),
+            )
+            worker.start()
+            await asyncio.to_thread(stop.wait)  # the parent sets it once everything is delivered
+            await worker.stop(5)
+            stats_q.put({**worker.stats, "limiter_statements": getattr(worker.limiter, "acquires", 0)})
+        await engine.dispose()
+
+    asyncio.run(main())
+
+
+async def run_replicas(
+    args: argparse.Namespace,
+    sm,
+    url: str,
+    base: str,
+    limit: int,
+    window: float,
+    budget: int,
+    enqueue_s: float,
+) -> None:
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    stats_q: mp.Queue = ctx.Queue()
+    opts = {
+        "concurrency": args.concurrency,
+        "max_held": args.max_held,
+        "per_endpoint_hold": args.per_endpoint_hold,
+        "max_hold": args.max_hold,
+        "shared": not args.no_shared_limiter,
+    }
+    procs = [
+        ctx.Process(target=_replica, args=(url, budget, window, i, opts, stop, stats_q), daemon=True)
+        for i in range(args.replicas)
+    ]
+    started = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    while True:
+        await asyncio.sleep(0.2)
+        async with transaction(sm) as s:
+            db_stats = await store.outbox_stats(s)
+        if db_stats["sent"] + db_stats["failed"] + db_stats["dead"] >= args.messages:
+            break
+        if time.perf_counter() - started > args.timeout:
+            print("timeout!", db_stats)
+            break
+    elapsed = time.perf_counter() - started
+    stop.set()
+    stats = [stats_q.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/_stats") as resp:
+        fake_stats = await resp.json()
+    allowed_rate = args.endpoints * limit / window
+    achieved = db_stats["sent"] / elapsed
+    print(
+        f"replicas={args.replicas} ({'shared limiter in PostgreSQL' if opts['shared'] else 'one limiter per process'})  "
+        f"messages={args.messages}  endpoints={args.endpoints}  vendor limit={limit}/{window:g}s per endpoint  "
+        f"our budget={budget}/{window:g}s  latency={args.latency * 1000:.0f} ms"
+    )
+    print(f"enqueue: {enqueue_s:.1f} s")
+    print(
+        f"delivered: {db_stats['sent']} in {elapsed:.1f} s (incl. process start-up) = {achieved:.1f}/s; "
+        f"allowed {allowed_rate:.1f}/s -> {100 * achieved / allowed_rate:.1f}% of allowed rate"
+    )
+    print(
+        f"vendor: received={fake_stats['received']} unique={fake_stats['unique']} "
+        f"over_limit={fake_stats['over_limit']} duplicates={fake_stats['duplicates']}"
+    )
+    print(f"lost (enqueued - unique delivered): {args.messages - fake_stats['unique']}; db: {db_stats}")
+    for i, st in enumerate(stats):
+        print(f"replica {i}: {st}")
+
+
 # ----------------------------------------------------------------------------- the run
 async def run(args: argparse.Namespace) -> None:
     limit = max(1, round(args.limit * args.scale))
@@ -160,6 +266,17 @@ async def run(args: argparse.Namespace) -> None:
             else:
                 await store.enqueue_many(s, batch, now=now)
     enqueue_s = time.perf_counter() - t0
+
+    if args.replicas > 1:
+        try:
+            await run_replicas(args, sm, url, base, limit, window, budget, enqueue_s)
+        finally:
+            await engine.dispose()
+            if pg_db:
+                await drop_pg_database(pg_db)
+            fake.terminate()
+            tmp.cleanup()
+        return
 
     rss = {"start": rss_mib()}
     connector = aiohttp.TCPConnector(limit=200)
@@ -249,7 +366,15 @@ def main() -> None:
     p.add_argument(
         "--db", default="sqlite", help="'sqlite' (temp file) or a postgresql+asyncpg:// server URL"
     )
+    p.add_argument(
+        "--replicas", type=int, default=1, help="delivery workers in separate processes (PostgreSQL)"
+    )
+    p.add_argument(
+        "--no-shared-limiter", action="store_true", help="with --replicas: one limiter per process"
+    )
     args = p.parse_args()
+    if args.replicas > 1 and args.db == "sqlite":
+        p.error("--replicas needs --db postgresql+asyncpg://… (replicas share one PostgreSQL database)")
     if os.environ.get("FANOUT_PROFILE"):
         import cProfile
 
