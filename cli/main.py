@@ -18,7 +18,7 @@ from cli.context import CommandError, Context
 from config.settings import load_settings
 
 #: Command group modules, in help order.
-GROUPS = ("cli.serve", "cli.projects", "cli.score", "cli.admin", "cli.schedules", "cli.db")
+GROUPS = ("cli.serve", "cli.projects", "cli.score", "cli.admin", "cli.users", "cli.schedules", "cli.db")
 
 
 def build_parser() -> argparse.ArgumentParser:

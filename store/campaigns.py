@@ -24,10 +24,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.errors import Conflict, Invalid, NotFound
@@ -569,3 +570,159 @@ async def link_status(
             )
         )
     return out
+
+
+# ----------------------------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """How far a campaign got: live links (invited) → sent → opened → answered → confirmed."""
+
+    invited: int
+    sent: int
+    opened: int
+    answered: int
+    confirmed: int
+
+    @property
+    def answer_rate(self) -> Decimal | None:
+        """answered / invited, or None before any invitation."""
+        return None if self.invited == 0 else Decimal(self.answered) / Decimal(self.invited)
+
+
+async def campaign_funnel(session: AsyncSession, campaign_id: int) -> Funnel:
+    """The funnel over the campaign's live (not revoked) links, in one aggregate query.
+
+    "sent" counts a link whose own ``sent_at`` is set or that has a sent outbox message (the
+    same reading as :func:`link_status`)."""
+    sent_msg = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.link_id == Link.id, OutboxMessage.status == "sent")
+        .exists()
+    )
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count(case((or_(Link.sent_at.is_not(None), sent_msg), 1))),  # type: ignore[union-attr]
+                func.count(Link.opened_at),
+                func.count(Link.answered_at),
+                func.count(Link.confirmed_at),
+            ).where(Link.campaign_id == campaign_id, Link.revoked_at.is_(None))  # type: ignore[union-attr]
+        )
+    ).one()
+    return Funnel(*(int(v or 0) for v in row))
+
+
+@dataclass(frozen=True)
+class UnitProgress:
+    """One row of the campaign's unit table (console): the live link's lifecycle, reminders,
+    and the newest outbox message's delivery state for that link."""
+
+    unit_key: str
+    unit_name: str
+    channel_kind: str
+    link_id: int
+    created_at: datetime
+    sent_at: datetime | None
+    opened_at: datetime | None
+    answered_at: datetime | None
+    confirmed_at: datetime | None
+    reminder_count: int
+    last_status: str | None
+    last_error: str
+
+
+PROGRESS_FILTERS = ("all", "not_answered", "answered", "not_sent", "failed")
+
+
+async def unit_progress_page(
+    session: AsyncSession,
+    campaign_id: int,
+    *,
+    search: str = "",
+    state: str = "all",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[UnitProgress]]:
+    """``(total matching, one page)`` of live links ordered by unit key; ``search`` matches the
+    unit key or name (substring), ``state`` is one of :data:`PROGRESS_FILTERS`. Indexed by
+    ``link.campaign_id``; the newest message per link is one correlated lookup per row of the
+    page only, so the page stays fast at 10,000 units."""
+    base = (
+        select(Link.id)
+        .join(Unit, Unit.id == Link.unit_id)
+        .where(Link.campaign_id == campaign_id, Link.revoked_at.is_(None))  # type: ignore[union-attr]
+    )
+    if search:
+        like = f"%{search.replace('%', '').replace('_', '')}%"
+        base = base.where(or_(Unit.key.like(like), Unit.name.like(like)))  # type: ignore[attr-defined]
+    if state == "not_answered":
+        base = base.where(Link.answered_at.is_(None))  # type: ignore[union-attr]
+    elif state == "answered":
+        base = base.where(Link.answered_at.is_not(None))  # type: ignore[union-attr]
+    elif state == "not_sent":
+        base = base.where(Link.sent_at.is_(None))  # type: ignore[union-attr]
+    elif state == "failed":
+        base = base.where(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.link_id == Link.id, OutboxMessage.status.in_(("failed", "dead")))  # type: ignore[attr-defined]
+            .exists()
+        )
+    total = int((await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one())
+    newest = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.link_id == Link.id)
+        .order_by(OutboxMessage.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(Link, Unit.key, Unit.name, Unit.channel_kind, OutboxMessage.status, OutboxMessage.last_error)
+        .join(Unit, Unit.id == Link.unit_id)
+        .outerjoin(OutboxMessage, OutboxMessage.id == newest)
+        .where(Link.id.in_(base.order_by(Unit.key).limit(limit).offset(offset)))  # type: ignore[union-attr]
+        .order_by(Unit.key)
+    )
+    rows = []
+    for link, key, name, kind, status, error in (await session.execute(stmt)).all():
+        rows.append(
+            UnitProgress(
+                unit_key=key,
+                unit_name=name,
+                channel_kind=kind,
+                link_id=link.id,
+                created_at=link.created_at,
+                sent_at=link.sent_at,
+                opened_at=link.opened_at,
+                answered_at=link.answered_at,
+                confirmed_at=link.confirmed_at,
+                reminder_count=link.reminder_count,
+                last_status=status,
+                last_error=error or "",
+            )
+        )
+    return total, rows
+
+
+async def live_links(session: AsyncSession, campaign_id: int) -> list[tuple[Link, Unit]]:
+    """Every live link of the campaign with its unit, by unit key (for the links export)."""
+    stmt = (
+        select(Link, Unit)
+        .join(Unit, Unit.id == Link.unit_id)
+        .where(Link.campaign_id == campaign_id, Link.revoked_at.is_(None))  # type: ignore[union-attr]
+        .order_by(Unit.key)
+    )
+    return [(link, unit) for link, unit in (await session.execute(stmt)).all()]
+
+
+async def running_campaign(session: AsyncSession, project_id: int) -> Campaign | None:
+    """The newest open campaign of the project, if any."""
+    stmt = (
+        select(Campaign)
+        .where(Campaign.project_id == project_id, Campaign.status == "open")
+        .order_by(Campaign.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -27,6 +27,7 @@ from bot.api.common import (
 from bot.errors import ApiError
 from config.definition import ProjectDefinition
 from config.loader import DefinitionError, Problem, parse_definition_text
+from store.access import check_load_allowed
 from store.db import transaction
 from store.models import (
     Campaign,
@@ -261,6 +262,7 @@ async def load_project_(request: web.Request, call: Call) -> web.Response:
     defn = await read_definition(request)
     assert call.token is not None
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
+        await check_load_allowed(session, call.grants, defn.project.code)
         result = await load_project(session, defn, now=request.app[keys.CLOCK](), by=f"api:{call.token.name}")
     out = LoadOut(
         code=result.project.code,
@@ -281,7 +283,7 @@ async def load_project_(request: web.Request, call: Call) -> web.Response:
 async def list_projects_(request: web.Request, call: Call) -> web.Response:
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         projects = await list_projects(session)
-    return ok([project_out(p) for p in projects])
+    return ok([project_out(p) for p in projects if call.grants.allows(p.id)])
 
 
 async def _count(session: Any, stmt: Any) -> int:

@@ -25,6 +25,7 @@ from pydantic import Field
 from bot import keys
 from bot.api.common import Body, Call, Registry, ok, wrap
 from bot.errors import ApiError
+from store.access import visible_project
 from store.db import transaction
 from store.schedules import (
     create_schedule,
@@ -111,7 +112,7 @@ async def list_schedules_op(request: web.Request, call: Call) -> web.StreamRespo
     now = request.app[keys.CLOCK]()
     async with request.app[keys.SESSIONMAKER]() as session, session.begin():
         rows = await list_schedules(session, project=project)
-    return ok([schedule_json(s, code, now=now) for s, code in rows])
+    return ok([schedule_json(s, code, now=now) for s, code in rows if call.grants.allows(s.project_id)])
 
 
 @SCHEDULE_API.op(
@@ -127,6 +128,7 @@ async def create_schedule_op(request: web.Request, call: Call) -> web.StreamResp
     """Create a schedule; the timezone defaults to the project's."""
     b: ScheduleIn = call.body
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
+        await visible_project(session, call.grants, b.project)
         row = await create_schedule(
             session,
             kind=b.kind,
@@ -167,6 +169,8 @@ async def patch_schedule_op(request: web.Request, call: Call) -> web.StreamRespo
     sid = _id(call)
     changes = call.body.model_dump(exclude_unset=True)
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
+        if changes.get("project") is not None:
+            await visible_project(session, call.grants, changes["project"])
         await update_schedule(
             session, sid, changes=changes, by=_by(call), now=request.app[keys.CLOCK](), known_kinds=_kinds()
         )

@@ -63,7 +63,9 @@ def _serve(db_url: str, data_dir: Path, started: threading.Event, box: dict[str,
         now = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
         async with transaction(sm) as session:
             await load_project(session, load_definition(EXAMPLE_PROJECT), now=now)
-            _, box["token"] = await create_token(session, name="fuzz", role="admin", now=now)
+            _, box["token"] = await create_token(
+                session, name="fuzz", role="admin", now=now, all_projects=True
+            )
         settings_ = Settings(data_dir=data_dir, secret_key="fuzz-secret-0123456789abcdef", load_example=False)  # type: ignore[arg-type]
         from scheduler.recompute import recompute
 
