@@ -19,7 +19,7 @@ from bot import keys
 from bot.errors import error_middleware
 from config.settings import Settings
 from store.db import SessionMaker, create_engines, make_sessionmaker
-from store.migrate import upgrade
+from store.migrate import ensure_schema
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -134,7 +134,7 @@ def _feature_setups() -> list[Callable[..., None]]:
 
 async def _own_database(app: web.Application) -> AsyncIterator[None]:
     engine, read_engine = create_engines(app[keys.SETTINGS].db_url)
-    await upgrade(engine)
+    await ensure_schema(engine)
     app[keys.SESSIONMAKER] = make_sessionmaker(engine)
     app[keys.READ_SESSIONMAKER] = make_sessionmaker(read_engine)
     yield

@@ -7,10 +7,15 @@ never written anywhere.
 
 Every failure — malformed, unknown, revoked, campaign closed / not yet open / past its window —
 gets the SAME page with the same status (404), so the response never tells a guesser whether a
-token exists. Failed lookups are counted per client address (``request.remote``): each adds an
-increasing delay (capped), and too many in the window get 429 for everything from that client.
-The counter is in memory, per process; units behind one office NAT share it, which is why only
-failures count and the limits are generous.
+token exists. Failed lookups are counted per client address (:func:`client_of`): each adds an
+increasing delay (capped), and failures past the budget in the window answer 429 instead of 404.
+
+The throttle never refuses a valid token: only a failed lookup is counted or refused, so one
+mistyped link behind an office NAT or a reverse proxy does not lock out every unit behind it.
+Counting is atomic (the count is taken and compared with no ``await`` in between), so a burst
+of concurrent guesses is counted in full and gets at most ``limit`` 404s. The counter is in
+memory, per process. Behind a reverse proxy, set ``JIXIAO_TRUSTED_PROXIES`` (CIDRs): only a
+peer inside those networks is believed about ``X-Forwarded-For``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from aiohttp import web
 
@@ -52,12 +58,13 @@ class _Client:
 
 
 class FailureThrottle:
-    """Slows down and finally refuses clients that keep presenting bad link tokens.
+    """Slows down, then refuses, clients that keep presenting bad link tokens.
 
-    After the n-th failure within ``window_s`` seconds the response waits
-    ``min(base_delay_s × 2^(n-1), max_delay_s)``; from ``limit`` failures on, the client gets 429
-    until the window ends. ``sleep`` and ``clock`` are injectable so tests never wait.
-    At most ``max_clients`` addresses are remembered (oldest forgotten first) to bound memory.
+    The n-th failure within ``window_s`` seconds waits ``min(base_delay_s × 2^(n-1),
+    max_delay_s)`` before its 404; failures past ``limit`` in the window get 429 at once (no
+    wait) until the window ends. Only failures are counted and refused: a valid token is served
+    whatever the count. ``sleep`` and ``clock`` are injectable so tests never wait. At most
+    ``max_clients`` addresses are remembered (oldest forgotten first) to bound memory.
     """
 
     def __init__(
@@ -85,21 +92,31 @@ class FailureThrottle:
         return entry
 
     def retry_after(self, client: str) -> int | None:
-        """Seconds until ``client`` may try again, or None when it is not blocked."""
+        """Seconds until ``client``'s failures are forgotten, or None while under the budget."""
         entry = self._entry(client)
         if entry is None or entry.failures < self.limit:
             return None
         return max(1, int(entry.window_start + self.window_s - self.clock()) + 1)
 
-    async def failed(self, client: str) -> None:
-        """Count a failure for ``client`` and wait the corresponding delay."""
+    def count(self, client: str) -> int:
+        """Count one failure for ``client`` and return its failures in the window (this one
+        included). Synchronous on purpose: count and decision cannot interleave."""
         entry = self._entry(client)
         if entry is None:
             entry = self._clients[client] = _Client(0, self.clock())
             while len(self._clients) > self.max_clients:
                 self._clients.popitem(last=False)
         entry.failures += 1
-        await self.sleep(min(self.base_delay_s * 2 ** (entry.failures - 1), self.max_delay_s))
+        return entry.failures
+
+    async def failed(self, client: str) -> int | None:
+        """Count a failure for ``client``. Within the budget: wait the failure's delay and
+        return None (answer 404); past it: return the Retry-After seconds (answer 429)."""
+        n = self.count(client)
+        if n > self.limit:
+            return self.retry_after(client) or 1
+        await self.sleep(min(self.base_delay_s * 2 ** (n - 1), self.max_delay_s))
+        return None
 
     def failures(self, client: str) -> int:
         entry = self._entry(client)
@@ -122,14 +139,34 @@ SECURITY_HEADERS = {
 
 
 def client_of(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The address the throttle counts against.
+
+    ``request.remote`` unless that peer is a configured trusted proxy
+    (``Settings.trusted_proxies``); then ``X-Forwarded-For`` is read from the right, skipping
+    trusted hops, and the first address not trusted is the client. A client can prepend any
+    text to the header, so nothing left of the first untrusted hop is believed."""
+    remote = request.remote or "unknown"
+    networks = request.app[keys.SETTINGS].trusted_proxy_networks
+    if not networks or not _trusted(remote, networks):
+        return remote
+    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
+    hops = [h for h in hops if h]
+    for hop in reversed(hops):
+        if not _trusted(hop, networks):
+            return hop[:64]
+    return hops[0][:64] if hops else remote
 
 
-def guard(request: web.Request) -> web.Response | None:
-    """A 429 page (with Retry-After) for a client over its failure budget, else None."""
-    retry = request.app[THROTTLE].retry_after(client_of(request))
-    if retry is None:
-        return None
+def _trusted(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def too_many_page(request: web.Request, retry_after: int) -> web.Response:
+    """429 (with Retry-After) for a client past its failure budget presenting a bad token."""
     resp = error_page(
         request,
         429,
@@ -139,7 +176,7 @@ def guard(request: web.Request) -> web.Response | None:
         "Too many failed attempts from your network; please wait and try again.",
     )
     resp.headers.update(SECURITY_HEADERS)
-    resp.headers["Retry-After"] = str(retry)
+    resp.headers["Retry-After"] = str(retry_after)
     return resp
 
 
@@ -159,8 +196,11 @@ def not_found_page(request: web.Request) -> web.Response:
 
 
 async def link_failed(request: web.Request) -> web.Response:
-    """Count the failure (with its delay) and answer with the not-found page."""
-    await request.app[THROTTLE].failed(client_of(request))
+    """Count the failure: within the budget the not-found page (after the failure's delay),
+    past it 429."""
+    retry = await request.app[THROTTLE].failed(client_of(request))
+    if retry is not None:
+        return too_many_page(request, retry)
     return not_found_page(request)
 
 
@@ -168,9 +208,6 @@ async def get_link_page(request: web.Request) -> web.StreamResponse:
     # The page itself lives in bot.pages (imported here to keep one import direction).
     from bot.pages import unit_page
 
-    refused = guard(request)
-    if refused is not None:
-        return refused
     token = request.match_info["token"]
     if not is_well_formed_token(token):
         return await link_failed(request)

@@ -46,7 +46,7 @@ from bot.forms import (
     submission_id_of,
     submission_key,
 )
-from bot.links import SECURITY_HEADERS, guard, link_failed
+from bot.links import SECURITY_HEADERS, link_failed
 from bot.unit_html import (
     CompiledQuestionnaire,
     PaymentForm,
@@ -176,11 +176,9 @@ async def unit_page(request: web.Request, token: str) -> web.StreamResponse:
 async def _post_prelude(
     request: web.Request, form_name: str
 ) -> tuple[str, str, MultiDict[str], str] | web.Response:
-    """Checks shared by both POSTs: throttle, token shape, origin, body, CSRF, submission id.
-    Returns (token, token hash, form, submission id) or the response refusing the request."""
-    refused = guard(request)
-    if refused is not None:
-        return refused
+    """Checks shared by both POSTs: token shape, origin, body, CSRF, submission id (the failure
+    throttle counts bad tokens, never refuses a valid one). Returns (token, token hash, form,
+    submission id) or the response refusing the request."""
     token = request.match_info["token"]
     if not is_well_formed_token(token):
         return await link_failed(request)

@@ -34,6 +34,7 @@ from sqlalchemy import select
 
 from bot import keys
 from bot.errors import error_page
+from bot.links import SECURITY_HEADERS
 from scoring import money
 from scoring.report import pct
 from store.models import Project, ProjectVersion, ScoreSnapshot
@@ -289,8 +290,19 @@ def score_table_from_json(doc: dict[str, Any]) -> Any:
 
 # ------------------------------------------------------------------------------------ handlers
 
+#: Every ``/r/…`` response (page, error page, download): the unit page's CSP and
+#: ``Referrer-Policy: no-referrer`` (the signed code is in the URL and must not leak through
+#: Referer), never cached, never indexed.
+REPORT_HEADERS = {**SECURITY_HEADERS, "Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"}
+
 
 def _bad_link(request: web.Request, reason: str) -> web.Response:
+    resp = _bad_link_page(request, reason)
+    resp.headers.update(REPORT_HEADERS)
+    return resp
+
+
+def _bad_link_page(request: web.Request, reason: str) -> web.Response:
     if reason == "expired":
         return error_page(
             request,
@@ -382,7 +394,7 @@ async def report_page(request: web.Request) -> web.StreamResponse:
         text=html,
         content_type="text/html",
         charset="utf-8",
-        headers={"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex"},
+        headers=REPORT_HEADERS,
     )
 
 
@@ -421,9 +433,9 @@ def _download(data: bytes, filename: str, mime: str) -> web.Response:
     return web.Response(
         body=data,
         headers={
+            **REPORT_HEADERS,
             "Content-Type": mime,
             "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "private, no-store",
         },
     )
 

@@ -13,8 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from cli.context import CommandError, Context
-from store.db import transaction
+from cli.context import CommandError, Context, transaction
 
 
 def register(sub: Any) -> None:

@@ -1,16 +1,24 @@
-"""What a CLI command gets: settings, and a lazily built (migrated) database."""
+"""What a CLI command gets: settings, and a lazily built (migrated) database.
+
+This module is imported to build the parser, so it imports nothing heavy: SQLAlchemy, Alembic and
+the store are imported on first use (``jixiao --help`` stays well under a second).
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from config.settings import Settings
-from store.db import SessionMaker, create_engine, make_sessionmaker
-from store.migrate import upgrade
+    from config.settings import Settings
+    from store.db import SessionMaker
 
 
 @dataclass
@@ -21,11 +29,28 @@ class Context:
     _engine: AsyncEngine | None = field(default=None, repr=False)
 
     async def sessionmaker(self) -> SessionMaker:
-        """The database, migrated to the latest schema on first use."""
+        """The database, migrated to the latest schema on first use.
+
+        The migration check is one cheap query: Alembic runs only when the stored schema version
+        differs from the newest migration shipped with this code. A SQLite file that does not exist
+        yet is announced on stderr, so a command run from an unexpected place does not silently
+        work on a new, empty database.
+        """
         if self._engine is None:
+            from store.db import create_engine
+            from store.migrate import ensure_schema
+
+            self._announce_new_sqlite_file()
             self._engine = create_engine(self.settings.db_url)
-            await upgrade(self._engine)
+            await ensure_schema(self._engine)
+        from store.db import make_sessionmaker
+
         return make_sessionmaker(self._engine)
+
+    def _announce_new_sqlite_file(self) -> None:
+        path = sqlite_path(self.settings.db_url)
+        if path is not None and not path.exists():
+            print(f"新建数据库 / creating a new database: {path}", file=self.err)
 
     async def close(self) -> None:
         if self._engine is not None:
@@ -35,6 +60,29 @@ class Context:
     @staticmethod
     def now() -> datetime:
         return datetime.now(UTC)
+
+
+@asynccontextmanager
+async def transaction(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSession]:
+    """:func:`store.db.transaction`, imported on first use (command modules import this one)."""
+    from store.db import transaction as store_transaction
+
+    async with store_transaction(sessionmaker) as session:
+        yield session
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite+aiosqlite:///…`` URL, or None for other databases and ``:memory:``."""
+    prefix = "sqlite+aiosqlite:///"
+    if not url.startswith(prefix):
+        return None
+    rest = url[len(prefix) :].split("?", 1)[0]
+    return None if rest in ("", ":memory:") else Path(rest)
+
+
+def progress_enabled(stream: Any) -> bool:
+    """Show progress bars only to a person at a terminal (not to pipes, logs or tests)."""
+    return bool(getattr(stream, "isatty", lambda: False)()) and stream is not sys.__stdin__
 
 
 class CommandError(Exception):

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from cli.context import CommandError, Context
-from config.settings import load_settings
 
 #: Command group modules, in help order.
 GROUPS = ("cli.serve", "cli.projects", "cli.score", "cli.admin", "cli.users", "cli.schedules", "cli.db")
@@ -48,11 +47,11 @@ async def _run(args: argparse.Namespace, ctx: Context) -> int:
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run the CLI; returns the exit status (also used by tests with captured streams)."""
-    from config.loader import DefinitionError
-    from store.errors import StoreError
-
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and usage errors exit here, before anything heavy loads
+
+    from config.settings import load_settings
+
     overrides = {}
     if args.database_url:
         overrides["database_url"] = args.database_url
@@ -61,7 +60,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     ctx = Context(settings=load_settings(**overrides), out=out or sys.stdout, err=err or sys.stderr)
     try:
         return asyncio.run(_run(args, ctx))
-    except (CommandError, DefinitionError, StoreError) as exc:
+    except Exception as exc:
+        if not _is_user_error(exc):
+            raise
         print(str(exc), file=ctx.err)
         return 1
     except KeyboardInterrupt:
@@ -72,6 +73,22 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+#: Errors that carry a message written for the person at the terminal, by module and class name.
+#: Checked by name so that a command which never loads the definition loader or the store does
+#: not import them just to be able to catch their errors (they can only be raised once loaded).
+_USER_ERRORS = (("config.loader", "DefinitionError"), ("store.errors", "StoreError"))
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    if isinstance(exc, CommandError):
+        return True
+    for module_name, class_name in _USER_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name)):
+            return True
+    return False
 
 
 if __name__ == "__main__":

@@ -6,10 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cli.context import Context
-from config.loader import load_definition
-from store.db import transaction
-from store.projects import list_projects, load_project
+from cli.context import Context, transaction
 
 
 def register(sub: Any) -> None:
@@ -27,6 +24,8 @@ def register(sub: Any) -> None:
 
 
 async def validate(args: argparse.Namespace, ctx: Context) -> int:
+    from config.loader import load_definition
+
     defn = load_definition(args.path)
     print(
         f"✓ {defn.project.code} {defn.project.name}: {len(defn.indicators)} 个指标, {len(defn.units)} 个单位, "
@@ -37,6 +36,9 @@ async def validate(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def load(args: argparse.Namespace, ctx: Context) -> int:
+    from config.loader import load_definition
+    from store.projects import load_project
+
     defn = load_definition(args.path)
     async with transaction(await ctx.sessionmaker()) as session:
         result = await load_project(session, defn, now=ctx.now(), by=args.by)
@@ -55,6 +57,8 @@ async def load(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def list_(args: argparse.Namespace, ctx: Context) -> int:
+    from store.projects import list_projects
+
     async with transaction(await ctx.sessionmaker()) as session:
         projects = await list_projects(session)
     for p in projects:

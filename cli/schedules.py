@@ -11,21 +11,11 @@ import argparse
 import json
 from typing import Any
 
-from cli.context import CommandError, Context
-from store.db import transaction
-from store.errors import StoreError
-from store.schedules import (
-    KINDS,
-    create_schedule,
-    list_runs,
-    list_schedules,
-    project_code,
-    remove_schedule,
-    run_json,
-    schedule_json,
-    set_enabled,
-    update_schedule,
-)
+from cli.context import CommandError, Context, transaction
+
+#: Schedule kinds (the store validates them again; kept here so building the parser imports no
+#: database code). tests/cli/test_cli_startup.py checks it equals ``store.schedules.KINDS``.
+KINDS: tuple[str, ...] = ("launch", "remind", "close", "recompute", "summarise")
 
 
 def _json_arg(text: str) -> Any:
@@ -108,6 +98,8 @@ def _kinds() -> tuple[str, ...]:
 
 
 async def list_cmd(args: argparse.Namespace, ctx: Context) -> int:
+    from store.schedules import list_schedules, schedule_json
+
     sm = await ctx.sessionmaker()
     async with sm() as session, session.begin():
         rows = await list_schedules(session, project=args.project)
@@ -122,6 +114,8 @@ async def list_cmd(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def _show(ctx: Context, schedule: Any) -> None:
+    from store.schedules import project_code, schedule_json
+
     sm = await ctx.sessionmaker()
     async with sm() as session, session.begin():
         code = await project_code(session, schedule)
@@ -129,6 +123,8 @@ async def _show(ctx: Context, schedule: Any) -> None:
 
 
 async def add_cmd(args: argparse.Namespace, ctx: Context) -> int:
+    from store.schedules import create_schedule
+
     sm = await ctx.sessionmaker()
     async with transaction(sm) as session:
         row = await create_schedule(
@@ -150,6 +146,8 @@ async def add_cmd(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def set_cmd(args: argparse.Namespace, ctx: Context) -> int:
+    from store.schedules import update_schedule
+
     changes: dict[str, Any] = {}
     for attr, key in (("cron", "cron"), ("timezone", "timezone"), ("grace", "grace_seconds"), ("campaign", "campaign_id"), ("params", "params")):  # fmt: skip
         if getattr(args, attr) is not None:
@@ -168,6 +166,8 @@ async def set_cmd(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def _toggle(args: argparse.Namespace, ctx: Context, enabled: bool) -> int:
+    from store.schedules import set_enabled
+
     sm = await ctx.sessionmaker()
     async with transaction(sm) as session:
         row = await set_enabled(session, args.id, enabled, by=args.by, now=ctx.now())
@@ -184,6 +184,8 @@ async def resume_cmd(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def remove_cmd(args: argparse.Namespace, ctx: Context) -> int:
+    from store.schedules import remove_schedule
+
     sm = await ctx.sessionmaker()
     async with transaction(sm) as session:
         await remove_schedule(session, args.id, by=args.by, now=ctx.now())
@@ -193,6 +195,8 @@ async def remove_cmd(args: argparse.Namespace, ctx: Context) -> int:
 
 async def run_now_cmd(args: argparse.Namespace, ctx: Context) -> int:
     from scheduler.service import JobDeps, default_runner, execute_fire
+    from store.errors import StoreError
+    from store.schedules import list_runs, run_json
 
     sm = await ctx.sessionmaker()
     deps = JobDeps(secret=ctx.settings.secret(), public_url=ctx.settings.public_url)
@@ -209,6 +213,8 @@ async def run_now_cmd(args: argparse.Namespace, ctx: Context) -> int:
 
 
 async def runs_cmd(args: argparse.Namespace, ctx: Context) -> int:
+    from store.schedules import list_runs
+
     sm = await ctx.sessionmaker()
     async with sm() as session, session.begin():
         runs = await list_runs(session, args.id, limit=args.limit)

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from cli.context import CommandError, Context
-from scheduler.recompute import recompute
-from scoring.report import markdown_table, text_table, xlsx_bytes
 
 
 def register(sub: Any) -> None:
@@ -23,6 +21,9 @@ def register(sub: Any) -> None:
 async def score(args: argparse.Namespace, ctx: Context) -> int:
     if args.format == "xlsx" and args.output is None:
         raise CommandError("xlsx 格式需要 --output 文件名 / --format xlsx needs --output FILE")
+    from scheduler.recompute import recompute
+    from scoring.report import markdown_table, text_table, xlsx_bytes
+
     result = await recompute(await ctx.sessionmaker(), args.code, now=ctx.now(), trigger="cli")
     computed = result.computed
     title = f"{computed.project.name}（{computed.project.year}）绩效评价评分表"

@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from cli.context import Context
-from config.settings import Settings
-from store.db import SessionMaker
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from config.settings import Settings
+    from store.db import SessionMaker
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "projects" / "urumqi-ip-2023"
 log = logging.getLogger("jixiao.serve")
@@ -45,6 +48,7 @@ async def load_example_if_empty(ctx: Context) -> None:
 
 def build_app(settings: Settings, sm: SessionMaker, *, with_scheduler: bool = True) -> web.Application:
     """The wired application on a migrated database (also used by tests and benchmarks)."""
+
     from bot.app import create_app
     from scheduler.recompute import recompute
     from store.db import read_sessionmaker_for
@@ -73,23 +77,57 @@ def build_app(settings: Settings, sm: SessionMaker, *, with_scheduler: bool = Tr
     return app
 
 
+def public_url_for(settings: Settings, host: str, port: int) -> tuple[str, str | None]:
+    """The base URL personal links are built on, and a warning when it looks wrong.
+
+    With no ``JIXIAO_PUBLIC_URL`` configured the links point at the address actually served (so
+    ``--port 9000`` gives ``…:9000`` links). A configured URL wins; when its host or port is not
+    the bind address, a warning says so (right behind a reverse proxy, wrong on a laptop).
+    """
+    if "public_url" not in settings.model_fields_set:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        return f"http://{shown}:{port}", None
+    url = settings.public_url
+    parts = urlsplit(url)
+    default_port = 443 if parts.scheme == "https" else 80
+    if (parts.port or default_port) != port or (
+        host not in ("0.0.0.0", "::")
+        and parts.hostname not in (host, "localhost" if host == "127.0.0.1" else host)
+    ):
+        return url, (
+            f"注意：公开地址 {url} 与监听地址 {host}:{port} 不一致（反向代理后属正常）/ "
+            f"note: the public URL {url} is not the bind address {host}:{port} (fine behind a reverse proxy)"
+        )
+    return url, None
+
+
 async def serve(args: argparse.Namespace, ctx: Context) -> int:
+    from aiohttp import web
+
     from bot.logs import setup_logging
 
     settings = ctx.settings
     setup_logging(settings.log_level)
+    host, port = args.host or settings.host, args.port or settings.port
+    public_url, warning = public_url_for(settings, host, port)
+    if warning:
+        print(warning, file=ctx.err)
+    settings = settings.model_copy(update={"public_url": public_url})
+    ctx.settings = settings
     sm = await ctx.sessionmaker()  # migrates the schema
     if settings.load_example:
         await load_example_if_empty(ctx)
     app = build_app(settings, sm, with_scheduler=not args.no_scheduler)
-    host, port = args.host or settings.host, args.port or settings.port
     runner = web.AppRunner(app, shutdown_timeout=30)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
     freeze_startup_objects()
     print(
-        f"jixiao serving on http://{host}:{port} (database {_safe_url(settings.db_url)}) — Ctrl+C to stop",
+        f"jixiao serving on http://{host}:{port} (database {_safe_url(settings.db_url)}); "
+        f"links: {public_url} — Ctrl+C to stop",
         file=ctx.out,
     )
     import asyncio

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -33,8 +33,10 @@ from stdnum.exceptions import ValidationError as StdnumValidationError
 from scoring.model import (
     Actual,
     Comparator,
+    DeclaredFunds,
     IndicatorSpec,
     Override,
+    Rounding,
     Rule,
     ScoringPolicy,
     Target,
@@ -331,6 +333,11 @@ class IndicatorDef(_Model):
     actual: Actual | None = None
     override: Override | None = None
     note: str = ""
+    #: the row score a published table prints (checked against the computed one)
+    published_score: Decimal | None = Field(default=None, ge=0)
+    #: this row's rounding, when it differs from the project's (``None`` = the policy's)
+    rounding: Rounding | None = None
+    decimals: int | None = Field(default=None, ge=0, le=2)
 
     def spec(self) -> IndicatorSpec:
         """The scoring engine's ``IndicatorSpec`` for this indicator."""
@@ -343,6 +350,9 @@ class IndicatorDef(_Model):
             rule=self.rule,
             target=self.target.to_target() if self.target else None,
             source=self.source,
+            published_score=self.published_score,
+            rounding=self.rounding,
+            decimals=self.decimals,
         )
 
     def entered_actual(self) -> Actual | None:
@@ -395,7 +405,7 @@ class QuestionnaireDef(_Model):
     scale: tuple[str, ...] = SATISFACTION_SCALE
     satisfied: tuple[str, ...] = SATISFACTION_SCALE[:2]
     method: Literal["share", "likert"] = "share"
-    likert_weights: tuple[Decimal, ...] = LIKERT_WEIGHTS
+    likert_weights: tuple[Annotated[Decimal, Field(ge=0, le=100)], ...] = LIKERT_WEIGHTS
     satisfaction_question: str = Field(min_length=1)
     questions: list[QuestionDef] = Field(min_length=1)
 
@@ -438,6 +448,10 @@ class ProjectDefinition(_Model):
     indicators: list[IndicatorDef] = Field(min_length=1)
     #: Declared 一级/二级 weights (may be empty: then only the 100-point total is checked).
     levels: list[Level1Def] = Field(default_factory=list)
+    #: Amounts stated as numbers (年初预算数, 全年执行数, 到位数), as a 自评表 prints them.
+    declared: DeclaredFunds | None = None
+    #: The total a published table prints (照录 check; a difference is a warning).
+    published_total: Decimal | None = Field(default=None, ge=0)
 
     # ---- derived views (no I/O)
 
@@ -469,6 +483,18 @@ class ProjectDefinition(_Model):
     def overrides(self) -> dict[str, Override]:
         """Manual overrides by indicator key."""
         return {i.key: i.override for i in self.indicators if i.override is not None}
+
+    def with_sources(self, overrides: dict[str, Override]) -> dict[str, Override]:
+        """Stored overrides, marked ``published`` (照录) where they are this definition's own
+        transcribed score (same score): the store keeps score, reason and author only."""
+        mine = self.overrides()
+        out = {}
+        for key, override in overrides.items():
+            own = mine.get(key)
+            if own is not None and own.source == "published" and own.score == override.score:
+                override = override.model_copy(update={"source": "published", "reason": own.reason})
+            out[key] = override
+        return out
 
     def summary(self) -> dict[str, Any]:
         """Small JSON-able summary (for listings and logs)."""

@@ -23,8 +23,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import math
 import re
 import tomllib
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,7 +50,8 @@ from config.definition import (
     uscc_problem,
 )
 from scoring import money
-from scoring.model import RULE_TYPES, ScoringPolicy
+from scoring.engine import score_indicator
+from scoring.model import RULE_TYPES, Actual, DeclaredFunds, FundsRow, ScoringPolicy
 
 __all__ = [
     "PROBLEM_CODES",
@@ -82,7 +85,8 @@ PROBLEM_CODES: tuple[str, ...] = (
     "unknown_rule_type", "rule_type_missing", "rule_invalid", "target_missing", "target_invalid", "target_type",
     "unknown_source", "source_rule_mismatch", "actual_for_computed", "actual_invalid", "actual_type",
     "duplicate_indicator_key", "duplicate_indicator_name", "override_exceeds_weight", "override_no_reason",
-    "satisfaction_without_questionnaire",
+    "satisfaction_without_questionnaire", "rule_contradiction", "rating_unknown", "published_exceeds_weight",
+    "override_not_applicable", "band_order", "money_too_large", "encoding",
     # questionnaire and responses
     "satisfied_not_on_scale", "likert_weights_count", "duplicate_question_key", "satisfaction_question_unknown",
     "satisfaction_question_kind", "options_missing", "responses_without_questionnaire", "duplicate_response",
@@ -145,6 +149,12 @@ class Loc:
         return f"{self.file}: {self.path}" if self.path else self.file
 
 
+def _clip(value: Any, limit: int = 60) -> str:
+    """A value for a message: its repr, cut to ``limit`` characters (a 200 KB cell is not echoed)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _fmt(value: Decimal) -> str:
     """A Decimal without exponent or trailing zeros (``20``, ``2.5``)."""
     text = f"{value.normalize():f}"
@@ -158,7 +168,16 @@ _yuan = money.yuan
 
 
 _BAD = object()  # normalisation failed (a problem has been recorded)
+_TARGET_RE = re.compile(
+    r"^\s*(≥|>=|≤|<=|==|=|>|<|不低于|不少于|不小于|大于等于|不高于|不多于|不大于|不超过|小于等于)?\s*(.*?)\s*$",
+    re.DOTALL,
+)
+_WORD_OPS = {
+    "不低于": ">=", "不少于": ">=", "不小于": ">=", "大于等于": ">=",
+    "不高于": "<=", "不多于": "<=", "不大于": "<=", "不超过": "<=", "小于等于": "<=",
+}  # fmt: skip
 _OPS = {
+    **_WORD_OPS,
     "≥": ">=",
     ">=": ">=",
     "≤": "<=",
@@ -171,23 +190,47 @@ _OPS = {
     "<": "<",
     "＜": "<",
 }
-_TARGET_RE = re.compile(r"^\s*(≥|>=|≤|<=|==|=|＝|>|＞|<|＜)?\s*(.*?)\s*$")
-_NUMBER_RE = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*(.*?)$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: Comparators printed in published tables that NFKC does not fold, and what they mean.
+_VARIANT_COMPARATORS = {"≧": "≥", "⩾": "≥", "≦": "≤", "⩽": "≤", "═": "=", "〓": "="}
+#: The target forms the loader understands (shown when a target is not understood).
+TARGET_FORMS_ZH = "≥7个、≧735 人次、≤100%、≦100 %、>0、＜5%、=达标、═100 %、≤2023-12-31、不低于90%"
+_NUMBER_RE = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*(.*?)$", re.DOTALL | re.ASCII)
+_PLAIN_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$", re.ASCII)
+#: Largest magnitude of any number in a definition (weights, targets, actuals): far above any
+#: real table, small enough that Decimal arithmetic stays exact.
+_NUMBER_LIMIT = Decimal("1e15")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 _MONEY_RE = re.compile(r"^-?\d+(\.\d+)?$")
 _TRUE = {"是", "达标", "已达标", "达成", "已达成", "有效", "完成", "已完成", "true", "yes", "met"}
 _FALSE = {"否", "未达标", "未达成", "无效", "未完成", "false", "no", "not met"}
 _AT_MOST_RULES = {"reverse", "timeliness"}
+#: Declared amounts in ``[budget]`` (file key → ``DeclaredFunds`` field).
+_DECLARED = {"initial": "initial_fen", "executed": "executed_fen", "arrived": "arrived_fen"}
+#: Rounding names accepted in files, and the engine's name for each.
+_ROUNDING_NAMES = {
+    "floor": "down", "round_down": "down", "去尾": "down", "向下取整": "down", "截尾": "down",
+    "half-up": "half_up", "round_half_up": "half_up", "四舍五入": "half_up",
+}  # fmt: skip
 _FUNDS_RATE_SOURCES = {"funds.arrival_rate", "funds.execution_rate", "funds.control_rate"}
 _NUMBER_RULES = {"proportional", "reverse", "tiered", "deduction", "satisfaction"}
 
 
 def _percent(text: str) -> Decimal | None:
-    """``"90%"`` → 0.9; None when the text is not a percentage."""
-    text = text.strip()
-    if text.endswith(("%", "％")) and _NUMBER_RE.match(text[:-1].strip()):
+    """``"90%"``, ``"90 %"``, ``"９０％"`` → 0.9; None when the text is not a percentage."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    if len(text) <= 40 and text.endswith("%") and _PLAIN_NUMBER_RE.match(text[:-1].strip()):
         return Decimal(text[:-1].strip()) / HUNDRED
     return None
+
+
+def _printed(text: str) -> str:
+    """Text as printed in a published table, normalised: full-width forms folded (NFKC: ＞ → >,
+    ％ → %, ９ → 9) and the variant comparators seen in 自评表 mapped to ours (≧ → ≥, ≦ → ≤,
+    ═ → =)."""
+    text = unicodedata.normalize("NFKC", text)
+    for variant, ours in _VARIANT_COMPARATORS.items():
+        text = text.replace(variant, ours)
+    return text.strip()
 
 
 class _Reader:
@@ -225,17 +268,18 @@ class _Reader:
         if isinstance(value, bool):
             pass
         elif isinstance(value, int | Decimal):
-            return Decimal(value)
+            if Decimal(value).is_finite() and abs(Decimal(value)) < _NUMBER_LIMIT:
+                return Decimal(value)
         elif isinstance(value, float):  # from JSON: the shortest repr is what the user wrote
-            return Decimal(repr(value))
-        elif isinstance(value, str):
+            if math.isfinite(value) and abs(value) < float(_NUMBER_LIMIT):
+                return Decimal(repr(value))
+        elif isinstance(value, str) and len(value) <= 40:
             pct = _percent(value)
             if pct is not None:
                 return pct
-            try:
-                return Decimal(value.strip())
-            except InvalidOperation:
-                pass
+            text = unicodedata.normalize("NFKC", value).strip()
+            if _PLAIN_NUMBER_RE.match(text):
+                return Decimal(text)
         zh, en = what.split(" ", 1) if " " in what else (what, what)
         self.add(
             loc, "number_invalid", f"{zh} {value!r} 不是有效数字", f"{en} {value!r} is not a valid number"
@@ -378,6 +422,9 @@ class _Parts:
 
     file: str
     project: ProjectInfo | None = None
+    policy: ScoringPolicy | None = None
+    declared: DeclaredFunds | None = None
+    declared_loc: Loc | None = None
     budget_fen: int | None = None
     budget_loc: Loc | None = None
     arrivals: list[tuple[Loc, Arrival]] = field(default_factory=list)
@@ -412,8 +459,18 @@ class _DefinitionReader(_Reader):
         result: dict[str, Any] = {}
 
         project = self.table(data.get("project", {}), root / "project") or {}
+        if "published_total" in project:
+            project = dict(project)
+            total = self.number(
+                project.pop("published_total"), root / "project" / "published_total", "总分 total"
+            )
+            if total is not _BAD:
+                if total < 0:  # type: ignore[operator]
+                    self.add(root / "project" / "published_total", "out_of_range", "公布的总分不能为负", "a published total must not be negative")  # fmt: skip
+                else:
+                    result["published_total"] = total
         result["project"] = parts.project = self.read_project(project, root / "project")
-        result["policy"] = self.read_policy(data.get("policy", {}), root / "policy")
+        result["policy"] = parts.policy = self.read_policy(data.get("policy", {}), root / "policy")
         self.read_budget(data.get("budget"), root / "budget", parts, result)
         result["arrivals"] = self.read_arrivals(data.get("arrivals", []), root / "arrivals", parts)
         result["units"] = self.read_units(data, root, parts)
@@ -459,7 +516,9 @@ class _DefinitionReader(_Reader):
         if data is None:
             return None
         skip: set[str] = set()
-        for name in ("overachievement_ratio", "coverage_threshold"):
+        if isinstance(data.get("rounding"), str):
+            data["rounding"] = _ROUNDING_NAMES.get(data["rounding"].strip(), data["rounding"])
+        for name in ("overachievement_ratio", "coverage_threshold", "total_weight"):
             if name in data:
                 value = self.number(data[name], loc / name)
                 data[name] = value
@@ -468,6 +527,8 @@ class _DefinitionReader(_Reader):
         policy = self.validate(ScoringPolicy, data, loc, skip=skip)
         if policy is not None:
             mins = [band.min_score for band in policy.grade_bands]
+            if len({band.grade for band in policy.grade_bands}) != len(mins):
+                self.add(loc / "grade_bands", "grade_bands", "等级名称重复", "a grade name is used twice")
             if mins != sorted(mins, reverse=True) or not mins or mins[-1] != 0:
                 self.add(loc / "grade_bands", "grade_bands", "等级须按最低分从高到低排列，且最后一档最低分为0",
                          "grade bands must be ordered by min_score, highest first, the last one at 0")  # fmt: skip
@@ -478,7 +539,40 @@ class _DefinitionReader(_Reader):
             self.add(loc, "required", "缺少 [budget] 预算", "the [budget] table is missing")
             return
         data = self.table(raw, loc) or {}
-        self.unknown_keys(data, ("amount", "execution_denominator"), loc)
+        self.unknown_keys(data, ("amount", "execution_denominator", *_DECLARED, "rows"), loc)
+        declared: dict[str, Any] = {}
+        for name, field_name in _DECLARED.items():
+            if name in data:
+                fen = self.money(data[name], loc / name)
+                if fen is not _BAD:
+                    declared[field_name] = fen
+        rows = []
+        for i, item in enumerate(self.array(data.get("rows", []), loc / "rows")):
+            row = self.table(item, loc / "rows" / i)
+            if row is None:
+                continue
+            self.unknown_keys(row, ("name", "initial", "amount", "executed"), loc / "rows" / i)
+            values: dict[str, Any] = {"name": row.get("name")}
+            for name, field_name in (
+                ("initial", "initial_fen"),
+                ("amount", "annual_fen"),
+                ("executed", "executed_fen"),
+            ):
+                if name in row:
+                    fen = self.money(row[name], loc / "rows" / i / name)
+                    if fen is not _BAD:
+                        values[field_name] = fen
+            model = self.validate(
+                FundsRow,
+                values,
+                loc / "rows" / i,
+                rename={"annual_fen": "amount", "initial_fen": "initial", "executed_fen": "executed"},
+            )
+            if model is not None:
+                rows.append(model)
+        if declared or rows:
+            result["declared"] = parts.declared = DeclaredFunds(**declared, rows=tuple(rows))
+            parts.declared_loc = loc
         if "amount" not in data:
             self.add(loc / "amount", "required", "缺少预算金额（元）", "the budget amount (yuan) is missing")
         else:
@@ -486,6 +580,10 @@ class _DefinitionReader(_Reader):
             if fen is not _BAD:
                 result["budget_fen"] = parts.budget_fen = fen  # type: ignore[assignment]
                 parts.budget_loc = loc / "amount"
+                if "declared" in result:
+                    result["declared"] = parts.declared = result["declared"].model_copy(
+                        update={"annual_fen": fen}
+                    )
         denominator = data.get("execution_denominator", "arrived")
         if denominator not in ("arrived", "budget"):
             self.add(loc / "execution_denominator", "invalid_choice",
@@ -697,11 +795,24 @@ class _DefinitionReader(_Reader):
 
     def read_indicator(self, raw: dict[str, Any], loc: Loc) -> _Indicator:
         allowed = ("key", "level1", "level2", "name", "weight", "rule", "target", "source", "actual", "points",
-                   "evidence", "detail", "override", "note")  # fmt: skip
+                   "evidence", "detail", "override", "note", "published_score", "rounding", "decimals")  # fmt: skip
         self.unknown_keys(raw, allowed, loc)
-        values: dict[str, Any] = {k: raw[k] for k in ("key", "level1", "level2", "name", "note") if k in raw}
+        values: dict[str, Any] = {
+            k: raw[k] for k in ("key", "level1", "level2", "name", "note", "decimals") if k in raw
+        }
         values["source"] = raw.get("source", "entered")
         skip: set[str] = set()
+        if "rounding" in raw:
+            rounding = raw["rounding"]
+            values["rounding"] = (
+                _ROUNDING_NAMES.get(rounding.strip(), rounding) if isinstance(rounding, str) else rounding
+            )
+        if "published_score" in raw:
+            published = self.number(raw["published_score"], loc / "published_score", "得分 score")
+            if published is _BAD:
+                skip.add("published_score")
+            else:
+                values["published_score"] = published
         weight: Decimal | None = None
         if "weight" in raw:
             parsed = self.number(raw["weight"], loc / "weight", "分值 weight")
@@ -717,7 +828,7 @@ class _DefinitionReader(_Reader):
             values["rule"] = rule
         rule_type = rule.get("type") if isinstance(rule, dict) else None
 
-        target = self.read_target(raw.get("target"), loc / "target", rule_type)
+        target = self.read_target(raw.get("target"), loc / "target", rule)
         if target is _BAD:
             skip.add("target")
         elif target is not None:
@@ -725,7 +836,7 @@ class _DefinitionReader(_Reader):
         target_unit = target.get("unit", "") if isinstance(target, dict) else ""
         target_text = target.get("text") if isinstance(target, dict) else None
 
-        actual = self.read_actual(raw, loc, target_unit, target_text)
+        actual = self.read_actual(raw, loc, target_unit, target_text, rule_type)
         if actual is _BAD:
             skip.add("actual")
         elif actual is not None:
@@ -773,22 +884,38 @@ class _DefinitionReader(_Reader):
 
         return {k: fractions(v) for k, v in rule.items()}
 
-    def read_target(self, raw: Any, loc: Loc, rule_type: Any) -> dict[str, Any] | None | object:
-        """Friendly string or ``{op, value, unit}`` → TargetDef input (rates as fractions)."""
+    def read_target(self, raw: Any, loc: Loc, rule: Any) -> dict[str, Any] | None | object:
+        """Friendly string or ``{op, value, unit}`` → TargetDef input (rates as fractions).
+
+        Targets are read as printed: full-width and variant comparators (``≧735 人次``,
+        ``≦100%``, ``＞``, ``═100 %``), units after the number, ``%`` after a space. A rule that
+        needs a number but gets a text is told the accepted forms."""
         if raw is None:
             return None
+        rule_type = rule.get("type") if isinstance(rule, dict) else None
+        wants_number = rule_type in ("proportional", "reverse", "satisfaction") or (
+            isinstance(rule, dict)
+            and (
+                (rule_type == "tiered" and rule.get("on", "rate") == "rate")
+                or (rule_type == "deduction" and rule.get("basis") == "shortfall_pct")
+            )
+        )
         op: str | None = None
         unit: str | None = None
+        if isinstance(raw, str):
+            raw = _printed(raw)
         if isinstance(raw, Mapping):
             self.unknown_keys(raw, ("op", "value", "unit"), loc)
             if raw.get("op") is not None:
-                op = _OPS.get(str(raw["op"]).strip())
+                op = _OPS.get(_printed(str(raw["op"])))
                 if op is None:
                     self.add(loc / "op", "target_invalid", f"比较符 {raw['op']!r} 无效（可用 ≥ ≤ = > <）",
                              f"comparator {raw['op']!r} is invalid (use >= <= = > <)")  # fmt: skip
                     return _BAD
-            unit = str(raw["unit"]) if raw.get("unit") is not None else None
+            unit = _printed(str(raw["unit"])) if raw.get("unit") is not None else None
             value = raw.get("value")
+            if isinstance(value, str):
+                value = _printed(value)
             if value is None:
                 self.add(loc / "value", "target_invalid", "指标值缺少 value", "the target has no value")
                 return _BAD
@@ -807,8 +934,11 @@ class _DefinitionReader(_Reader):
         elif isinstance(value, bool):
             value = _BAD
         elif isinstance(value, int | Decimal | float):
-            out["number"] = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-        elif isinstance(value, str) and value.strip():
+            number = self.number(value, loc)
+            if number is _BAD:
+                return _BAD
+            out["number"] = number
+        elif isinstance(value, str) and value.strip() and len(value) <= 200:
             text = value.strip()
             number = _NUMBER_RE.match(text)
             if _DATE_RE.match(text):
@@ -816,7 +946,7 @@ class _DefinitionReader(_Reader):
                     out["day"] = dt.date.fromisoformat(text)
                 except ValueError:
                     value = _BAD
-            elif number:
+            elif number and abs(Decimal(number.group(1))) < _NUMBER_LIMIT:
                 out["number"] = Decimal(number.group(1))
                 if number.group(2) and unit is None:
                     unit = number.group(2).strip()
@@ -824,11 +954,22 @@ class _DefinitionReader(_Reader):
                 out["text"] = text
         else:
             value = _BAD
-        if value is _BAD:
-            self.add(loc, "target_invalid", f"指标值 {raw!r} 无法识别（示例：≥7个、≤100%、=达标、≤2023-12-31）",
-                     f"target {raw!r} is not understood (e.g. ≥7个, ≤100%, =达标, ≤2023-12-31)")  # fmt: skip
+        if wants_number and "number" in out and out["number"] < 0:
+            self.add(loc, "out_of_range", f"指标值 {_clip(raw)} 不能为负（评分规则 {rule_type} 按完成比例计分）",
+                     f"target {_clip(raw)} must not be negative (rule {rule_type} scores a completion ratio)")  # fmt: skip
             return _BAD
-        unit = (unit or "").replace("％", "%")
+        if value is _BAD or ("text" in out and wants_number):
+            self.add(loc, "target_invalid",
+                     f"指标值 {_clip(raw)} 无法识别为数值（评分规则 {rule_type} 需要数值指标值）；可用写法：{TARGET_FORMS_ZH}"
+                     if "text" in out else f"指标值 {_clip(raw)} 无法识别；可用写法：{TARGET_FORMS_ZH}",
+                     f"target {_clip(raw)} is not understood"
+                     + (f" as a number (rule {rule_type} needs one)" if "text" in out else "")
+                     + f"; accepted forms: {TARGET_FORMS_ZH}")  # fmt: skip
+            return _BAD
+        unit = (unit or "").replace("％", "%").strip()
+        if len(unit) > 20:
+            self.add(loc, "target_invalid", f"指标值单位 {_clip(unit)} 过长（不超过20字）", "the target's unit is too long (20 characters at most)")  # fmt: skip
+            return _BAD
         if "number" in out and unit == "%":
             out["number"] = out["number"] / HUNDRED
         if op is None:
@@ -837,8 +978,16 @@ class _DefinitionReader(_Reader):
         out["unit"] = unit
         return out
 
-    def read_actual(self, raw: Mapping[str, Any], loc: Loc, target_unit: str, target_text: str | None) -> Any:
-        """The entered actual (``actual`` and/or ``points``) → Actual input, or None when absent."""
+    def read_actual(
+        self,
+        raw: Mapping[str, Any],
+        loc: Loc,
+        target_unit: str,
+        target_text: str | None,
+        rule_type: Any = None,
+    ) -> Any:
+        """The entered actual (``actual`` and/or ``points``) → Actual input, or None when absent.
+        For a ``rating`` rule the actual is the rating text as printed (较好, 程度较高)."""
         if "actual" not in raw and "points" not in raw:
             return None
         out: dict[str, Any] = {"evidence": str(raw.get("evidence", "")), "detail": str(raw.get("detail", ""))}
@@ -862,9 +1011,18 @@ class _DefinitionReader(_Reader):
                     point["weight"] = weight
                 points.append(point)
             out["checklist"] = points
-        if "actual" in raw:
+        if "actual" in raw and rule_type == "rating":
+            value = raw["actual"]
+            if not isinstance(value, str) or not value.strip() or len(value) > 100:
+                self.add(loc / "actual", "actual_invalid", f"评级 {_clip(value)} 应为评级文字（如 较好）",
+                         f"rating {_clip(value)} must be a rating text (such as 较好)")  # fmt: skip
+                return _BAD
+            out["text"] = unicodedata.normalize("NFKC", value).strip()
+        elif "actual" in raw:
             value = raw["actual"]
             unit = target_unit
+            if isinstance(value, str):
+                value = _printed(value)
             if isinstance(value, bool):
                 out["met"] = value
             elif isinstance(value, dt.datetime):
@@ -872,11 +1030,15 @@ class _DefinitionReader(_Reader):
             elif isinstance(value, dt.date):
                 out["day"] = value
             elif isinstance(value, int | Decimal | float):
-                number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-                out["number"] = number / HUNDRED if unit == "%" else number
-            elif isinstance(value, str):
+                number = self.number(value, loc / "actual")
+                if number is _BAD:
+                    return _BAD
+                out["number"] = number / HUNDRED if unit == "%" else number  # type: ignore[operator]
+            elif isinstance(value, str) and len(value) <= 200:
                 text = value.strip()
                 match = _NUMBER_RE.match(text)
+                if match and abs(Decimal(match.group(1))) >= _NUMBER_LIMIT:
+                    match = None
                 if _DATE_RE.match(text):
                     try:
                         out["day"] = dt.date.fromisoformat(text)
@@ -896,8 +1058,8 @@ class _DefinitionReader(_Reader):
                 bad = True
             if bad and "met" not in out and "day" not in out and "number" not in out:
                 self.add(loc / "actual", "actual_invalid",
-                         f"实际完成值 {value!r} 无法识别（数值如 7、21.7%，日期 YYYY-MM-DD，或 true/false）",
-                         f"actual {value!r} is not understood (a number such as 7 or 21.7%, a date, or true/false)")  # fmt: skip
+                         f"实际完成值 {_clip(value)} 无法识别（数值如 7、21.7%，日期 YYYY-MM-DD，或 true/false）",
+                         f"actual {_clip(value)} is not understood (a number such as 7 or 21.7%, a date, or true/false)")  # fmt: skip
             out["unit"] = unit
         return _BAD if bad else out
 
@@ -905,9 +1067,16 @@ class _DefinitionReader(_Reader):
         data = self.table(raw, loc)
         if data is None:
             return _BAD
-        self.unknown_keys(data, ("score", "reason", "by"), loc)
+        self.unknown_keys(data, ("score", "reason", "by", "source"), loc)
         bad = False
         reason = str(data.get("reason") or "").strip()
+        source = data.get("source", "evaluator")
+        if source not in ("evaluator", "published"):
+            self.add(loc / "source", "invalid_choice", f"人工调整来源 {_clip(source)} 无效，应为 evaluator（评价人判断）或 published（照录已公布的表）",
+                     f"override source {_clip(source)} is invalid: evaluator or published")  # fmt: skip
+            return _BAD
+        if source == "published" and not reason:
+            reason = "已公布的自评表"
         if not reason:
             self.add(loc / "reason", "override_no_reason", "人工调整得分必须写明理由 reason",
                      "a manual override needs a written reason")  # fmt: skip
@@ -926,7 +1095,11 @@ class _DefinitionReader(_Reader):
                 "an override score must not be negative",
             )
             bad = True
-        return _BAD if bad else {"score": score, "reason": reason, "by": str(data.get("by", ""))}
+        return (
+            _BAD
+            if bad
+            else {"score": score, "reason": reason, "by": str(data.get("by", "")), "source": source}
+        )
 
     # ---- questionnaire and responses
 
@@ -1002,6 +1175,16 @@ class _DefinitionReader(_Reader):
 # --------------------------------------------------------------------------- cross checks
 
 
+def _sample_actual(source: str, project: ProjectInfo | None) -> Actual | None:
+    """A representative computed actual (same kind and unit as ``scoring.facts`` produces), so
+    that a definition's target is checked against what its source will deliver."""
+    if source in _FUNDS_RATE_SOURCES or source == "survey.satisfaction":
+        return Actual(number=Decimal(1), unit="%")
+    if source == "funds.completion_date" and project is not None:
+        return Actual(day=project.period_end)
+    return None
+
+
 def _cross_check(parts: _Parts) -> list[Problem]:
     """Every check that spans fields: sums, subtotals, references, duplicates, dates."""
     problems: list[Problem] = []
@@ -1013,12 +1196,27 @@ def _cross_check(parts: _Parts) -> list[Problem]:
 
     # ---- weights: total, declared levels, subtotals
     indicators = parts.indicators
+    full = parts.policy.total_weight if parts.policy is not None else HUNDRED
     weights_known = all(r.weight is not None for r in indicators)
+    applicable = [r for r in indicators if r.model is not None and r.model.rule.type != "not_applicable"]
+    if (
+        indicators
+        and all(r.model is not None for r in indicators)
+        and sum((r.model.weight for r in applicable if r.model), Decimal(0)) <= 0
+    ):
+        add(root / "indicators", "weights_total", "没有分值大于0的适用指标，无法计算总分",
+            "no applicable indicator has a positive weight: the table cannot be totalled")  # fmt: skip
     if indicators and weights_known:
         total = sum((r.weight for r in indicators if r.weight is not None), Decimal(0))
-        if total != HUNDRED:
-            add(root / "indicators", "weights_total", f"各三级指标分值合计 {_fmt(total)} 分，应为 100 分",
-                f"indicator weights add up to {_fmt(total)}, not 100")  # fmt: skip
+        if total != full:
+            hint = "" if full != HUNDRED else "（满分不是100分的表请在 [policy] 写明 total_weight）"
+            hint_en = (
+                ""
+                if full != HUNDRED
+                else " (a table whose full marks are not 100 states [policy] total_weight)"
+            )
+            add(root / "indicators", "weights_total", f"各三级指标分值合计 {_fmt(total)} 分，应为 {_fmt(full)} 分{hint}",
+                f"indicator weights add up to {_fmt(total)}, not {_fmt(full)}{hint_en}")  # fmt: skip
     if parts.levels and parts.levels_complete:
         seen_level1: set[str] = set()
         for loc, level in parts.levels:
@@ -1031,9 +1229,9 @@ def _cross_check(parts: _Parts) -> list[Problem]:
                 )
             seen_level1.add(level.name)
         declared_total = sum((lv.weight for _, lv in parts.levels), Decimal(0))
-        if declared_total != HUNDRED:
-            add(root / "levels", "levels_total", f"一级指标声明分值合计 {_fmt(declared_total)} 分，应为 100 分",
-                f"declared level-1 weights add up to {_fmt(declared_total)}, not 100")  # fmt: skip
+        if declared_total != full:
+            add(root / "levels", "levels_total", f"一级指标声明分值合计 {_fmt(declared_total)} 分，应为 {_fmt(full)} 分",
+                f"declared level-1 weights add up to {_fmt(declared_total)}, not {_fmt(full)}")  # fmt: skip
         by_level1: dict[str, Decimal] = defaultdict(Decimal)
         by_level2: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
         for record in indicators:
@@ -1087,6 +1285,7 @@ def _cross_check(parts: _Parts) -> list[Problem]:
             else:
                 first_name[triple] = record.loc
     sources = known_sources()
+    policy = parts.policy or ScoringPolicy()
     for record in indicators:
         model, loc = record.model, record.loc
         if model is None:
@@ -1151,6 +1350,51 @@ def _cross_check(parts: _Parts) -> list[Problem]:
             add(loc / "override" / "score", "override_exceeds_weight",
                 f"人工调整得分 {_fmt(model.override.score)} 超过该指标分值 {_fmt(model.weight)}",
                 f"override score {_fmt(model.override.score)} exceeds the weight {_fmt(model.weight)}")  # fmt: skip
+        elif model.override is not None and rule.type == "not_applicable":
+            add(loc / "override", "override_not_applicable", "不适用的指标不能人工调整得分",
+                "a not-applicable indicator cannot be overridden")  # fmt: skip
+        if model.published_score is not None and model.published_score > model.weight:
+            add(loc / "published_score", "published_exceeds_weight",
+                f"公布的得分 {_fmt(model.published_score)} 超过该指标分值 {_fmt(model.weight)}",
+                f"published score {_fmt(model.published_score)} exceeds the weight {_fmt(model.weight)}")  # fmt: skip
+        if (
+            rule.type == "rating"
+            and actual is not None
+            and actual.text is not None
+            and actual.text not in rule.levels
+        ):
+            add(loc / "actual", "rating_unknown",
+                f"评级 {actual.text} 未在评分规则的 levels 中配置（已配置：{'、'.join(rule.levels)}）",
+                f"rating {actual.text} is not one of the rule's levels ({', '.join(rule.levels)})")  # fmt: skip
+        elif "target" not in record.skipped and "actual" not in record.skipped:
+            # The engine's own consistency checks (comparator vs rule, units of target and actual,
+            # negative targets, deduction floors, planned start dates…) run here once, so that a
+            # definition that loads always scores: each contradiction becomes a located problem.
+            try:
+                sample = actual if model.source == "entered" else _sample_actual(model.source, parts.project)
+                score_indicator(model.spec(), sample, policy)
+            except ValueError as exc:
+                detail = str(exc).split(": ", 1)[-1]
+                add(loc / "rule", "rule_contradiction", f"评分规则与指标值/实际值矛盾：{detail}",
+                    f"the rule contradicts the target or actual: {detail}")  # fmt: skip
+
+    # ---- declared amounts (自评表 numbers): the same order as the ledger's
+    declared = parts.declared
+    if declared is not None:
+        dloc = parts.declared_loc or root / "budget"
+        if (
+            declared.arrived_fen is not None
+            and parts.budget_fen is not None
+            and declared.arrived_fen > parts.budget_fen
+        ):
+            add(dloc / "arrived", "arrived_exceeds_budget",
+                f"到位数 {_yuan(declared.arrived_fen)} 元超过全年预算数 {_yuan(parts.budget_fen)} 元",
+                f"arrived {_yuan(declared.arrived_fen)} yuan exceeds the budget {_yuan(parts.budget_fen)} yuan")  # fmt: skip
+        ceiling = declared.arrived_fen if declared.arrived_fen is not None else parts.budget_fen
+        if declared.executed_fen is not None and ceiling is not None and declared.executed_fen > ceiling:
+            add(dloc / "executed", "disbursed_exceeds_arrived",
+                f"全年执行数 {_yuan(declared.executed_fen)} 元超过{'到位数' if declared.arrived_fen is not None else '全年预算数'} {_yuan(ceiling)} 元",
+                f"executed {_yuan(declared.executed_fen)} yuan exceeds {'arrived' if declared.arrived_fen is not None else 'the budget'} {_yuan(ceiling)} yuan")  # fmt: skip
 
     # ---- money: period, sums, order
     project = parts.project
@@ -1372,7 +1616,13 @@ def check_definition(definition: ProjectDefinition, *, filename: str = "definiti
     """Re-run the cross checks on an already built definition (e.g. a JSON snapshot or an edit
     made through the API). Locations use the inside field names (``indicators[3].weight``)."""
     root = Loc(filename)
-    parts = _Parts(file=filename, project=definition.project, budget_fen=definition.budget_fen)
+    parts = _Parts(
+        file=filename,
+        project=definition.project,
+        budget_fen=definition.budget_fen,
+        policy=definition.policy,
+        declared=definition.declared,
+    )
     parts.arrivals = [(root / "arrivals" / i, a) for i, a in enumerate(definition.arrivals)]
     parts.units = [(root / "units" / i, u) for i, u in enumerate(definition.units)]
     parts.unit_keys_seen = {u.key for u in definition.units}

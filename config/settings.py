@@ -6,12 +6,21 @@ result down. See ``config/example.env`` for every variable with its default.
 
 from __future__ import annotations
 
+import os
 import secrets
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/jixiao`` (``~/.local/share/jixiao``): one well-known place, whatever the
+    current directory, so every ``jixiao`` command and ``jixiao serve`` find the same database."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "jixiao"
 
 
 class Settings(BaseSettings):
@@ -20,7 +29,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JIXIAO_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(
-        default=Path("data"), description="Where the SQLite file and generated secrets live."
+        default_factory=default_data_dir,
+        description="Where the SQLite file and generated secrets live ($XDG_DATA_HOME/jixiao by default).",
     )
     database_url: str | None = Field(
         default=None,
@@ -34,11 +44,17 @@ class Settings(BaseSettings):
     port: int = 8080
     public_url: str = Field(
         default="http://127.0.0.1:8080",
-        description="Base URL that recipients and coordinators open; personal links are built on it.",
+        description="Base URL that recipients and coordinators open; personal links are built on it. "
+        "Unset, `jixiao serve` uses the address it serves (http://HOST:PORT).",
     )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Signs report links and CSRF tokens. If unset, one is generated once into <data_dir>/secret_key.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed "
+        "(e.g. 127.0.0.1/32,10.0.0.0/8). Empty: the TCP peer is the client.",
     )
     log_level: str = "INFO"
     load_example: bool = Field(
@@ -64,6 +80,27 @@ class Settings(BaseSettings):
             raise ValueError(f"未知时区 unknown timezone: {value!r}") from exc
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(
+                        f"JIXIAO_TRUSTED_PROXIES 中 {part.strip()!r} 不是 IP 地址或网段（CIDR）/ "
+                        f"{part.strip()!r} in JIXIAO_TRUSTED_PROXIES is not an IP address or CIDR"
+                    ) from exc
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """The parsed ``trusted_proxies`` (a bare address is a /32 or /128 network)."""
+        return tuple(
+            ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",") if p.strip()
+        )
+
     @property
     def db_url(self) -> str:
         """The effective database URL (SQLite file under ``data_dir`` by default)."""
@@ -82,8 +119,15 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
+            # Created owner-only from the first byte (no window where another user could read it);
+            # O_EXCL: two processes starting together never overwrite each other's secret.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(32))
         return path.read_text().strip().encode()
 
 

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import ProjectDefinition
 from scoring.engine import score_table
-from scoring.facts import fund_facts, satisfaction_fact
-from scoring.model import Actual, Override, ScoreTable
+from scoring.facts import funds_statement, satisfaction_fact
+from scoring.model import Actual, FundsStatement, Override, ScoreTable
 from scoring.money import yuan
 from scoring.report import table_json
 from store.db import SessionMaker
@@ -50,11 +50,18 @@ class RecomputeResult:
 
 def build_actuals(defn: ProjectDefinition, inputs: FactInputs) -> dict[str, Actual]:
     """Actual per indicator key: computed facts for fact sources, entered values otherwise."""
-    facts: dict[str, Actual] = fund_facts(
+    return build_facts(defn, inputs)[1]
+
+
+def build_facts(defn: ProjectDefinition, inputs: FactInputs) -> tuple[FundsStatement, dict[str, Actual]]:
+    """The funds statement (declared amounts or the ledger, see ``scoring.facts.funds_statement``)
+    and the actual per indicator key."""
+    statement, facts = funds_statement(
         inputs.budget_fen,
         inputs.arrivals,
         inputs.disbursed_by_date,
         execution_denominator=defn.execution_denominator,
+        declared=defn.declared,
     )
     q = defn.questionnaire
     if q is not None:
@@ -76,7 +83,7 @@ def build_actuals(defn: ProjectDefinition, inputs: FactInputs) -> dict[str, Actu
                 actuals[spec.key] = entered[spec.key]
         elif spec.source in facts:
             actuals[spec.key] = facts[spec.source]
-    return actuals
+    return statement, actuals
 
 
 def facts_summary(inputs: FactInputs) -> dict[str, Any]:
@@ -110,7 +117,15 @@ def _score(
     overrides: dict[str, Override],
     version: int,
 ) -> Computed:
-    table = score_table(defn.indicator_specs(), build_actuals(defn, inputs), defn.policy, overrides)
+    statement, actuals = build_facts(defn, inputs)
+    table = score_table(
+        defn.indicator_specs(),
+        actuals,
+        defn.policy,
+        defn.with_sources(overrides),
+        published_total=defn.published_total,
+        funds=statement,
+    )
     info = {
         "code": project.code,
         "name": project.name,

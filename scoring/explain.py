@@ -113,6 +113,9 @@ def describe_rule(rule: Rule) -> str:
             if rule.mode == "target":
                 return "达到目标满意度得满分，未达到按实际/目标比例记分"
             return "按满意度×分值记分"
+        case "rating":
+            levels = "、".join(f"{label}{fmt_pct(share)}" for label, share in rule.levels.items())
+            return f"按评级记分（{levels}）"
         case "binary":
             return "达成得满分，未达成不得分"
         case "not_applicable":
@@ -127,6 +130,9 @@ def sentence(fragments: Iterable[str], score: Decimal) -> str:
     return "，".join(parts)
 
 
-def override_text(score: Decimal, computed: Decimal, reason: str) -> str:
-    """The evaluator's adjustment: ``评价人调整为9分（原计算10分），理由：…``."""
+def override_text(score: Decimal, computed: Decimal, reason: str, source: str = "evaluator") -> str:
+    """The evaluator's adjustment: ``评价人调整为9分（原计算10分），理由：…``; a score copied
+    from a published table: ``照录9分（来源：…；计算得分10分）``."""
+    if source == "published":
+        return f"照录{fmt_points(score)}分（来源：{reason}；计算得分{fmt_points(computed)}分）"
     return f"评价人调整为{fmt_points(score)}分（原计算{fmt_points(computed)}分），理由：{reason}"

@@ -11,21 +11,24 @@ means the evaluator types the actual in.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal, localcontext
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas (~0.5 s to import) is loaded only by the frame paths that use it
+    import pandas as pd
 
-from scoring.model import Actual
-from scoring.rounding import CONTEXT, fmt_pct, fmt_wan
+from scoring.model import Actual, DeclaredFunds, FundsStatement, Warning_
+from scoring.rounding import CONTEXT, fmt_number, fmt_pct, fmt_wan
 
 __all__ = [
     "COMPUTED_SOURCES",
     "DEFAULT_LIKERT_WEIGHTS",
     "FACT_SOURCES",
     "fund_facts",
+    "funds_statement",
     "satisfaction_fact",
     "satisfaction_from_frame",
 ]
@@ -58,8 +61,14 @@ def _fen(value: object, where: str) -> int:
     return int(value)  # type: ignore[call-overload]
 
 
+def _loaded_pandas() -> object | None:
+    """pandas if something already imported it: a Timestamp or DataFrame can exist only then."""
+    return sys.modules.get("pandas")
+
+
 def _day(value: object, where: str) -> date:
-    if isinstance(value, pd.Timestamp):
+    pd_ = _loaded_pandas()
+    if pd_ is not None and isinstance(value, pd_.Timestamp):  # type: ignore[attr-defined]
         return value.date()
     if isinstance(value, datetime):
         return value.date()
@@ -84,6 +93,8 @@ def _frame(df: pd.DataFrame, what: str) -> tuple[int, date | None, int]:
     missing = {"day", "amount_fen"} - set(df.columns)
     if missing:
         raise ValueError(f"{what}: DataFrame lacks column(s) {sorted(missing)} (need 'day', 'amount_fen')")
+    import pandas as pd
+
     if len(df) == 0:
         return 0, None, 0
     if not pd.api.types.is_integer_dtype(df["amount_fen"]):
@@ -126,7 +137,8 @@ def fund_facts(
             f"execution_denominator must be 'arrived' or 'budget', got {execution_denominator!r}"
         )
     arrived, last_arrival, n_arrivals = _rows(arrivals, "arrivals")
-    if isinstance(disbursements, pd.DataFrame):
+    pd_ = _loaded_pandas()
+    if pd_ is not None and isinstance(disbursements, pd_.DataFrame):  # type: ignore[attr-defined]
         disbursed, last_paid, n_paid = _frame(disbursements, "disbursements")
     else:
         disbursed, last_paid, n_paid = _rows(disbursements, "disbursements")
@@ -170,17 +182,137 @@ def fund_facts(
     }
 
 
+def funds_statement(
+    budget_fen: int,
+    arrivals: Iterable[tuple[date, int]],
+    disbursements: Iterable[tuple[date, int]],
+    *,
+    execution_denominator: Literal["arrived", "budget"] = "arrived",
+    declared: DeclaredFunds | None = None,
+) -> tuple[FundsStatement, dict[str, Actual]]:
+    """The funds facts a table is scored with, and the statement of where they came from.
+
+    Without declared amounts (or when they state neither 全年执行数 nor 到位数) this is
+    :func:`fund_facts` over the ledger. With them — a 自评表 prints 年初预算数, 全年预算数,
+    全年执行数 and 到位数 as numbers — the rates are computed from the declared amounts
+    (``source = "declared"``) and every explanation says so; when a ledger exists too, its
+    totals are kept beside them and each difference is a ``funds_difference`` warning naming
+    both amounts. Amounts in fen; rates exact.
+    """
+    arrivals = list(arrivals)
+    disbursements = list(disbursements)
+    ledger = fund_facts(budget_fen, arrivals, disbursements, execution_denominator=execution_denominator)
+    ledger_arrived = sum(_fen(a, "arrival") for _, a in arrivals)
+    ledger_executed = sum(_fen(a, "disbursement") for _, a in disbursements)
+    has_ledger = bool(arrivals or disbursements)
+    usable = declared is not None and (declared.executed_fen is not None or declared.arrived_fen is not None)
+    if not usable:
+        rate = ledger["funds.execution_rate"].number
+        statement = FundsStatement(
+            source="ledger",
+            budget_fen=budget_fen,
+            initial_fen=declared.initial_fen if declared else None,
+            annual_fen=budget_fen,
+            executed_fen=ledger_executed,
+            arrived_fen=ledger_arrived,
+            execution_denominator=execution_denominator,
+            execution_rate=rate,
+            declared=declared,
+            ledger_arrived_fen=ledger_arrived,
+            ledger_executed_fen=ledger_executed,
+        )
+        return statement, ledger
+    assert declared is not None
+    annual = declared.annual_fen if declared.annual_fen is not None else budget_fen
+    if annual <= 0:
+        raise ValueError("全年预算数为0，无法计算预算执行率 / the annual budget is 0")
+    executed = declared.executed_fen
+    arrived = declared.arrived_fen
+    note = "（口径：项目申报数，非台账）"
+    facts = dict(ledger)
+    with localcontext(CONTEXT):
+        if arrived is not None:
+            facts["funds.arrival_rate"] = Actual(
+                number=Decimal(arrived) / Decimal(annual),
+                unit=_PCT,
+                detail=f"资金到位率=到位数/全年预算数={fmt_wan(arrived)}/{fmt_wan(annual)}{note}",
+            )
+        execution: Decimal | None = None
+        if executed is not None:
+            if execution_denominator == "arrived":
+                denom, name = (arrived if arrived is not None else None), "到位数"
+            else:
+                denom, name = annual, "全年预算数"
+            formula = f"预算执行率=全年执行数/{name}"
+            if denom:
+                execution = Decimal(executed) / Decimal(denom)
+                detail = f"{formula}={fmt_wan(executed)}/{fmt_wan(denom)}{note}"
+            else:
+                detail = f"{name}未申报或为0，无法计算（口径：{formula}）"
+            facts["funds.execution_rate"] = Actual(number=execution, unit=_PCT, detail=detail)
+            facts["funds.control_rate"] = Actual(
+                number=Decimal(executed) / Decimal(annual),
+                unit=_PCT,
+                detail=f"预算控制率=全年执行数/全年预算数={fmt_wan(executed)}/{fmt_wan(annual)}{note}",
+            )
+    warnings: list[Warning_] = []
+    if has_ledger:
+        for label, stated, booked, booked_name in (
+            ("全年执行数", executed, ledger_executed, "台账支出合计"),
+            ("到位数", arrived, ledger_arrived, "台账到位合计"),
+        ):
+            if stated is not None and stated != booked:
+                warnings.append(
+                    Warning_(
+                        code="funds_difference",
+                        message=(
+                            f"申报{label}{fmt_wan(stated)}与{booked_name}{fmt_wan(booked)}相差"
+                            f"{fmt_wan(abs(stated - booked))}，评分采用申报数"
+                        ),
+                    )
+                )
+    statement = FundsStatement(
+        source="declared",
+        budget_fen=budget_fen,
+        initial_fen=declared.initial_fen,
+        annual_fen=annual,
+        executed_fen=executed if executed is not None else ledger_executed,
+        arrived_fen=arrived if arrived is not None else ledger_arrived,
+        execution_denominator=execution_denominator,
+        execution_rate=execution,
+        declared=declared,
+        ledger_arrived_fen=ledger_arrived if has_ledger else None,
+        ledger_executed_fen=ledger_executed if has_ledger else None,
+        warnings=tuple(warnings),
+    )
+    return statement, facts
+
+
 # --------------------------------------------------------------------------- satisfaction
 
 
+def _likert_points(value: object) -> Decimal:
+    """A Likert weight as exact points in [0, 100]: int or Decimal (a project definition stores
+    its weights as Decimal), never float or bool."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise TypeError(f"likert weight must be int or Decimal points, got {type(value).__name__}: {value!r}")
+    points = Decimal(value)
+    if not points.is_finite() or not 0 <= points <= 100:
+        raise ValueError(f"likert weight {value} must be between 0 and 100 points")
+    return points
+
+
 def _method_text(
-    method: Literal["share", "likert"], scale: Sequence[str], satisfied: Sequence[str], weights: Sequence[int]
+    method: Literal["share", "likert"],
+    scale: Sequence[str],
+    satisfied: Sequence[str],
+    weights: Sequence[int | Decimal],
 ) -> str:
     if method == "share":
         top = "+".join(satisfied)
         top = f"({top})" if len(satisfied) > 1 else top
         return f"满意率={top}/有效问卷"
-    points = "、".join(f"{label}{w}" for label, w in zip(scale, weights, strict=True))
+    points = "、".join(f"{label}{fmt_number(Decimal(w))}" for label, w in zip(scale, weights, strict=True))
     return f"综合满意度=Σ(各档份数×分值)/(100×有效问卷)，分值{points}"
 
 
@@ -190,7 +322,7 @@ def satisfaction_fact(
     scale: Sequence[str],
     satisfied: Sequence[str],
     method: Literal["share", "likert"],
-    weights: Sequence[int] = DEFAULT_LIKERT_WEIGHTS,
+    weights: Sequence[int | Decimal] = DEFAULT_LIKERT_WEIGHTS,
     invited: int | None = None,
     responded: int | None = None,
 ) -> Actual:
@@ -217,8 +349,7 @@ def satisfaction_fact(
             raise ValueError(
                 f"likert weights {list(weights)} do not match the {len(scale)}-level scale {list(scale)}"
             )
-        for w in weights:
-            _fen(w, "likert weight")  # integer points only, same exactness rule as money
+        weights = tuple(_likert_points(w) for w in weights)
     per_label = {label: _fen(counts.get(label, 0), f"count of {label!r}") for label in scale}
     negative = [label for label, n in per_label.items() if n < 0]
     if negative:
@@ -264,6 +395,8 @@ def satisfaction_from_frame(
     per-row Python (about 0.02 s for 1 000 000 rows). Blank answers (NA) are not valid
     questionnaires and are dropped; a label outside the scale is a ``ValueError`` naming it.
     """
+    import pandas as pd
+
     if column not in df.columns:
         raise ValueError(f"response frame lacks column {column!r}; has {list(df.columns)}")
     scale = tuple(scale)

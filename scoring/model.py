@@ -16,10 +16,18 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 Rounding = Literal["half_up", "down"]
 Comparator = Literal[">=", "<=", "=", ">", "<"]
+#: A share of an indicator's weight (0 = nothing, 1 = full marks).
+Ratio = Annotated[Decimal, Field(ge=0, le=1)]
+
+
+def problem(code: str, zh: str, en: str) -> PydanticCustomError:
+    """A validation error carrying a stable code and both messages (the loader shows them)."""
+    return PydanticCustomError(code, "{zh} / {en}", {"zh": zh, "en": en})
 
 
 class _Frozen(BaseModel):
@@ -32,8 +40,9 @@ class _Frozen(BaseModel):
 class GradeBand(_Frozen):
     """A grade and the lowest total (inclusive) that earns it."""
 
-    grade: str
-    min_score: Decimal
+    grade: str = Field(min_length=1, max_length=20)
+    #: lowest percentage (0–100) that earns the grade, inclusive
+    min_score: Decimal = Field(ge=0, le=100)
 
 
 DEFAULT_GRADE_BANDS: tuple[GradeBand, ...] = (
@@ -53,11 +62,15 @@ class ScoringPolicy(_Frozen):
 
     decimals: int = Field(default=2, ge=0, le=2)
     rounding: Rounding = "half_up"
-    grade_bands: tuple[GradeBand, ...] = DEFAULT_GRADE_BANDS
+    grade_bands: tuple[GradeBand, ...] = Field(default=DEFAULT_GRADE_BANDS, min_length=1)
     #: completion ratio A/T above which over-achievement must be explained (warning).
-    overachievement_ratio: Decimal = Decimal("1.2")
+    overachievement_ratio: Decimal = Field(default=Decimal("1.2"), ge=1, le=100)
     #: answered / invited below this raises a coverage warning on satisfaction indicators.
-    coverage_threshold: Decimal = Decimal("0.6")
+    coverage_threshold: Decimal = Field(default=Decimal("0.6"), ge=0, le=1)
+    #: full marks of the table (分值合计). 100 normally; a table whose budget row sits outside the
+    #: 100 (110) or a partial table (60) states its own. The grade is taken from the percentage
+    #: total × 100 / total_weight, and outputs say so.
+    total_weight: Decimal = Field(default=Decimal(100), gt=0, le=1000)
 
 
 # --------------------------------------------------------------------------- targets
@@ -98,7 +111,7 @@ class ReverseRule(_Frozen):
 
     type: Literal["reverse"] = "reverse"
     mode: Literal["ratio", "per_point"] = "ratio"
-    per_point: Decimal = Decimal(1)
+    per_point: Decimal = Field(default=Decimal(1), gt=0, le=1000)
 
 
 class Band(_Frozen):
@@ -106,7 +119,17 @@ class Band(_Frozen):
 
     min: Decimal | None = None
     max: Decimal | None = None
-    ratio: Decimal = Field(ge=0, le=1)
+    ratio: Ratio
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Band:
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise problem(
+                "band_order",
+                f"分档下限 {self.min} 应小于上限 {self.max}",
+                f"band min {self.min} must be below its max {self.max}",
+            )
+        return self
 
 
 class TieredRule(_Frozen):
@@ -130,9 +153,9 @@ class DeductionRule(_Frozen):
 
     type: Literal["deduction"] = "deduction"
     basis: Literal["count", "shortfall_pct"] = "count"
-    per_unit: Decimal = Field(gt=0)
-    step: Decimal = Field(default=Decimal(1), gt=0)
-    floor: Decimal = Field(default=Decimal(0), ge=0)
+    per_unit: Decimal = Field(gt=0, le=1000)
+    step: Decimal = Field(default=Decimal(1), gt=0, le=100)
+    floor: Decimal = Field(default=Decimal(0), ge=0, le=1000)
 
 
 class TimelinessRule(_Frozen):
@@ -145,8 +168,8 @@ class TimelinessRule(_Frozen):
 
     type: Literal["timeliness"] = "timeliness"
     start: date | None = None
-    per_pct: Decimal | None = None
-    step_pct: Decimal = Decimal(1)
+    per_pct: Decimal | None = Field(default=None, gt=0, le=1000)
+    step_pct: Decimal = Field(default=Decimal(1), gt=0, le=100)
 
 
 class ChecklistRule(_Frozen):
@@ -158,7 +181,7 @@ class ChecklistRule(_Frozen):
 
     type: Literal["checklist"] = "checklist"
     mode: Literal["share", "deduct"] = "share"
-    per_miss: Decimal = Decimal(1)
+    per_miss: Decimal = Field(default=Decimal(1), gt=0, le=1000)
 
 
 class SatisfactionRule(_Frozen):
@@ -169,6 +192,16 @@ class SatisfactionRule(_Frozen):
 
     type: Literal["satisfaction"] = "satisfaction"
     mode: Literal["target", "rate"] = "target"
+
+
+class RatingRule(_Frozen):
+    """Qualitative rating (定性评级): the actual is a rating text (好/较好/一般/较差, 优/良/中/差, or
+    free text such as 程度较高) and ``levels`` maps each accepted rating to its share of the
+    weight, e.g. ``{"好": 1, "较好": 0.8, "一般": 0.6, "较差": 0.3}`` (10号文: 100–80 %,
+    80–60 %, 60–0 % bands). A rating not listed is refused by the loader."""
+
+    type: Literal["rating"] = "rating"
+    levels: dict[str, Ratio] = Field(min_length=1, max_length=50)
 
 
 class BinaryRule(_Frozen):
@@ -191,6 +224,7 @@ Rule = Annotated[
     | TimelinessRule
     | ChecklistRule
     | SatisfactionRule
+    | RatingRule
     | BinaryRule
     | NotApplicableRule,
     Field(discriminator="type"),
@@ -204,6 +238,7 @@ RULE_TYPES: tuple[str, ...] = (
     "timeliness",
     "checklist",
     "satisfaction",
+    "rating",
     "binary",
     "not_applicable",
 )
@@ -228,6 +263,12 @@ class IndicatorSpec(_Frozen):
     rule: Rule
     target: Target | None = None
     source: str = "entered"
+    #: the score a published table prints for this row (照录 check); a difference is a warning
+    published_score: Decimal | None = Field(default=None, ge=0)
+    #: this row's own rounding (a table may round one row half-up and another down);
+    #: ``None`` = the policy's
+    rounding: Rounding | None = None
+    decimals: int | None = Field(default=None, ge=0, le=2)
 
 
 class CheckPoint(_Frozen):
@@ -235,7 +276,7 @@ class CheckPoint(_Frozen):
 
     text: str
     met: bool
-    weight: Decimal = Decimal(1)
+    weight: Decimal = Field(default=Decimal(1), ge=0, le=1000)
     evidence: str = ""
 
 
@@ -252,6 +293,8 @@ class Actual(_Frozen):
     day: date | None = None
     met: bool | None = None
     checklist: tuple[CheckPoint, ...] = ()
+    #: a qualitative rating as written (rating rule)
+    text: str | None = None
     unit: str = ""
     detail: str = ""
     evidence: str = ""
@@ -264,6 +307,9 @@ class Override(_Frozen):
     score: Decimal = Field(ge=0)
     reason: str = Field(min_length=1)
     by: str = ""
+    #: ``evaluator``: a judgement (reason required); ``published``: copied from a published
+    #: table (照录), ``reason`` names the source
+    source: Literal["evaluator", "published"] = "evaluator"
 
 
 # --------------------------------------------------------------------------- results
@@ -272,7 +318,17 @@ class Override(_Frozen):
 class Warning_(_Frozen):
     """A warning attached to an indicator or to the whole table."""
 
-    code: Literal["shortfall", "overachievement", "coverage", "missing_actual", "override", "rescaled"]
+    code: Literal[
+        "shortfall",
+        "overachievement",
+        "coverage",
+        "missing_actual",
+        "override",
+        "rescaled",
+        "published",
+        "funds_difference",
+        "total_weight",
+    ]
     message: str
     indicator: str | None = None
 
@@ -296,7 +352,13 @@ class IndicatorResult(_Frozen):
     applicable: bool = True
     overridden: bool = False
     override_reason: str = ""
+    #: ``evaluator`` or ``published`` (照录) when overridden, else ""
+    override_source: str = ""
     computed_score: Decimal | None = None
+    published_score: Decimal | None = None
+    #: the rounding this row used: ``half_up``/``down`` and its decimals
+    rounding: str = ""
+    decimals: int = 2
     warnings: tuple[Warning_, ...] = ()
 
 
@@ -307,9 +369,55 @@ class Subtotal(_Frozen):
     score: Decimal
 
 
+class FundsRow(_Frozen):
+    """One row of the 自评表 funds block (当年财政拨款 / 上年结转 / 其他资金), fen."""
+
+    name: str = Field(min_length=1, max_length=50)
+    initial_fen: int | None = Field(default=None, ge=0)
+    annual_fen: int | None = Field(default=None, ge=0)
+    executed_fen: int | None = Field(default=None, ge=0)
+
+
+class DeclaredFunds(_Frozen):
+    """Amounts a 自评表 states as numbers (fen), usable without a ledger:
+    年初预算数 (``initial``), 全年预算数 (``annual``), 全年执行数 (``executed``), 到位数
+    (``arrived``), and optionally the funds block's rows."""
+
+    initial_fen: int | None = Field(default=None, ge=0)
+    annual_fen: int | None = Field(default=None, ge=0)
+    executed_fen: int | None = Field(default=None, ge=0)
+    arrived_fen: int | None = Field(default=None, ge=0)
+    rows: tuple[FundsRow, ...] = ()
+
+
+class FundsStatement(_Frozen):
+    """The funds figures a table was scored with, and where they came from (fen).
+
+    ``source``: ``declared`` (the project states the amounts, as a 自评表 prints them) or
+    ``ledger`` (arrivals and disbursements recorded in the service). Both sets are kept when
+    both exist; ``execution_rate`` is the one used (fraction, exact)."""
+
+    source: Literal["declared", "ledger"]
+    budget_fen: int
+    initial_fen: int | None = None
+    annual_fen: int
+    executed_fen: int
+    arrived_fen: int
+    execution_denominator: Literal["arrived", "budget"]
+    execution_rate: Decimal | None
+    declared: DeclaredFunds | None = None
+    ledger_arrived_fen: int | None = None
+    ledger_executed_fen: int | None = None
+    warnings: tuple[Warning_, ...] = ()
+
+
 class ScoreTable(_Frozen):
     """The whole scored table. ``total`` is rounded by the policy; when indicators are not
-    applicable the total is rescaled to 100 (``rescaled`` true, ``raw_total`` kept)."""
+    applicable the total is rescaled to the full marks (``rescaled`` true, ``raw_total`` kept).
+
+    ``total_weight`` is the table's full marks (100 unless the definition states otherwise);
+    ``percentage`` = total × 100 / total_weight, and the grade comes from it. ``published_total``
+    is the total a published table prints, when the definition states it."""
 
     total: Decimal
     raw_total: Decimal
@@ -319,3 +427,7 @@ class ScoreTable(_Frozen):
     subtotals: tuple[Subtotal, ...]
     warnings: tuple[Warning_, ...]
     policy: ScoringPolicy
+    total_weight: Decimal = Decimal(100)
+    percentage: Decimal | None = None
+    published_total: Decimal | None = None
+    funds: FundsStatement | None = None

@@ -11,7 +11,7 @@ import unicodedata
 from decimal import Decimal
 from typing import Any
 
-from scoring.model import ScoreTable
+from scoring.model import FundsStatement, ScoreTable
 
 HEADERS = ("一级指标", "二级指标", "三级指标", "分值", "得分", "得分率")
 
@@ -36,6 +36,50 @@ def points(x: Decimal | None) -> str:
     return "—" if x is None else format(x, "f")
 
 
+def _fen(fen: int | None) -> str | None:
+    """Fen as 元 text with 2 decimals (exact), or None."""
+    if fen is None:
+        return None
+    return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def funds_json(funds: FundsStatement | None) -> dict[str, Any] | None:
+    """The funds block: which source was used, the figures (fen and 元), both sets when both exist."""
+    if funds is None:
+        return None
+    declared = funds.declared
+    return {
+        "source": funds.source,
+        "execution_denominator": funds.execution_denominator,
+        "execution_rate": _dec(funds.execution_rate),
+        **{
+            f"{name}{suffix}": conv(value)
+            for name, value in (
+                ("budget", funds.budget_fen),
+                ("initial", funds.initial_fen),
+                ("annual", funds.annual_fen),
+                ("executed", funds.executed_fen),
+                ("arrived", funds.arrived_fen),
+                ("ledger_arrived", funds.ledger_arrived_fen),
+                ("ledger_executed", funds.ledger_executed_fen),
+            )
+            for suffix, conv in (("_fen", lambda v: v), ("", _fen))
+        },
+        "rows": [
+            {
+                "name": r.name,
+                "initial_fen": r.initial_fen,
+                "annual_fen": r.annual_fen,
+                "executed_fen": r.executed_fen,
+                "initial": _fen(r.initial_fen),
+                "annual": _fen(r.annual_fen),
+                "executed": _fen(r.executed_fen),
+            }
+            for r in (declared.rows if declared else ())
+        ],
+    }
+
+
 def table_json(table: ScoreTable, project: dict[str, Any]) -> dict[str, Any]:
     """The JSON document of ``jixiao score --format json`` and the API."""
     return {
@@ -44,6 +88,10 @@ def table_json(table: ScoreTable, project: dict[str, Any]) -> dict[str, Any]:
         "raw_total": _dec(table.raw_total),
         "grade": table.grade,
         "rescaled": table.rescaled,
+        "total_weight": _dec(table.total_weight),
+        "percentage": _dec(table.percentage),
+        "published_total": _dec(table.published_total),
+        "funds": funds_json(table.funds),
         "rounding": {"decimals": table.policy.decimals, "mode": table.policy.rounding},
         "indicators": [
             {
@@ -61,6 +109,10 @@ def table_json(table: ScoreTable, project: dict[str, Any]) -> dict[str, Any]:
                 "applicable": r.applicable,
                 "overridden": r.overridden,
                 "override_reason": r.override_reason,
+                "override_source": r.override_source,
+                "transcribed": r.override_source == "published",
+                "published_score": _dec(r.published_score),
+                "rounding": {"decimals": r.decimals, "mode": r.rounding},
                 "computed_score": _dec(r.computed_score),
                 "explanation": r.explanation,
                 "warnings": [w.message for w in r.warnings],
@@ -85,7 +137,8 @@ def rows(table: ScoreTable) -> list[tuple[str, str, str, str, str, str]]:
         l1 = r.level1 if r.level1 != last1 else ""
         l2 = r.level2 if (r.level1, r.level2) != (last1, last2) else ""
         last1, last2 = r.level1, r.level2
-        name = r.name + ("（调整）" if r.overridden else "") + ("（不适用）" if not r.applicable else "")
+        mark = "（照录）" if r.override_source == "published" else "（调整）" if r.overridden else ""
+        name = r.name + mark + ("（不适用）" if not r.applicable else "")
         out.append((l1, l2, name, points(r.weight), points(r.score), pct(r.rate)))
     return out
 
@@ -114,6 +167,12 @@ def text_table(table: ScoreTable, title: str = "") -> str:
     out.append(line)
     weight = sum((r.weight for r in table.indicators if r.applicable), Decimal(0))
     out.append(f"合计 分值 {points(weight)}  得分 {points(table.total)}  等级 {table.grade}")
+    if table.total_weight != 100:
+        out.append(
+            f"（本表满分 {points(table.total_weight)} 分，折合百分制 {points(table.percentage)} 分，按百分制评定等级）"
+        )
+    if table.published_total is not None:
+        out.append(f"公布总分 {points(table.published_total)}")
     if table.rescaled:
         out.append(f"（含不适用指标，原始得分 {points(table.raw_total)} 已按百分制折算）")
     for w in table.warnings:
@@ -159,7 +218,7 @@ def xlsx_bytes(table: ScoreTable, title: str = "") -> bytes:
             "目标": r.target,
             "实际": r.actual,
             "说明": r.explanation,
-            "人工调整": "是" if r.overridden else "",
+            "人工调整": "照录" if r.override_source == "published" else "是" if r.overridden else "",
             "调整理由": r.override_reason,
         }
         for r in table.indicators

@@ -5,7 +5,9 @@ Rules (all arithmetic is ``Decimal``; a float anywhere is a bug):
 1. **Indicator scores** are computed unrounded by ``scoring.rules`` and then rounded once with
    :func:`round_score` to ``policy.decimals`` (0, 1 or 2) places:
    ``half_up`` = ``ROUND_HALF_UP`` (4.165 → 4.17), ``down`` = ``ROUND_DOWN`` (truncate toward
-   zero: 9.8 → 9 with 0 decimals, as many published 自评表 do).
+   zero: 9.8 → 9 with 0 decimals, as many published 自评表 do; the loader also accepts the
+   name ``floor``, identical for scores, which are never negative). An indicator may carry its
+   own rounding and decimals; the policy's are the default.
 2. **Overrides** entered by an evaluator are rounded with the same rule.
 3. **Total** = the sum of the *rounded* indicator scores (that is how published tables add up;
    the reader can check the sum by hand). When any indicator is not applicable (不适用) the sum
@@ -62,15 +64,20 @@ def _require_decimal(x: object, what: str) -> Decimal:
     raise TypeError(f"{what} must be Decimal, got {type(x).__name__}: {x!r}")
 
 
-def round_score(x: Decimal, policy: ScoringPolicy) -> Decimal:
-    """Round a score (points) to ``policy.decimals`` places with ``policy.rounding``.
+def round_score(
+    x: Decimal, policy: ScoringPolicy, *, rounding: str | None = None, decimals: int | None = None
+) -> Decimal:
+    """Round a score (points) to ``decimals`` places with ``rounding`` — an indicator's own
+    setting (a published table may round one row half-up and another down) — defaulting to
+    ``policy.decimals`` and ``policy.rounding``.
 
-    The result always carries exactly ``policy.decimals`` places (``Decimal('5.00')``), so
-    equal scores compare and serialise identically.
+    The result always carries exactly that many places (``Decimal('5.00')``), so equal scores
+    compare and serialise identically.
     """
     x = _require_decimal(x, "score")
-    quantum = Decimal(1).scaleb(-policy.decimals)
-    return x.quantize(quantum, rounding=_MODES[policy.rounding], context=CONTEXT)
+    places = policy.decimals if decimals is None else decimals
+    quantum = Decimal(1).scaleb(-places)
+    return x.quantize(quantum, rounding=_MODES[rounding or policy.rounding], context=CONTEXT)
 
 
 def round_rate(x: Decimal) -> Decimal:

@@ -42,6 +42,7 @@ from scoring.model import (
     DeductionRule,
     IndicatorSpec,
     ProportionalRule,
+    RatingRule,
     ReverseRule,
     SatisfactionRule,
     ScoringPolicy,
@@ -443,6 +444,27 @@ def satisfaction(spec: IndicatorSpec, actual: Actual | None, policy: ScoringPoli
     )
 
 
+def rating(spec: IndicatorSpec, actual: Actual | None, policy: ScoringPolicy) -> RuleOutcome:
+    """定性评级: the rating's configured share of S (``levels``); an unknown rating is a
+    contradiction (the loader refuses it first)."""
+    rule = spec.rule
+    assert isinstance(rule, RatingRule)
+    if actual is None or actual.text is None:
+        return _missing(spec, actual)
+    share = rule.levels.get(actual.text)
+    if share is None:
+        raise _fail(spec, f"rating {actual.text!r} is not one of {sorted(rule.levels)}")
+    return RuleOutcome(
+        score=spec.weight * share,
+        fragments=(
+            _target_fragment(spec),
+            _with_detail(f"评级“{actual.text}”", actual),
+            f"按{fmt_pct(share)}计分",
+        ),
+        actual_text=actual.text,
+    )
+
+
 def binary(spec: IndicatorSpec, actual: Actual | None, policy: ScoringPolicy) -> RuleOutcome:
     """Met (达标/有效/是) → S, otherwise 0."""
     if actual is None or actual.met is None:
@@ -473,6 +495,7 @@ RULES: dict[str, RuleFn] = {
     "timeliness": timeliness,
     "checklist": checklist,
     "satisfaction": satisfaction,
+    "rating": rating,
     "binary": binary,
     "not_applicable": not_applicable,
 }

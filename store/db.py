@@ -26,6 +26,7 @@ On PostgreSQL there is one engine; :func:`create_engines` returns it twice.
 from __future__ import annotations
 
 import collections
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -59,6 +60,15 @@ def _is_sqlite_file(url: str) -> bool:
     return bool(db) and db != ":memory:" and not str(db).startswith("file::memory:")
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file owner-only (0600) before SQLite does (it would use the umask,
+    typically 0644); SQLite gives its -wal/-shm files the database file's permissions."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def create_engine(url: str, *, echo: bool = False, readonly: bool = False, **kw: Any) -> AsyncEngine:
     """Build the async engine for ``url``; creates the SQLite file's directory if needed.
 
@@ -71,6 +81,7 @@ def create_engine(url: str, *, echo: bool = False, readonly: bool = False, **kw:
             db = make_url(url).database
             assert db is not None
             Path(db).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(db))
             kw.setdefault("pool_size", READ_POOL_SIZE if readonly else 1)
             kw.setdefault("max_overflow", 0)
         elif readonly:

@@ -8,6 +8,7 @@ database when ``JIXIAO_TEST_PG_URL`` is set (e.g. postgresql+asyncpg://postgres@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -21,6 +22,10 @@ from store.db import SessionMaker, create_engine, make_sessionmaker
 from store.models import metadata
 
 PG_URL = os.environ.get("JIXIAO_TEST_PG_URL", "")
+
+# The default data directory is $XDG_DATA_HOME/jixiao: point it (for this process and every CLI
+# subprocess a test starts) at a throw-away folder, so no test ever writes to the user's home.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="jixiao-test-xdg-")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_PROJECT = REPO / "config" / "projects" / "urumqi-ip-2023"

@@ -29,8 +29,12 @@ RATE_LIMITED_CODES = frozenset({130101, 410100, 90030})
 #: 310000 sign mismatch / bad timestamp / missing keyword / IP not allowed (channels.md). The token
 #: codes are from DingTalk's robot error table [2nd, verify]: 300001 token missing, 300005 token does not
 #: exist, 400013 group dissolved, 400101 access_token missing, 400102 robot disabled, 400105 msgtype
-#: not supported, 460101 message too long.
-PERMANENT_CODES = frozenset({310000, 300001, 300005, 400013, 400101, 400102, 400105, 460101})
+#: not supported, 460101 message too long. 400106 robot not in the group and 430101–430104 (message
+#: holds an unsafe external link / forbidden content) are from the vendor error list as checked for
+#: issue 7; none of them is fixed by retrying.
+PERMANENT_CODES = frozenset(
+    {310000, 300001, 300005, 400013, 400101, 400102, 400105, 400106, 460101} | set(range(430101, 430105))
+)
 TRANSIENT_CODES = frozenset({-1})
 
 

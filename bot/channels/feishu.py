@@ -23,12 +23,19 @@ from ._vendor import classify_coded, header_retry_after
 from .base import ChannelAdapter, Endpoint, Outcome, Part, RateSpec, Result, part_key
 from .message import Message
 
-#: 11232 bot frequency limit and 99991400 OpenAPI-wide limit (channels.md); 9499 "too many request"
-#: is what kubesphere/notification-manager#126 retries on [2nd, verify].
-RATE_LIMITED_CODES = frozenset({11232, 99991400, 9499})
-#: 19021 sign failure / timestamp > 1 h off, 19024 keyword missing (channels.md); 19022 IP not allowed,
-#: 19001 invalid hook token, 19002 bad parameters [2nd, verify].
+#: 11232 bot frequency limit and 99991400 OpenAPI-wide limit (channels.md, Feishu frequency-control doc).
+RATE_LIMITED_CODES = frozenset({11232, 99991400})
+#: 19021 sign failure / timestamp > 1 h off, 19024 keyword missing (channels.md, Feishu custom-bot
+#: guide); 19022 IP not allowed, 19001 invalid hook token, 19002 bad parameters: named in the same
+#: guide's error list as quoted by third parties; not confirmed from a vendor page we could read, kept
+#: permanent because each names a configuration fault that no retry fixes.
 PERMANENT_CODES = frozenset({19001, 19002, 19021, 19022, 19024})
+#: 9499 is the gateway's generic "Bad Request" (malformed JSON, body over 20 KB, …) — permanent. The
+#: same code also carries "too many request" when the gateway throttles, so for 9499 the message text
+#: decides (see `classify`): throttling words → RATE_LIMITED, anything else → PERMANENT. Retrying an
+#: oversized card as if throttled paused the bot 60 s per try and never failed the message.
+BAD_REQUEST_CODE = 9499
+_THROTTLE_WORDS = ("too many request", "frequency limit", "rate limit")
 
 #: Vendor cap is 20 KB of request body; we budget 19 000 bytes and reserve room for timestamp+sign.
 BODY_LIMIT_BYTES = 19_000
@@ -121,12 +128,19 @@ def classify(reply: HttpReply, secrets: tuple[str, ...]) -> Result:
     # Older deployments answer {"StatusCode": 0, "StatusMessage": "success"}.
     code = body.get("code", body.get("StatusCode"))
     msg = body.get("msg", body.get("StatusMessage"))
+    rate_limited, permanent = RATE_LIMITED_CODES, PERMANENT_CODES
+    if str(code) == str(BAD_REQUEST_CODE):
+        throttled = any(word in str(msg or "").lower() for word in _THROTTLE_WORDS)
+        if throttled:
+            rate_limited = rate_limited | {BAD_REQUEST_CODE}
+        else:
+            permanent = permanent | {BAD_REQUEST_CODE}
     return classify_coded(
         reply,
         code=code,
         message=msg,
         secrets=secrets,
-        rate_limited=RATE_LIMITED_CODES,
-        permanent=PERMANENT_CODES,
+        rate_limited=rate_limited,
+        permanent=permanent,
         retry_after_s=header_retry_after(reply.headers, "x-ogw-ratelimit-reset", "Retry-After"),
     )

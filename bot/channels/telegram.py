@@ -71,7 +71,8 @@ class TelegramAdapter(ChannelAdapter):
         parts = []
         for t in texts:
             text = f"{self.flavor.heading(t.title)}\n\n{t.body}".rstrip()
-            payload = {"text": text, "parse_mode": "HTML", "disable_web_page_preview": True}
+            # Bot API 7.0 replaced disable_web_page_preview with link_preview_options.
+            payload = {"text": text, "parse_mode": "HTML", "link_preview_options": {"is_disabled": True}}
             parts.append(
                 Part(
                     payload,

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, make_mocked_request
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from bot.links import THROTTLE, FailureThrottle, link_url
+from bot import keys
+from bot.app import create_app
+from bot.links import THROTTLE, FailureThrottle, client_of, link_url
+from config.settings import Settings
 from store.campaigns import (
     close_campaign,
     create_campaign,
@@ -254,12 +261,106 @@ async def test_repeated_failures_from_one_client_are_slowed_then_refused(
     delays = throttle_sleep.calls
     assert delays[0] < delays[1] < delays[2]  # increasing
     assert max(delays) == throttle.max_delay_s  # capped
-    # Over the budget: refused, even with a good token, until the window ends.
-    refused = await app_client.get(launched.url("u001"))
+    # Over the budget: bad tokens are refused until the window ends.
+    refused = await app_client.get(bad)
     assert refused.status == 429 and int(refused.headers["Retry-After"]) > 0
     assert "请求过于频繁" in await refused.text()
     now[0] += throttle.window_s
-    assert (await app_client.get(launched.url("u001"))).status == 200
+    assert (await app_client.get(bad)).status == 404
+
+
+async def test_a_valid_link_still_works_from_a_client_that_has_been_throttled(
+    app_client: TestClient, launched: Launched
+) -> None:
+    """One office NAT: a neighbour's mistyped links must not lock out every unit behind it."""
+    throttle = app_client.server.app[THROTTLE]
+    bad = "/l/" + "B" * 32
+    for _ in range(throttle.limit + 5):
+        await app_client.get(bad)
+    assert (await app_client.get(bad)).status == 429
+    page = await app_client.get(launched.url("u001"))
+    assert page.status == 200
+    form = await page_form(app_client, launched.tokens["u001"])
+    answers = {"q_guide": "非常满意", "q_review": "比较满意", "q_funds": "一般", "q_overall": "非常满意"}
+    posted = await app_client.post(
+        f"/l/{launched.tokens['u001']}/answers", data={**form, **answers}, allow_redirects=False
+    )
+    assert posted.status == 303, await posted.text()
+
+
+async def test_concurrent_guesses_are_all_counted_and_at_most_the_budget_get_a_404(
+    app_client: TestClient, launched: Launched
+) -> None:
+    throttle = app_client.server.app[THROTTLE]
+    guesses = [f"/l/{i:032d}" for i in range(300)]
+    statuses = await asyncio.gather(*(_status(app_client, g) for g in guesses))
+    assert throttle.failures("127.0.0.1") == 300
+    assert statuses.count(404) == throttle.limit
+    assert statuses.count(429) == 300 - throttle.limit
+
+
+async def _status(client: TestClient, path: str) -> int:
+    async with client.get(path) as resp:
+        return resp.status
+
+
+def _request(app: web.Application, remote: str, xff: str | None = None) -> web.Request:
+    headers = {"X-Forwarded-For": xff} if xff is not None else {}
+    return make_mocked_request("GET", "/l/x", headers=headers, app=app, transport=_Transport(remote))
+
+
+class _Transport:
+    """Just enough of a transport for ``request.remote`` (the TCP peer address)."""
+
+    def __init__(self, remote: str) -> None:
+        self.remote = remote
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return (self.remote, 40000) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _app_with_proxies(trusted: str) -> web.Application:
+    app = web.Application()
+    app[keys.SETTINGS] = Settings(trusted_proxies=trusted, load_example=False)
+    return app
+
+
+def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() -> None:
+    untrusted = _app_with_proxies("")
+    assert client_of(_request(untrusted, "203.0.113.9", "198.51.100.1")) == "203.0.113.9"
+    proxied = _app_with_proxies("10.0.0.0/8, 127.0.0.1")
+    # A peer outside the trusted networks is the client, whatever it claims.
+    assert client_of(_request(proxied, "203.0.113.9", "198.51.100.1")) == "203.0.113.9"
+    # Through the proxy: the rightmost untrusted hop, not what the client prepended.
+    assert client_of(_request(proxied, "10.1.2.3", "6.6.6.6, 198.51.100.1")) == "198.51.100.1"
+    assert client_of(_request(proxied, "127.0.0.1", "198.51.100.1, 10.9.9.9")) == "198.51.100.1"
+    # A trusted peer without the header is itself the client.
+    assert client_of(_request(proxied, "10.1.2.3")) == "10.1.2.3"
+
+
+def test_trusted_proxies_must_be_addresses_or_cidrs() -> None:
+    with pytest.raises(ValidationError, match="JIXIAO_TRUSTED_PROXIES"):
+        Settings(trusted_proxies="10.0.0.0/8,proxy.local", load_example=False)
+
+
+async def test_units_behind_one_proxy_are_throttled_by_their_own_address(
+    aiohttp_client: Any, settings: Settings, sessionmaker: SessionMaker, clock: Clock, launched: Launched
+) -> None:
+    proxied = settings.model_copy(update={"trusted_proxies": "127.0.0.1/32"})
+    app = create_app(proxied, sessionmaker=sessionmaker, clock=clock, channels={}, start_workers=False)
+    throttle = app[THROTTLE]
+    throttle.sleep = SleepRecorder()
+    app_client = await aiohttp_client(app)
+    bad = "/l/" + "C" * 32
+    for _ in range(throttle.limit + 1):
+        await app_client.get(bad, headers={"X-Forwarded-For": "198.51.100.7"})
+    assert (await app_client.get(bad, headers={"X-Forwarded-For": "198.51.100.7"})).status == 429
+    assert (await app_client.get(bad, headers={"X-Forwarded-For": "198.51.100.8"})).status == 404
+    assert throttle.failures("198.51.100.7") == throttle.limit + 2
+    assert throttle.failures("127.0.0.1") == 0
 
 
 async def test_the_throttle_forgets_the_oldest_clients_beyond_its_capacity() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import html as htmllib
 import secrets
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -64,7 +65,7 @@ async def _post_payment(client: TestClient, token: str, disbursement_id: int, va
 # ------------------------------------------------------------------------------ rendering
 
 
-async def test_the_page_shows_unit_questions_and_disbursements_in_yuan_under_50_kb(
+async def test_the_page_shows_unit_questions_and_disbursements_in_yuan_in_about_9_kb(
     app_client: TestClient, sessionmaker: SessionMaker, launched: Launched
 ) -> None:
     resp = await app_client.get(launched.url("u001"))
@@ -79,7 +80,9 @@ async def test_the_page_shows_unit_questions_and_disbursements_in_yuan_under_50_
     first = (await _disbursements(sessionmaker, launched, "u001"))[0]
     assert first.amount_fen == 15_562_800 and "155,628.00 元" in body
     assert "<script" not in body.lower()  # no JavaScript needed at all
-    assert len(resp.headers.get("Content-Length", "0")) and len(body.encode()) < 50 * 1024
+    size = len(body.encode())
+    assert int(resp.headers["Content-Length"]) == size, "the page is sent whole, not chunked"
+    assert size < 12 * 1024, f"the README promises about 9 KB; the page is {size} bytes"
     # accessible structure: every radio group is a fieldset with a legend, inputs have labels
     assert body.count("<fieldset") >= 4 and body.count("<legend>") >= 4
     assert 'for="q-suggestion"' in body and 'id="q-suggestion"' in body
@@ -416,19 +419,25 @@ async def test_invalid_confirmations_are_refused_next_to_the_field_and_nothing_i
 async def test_the_future_date_check_uses_the_project_timezone(
     app_client: TestClient, sessionmaker: SessionMaker, launched: Launched, clock: Clock
 ) -> None:
-    # 2026-03-02 01:00 UTC is already 09:00 on 2026-03-02 in Shanghai: "today" is allowed.
+    # 2026-03-02 17:00 UTC is 01:00 on 2026-03-03 in Shanghai: the dates differ, so a check done in
+    # UTC would call Shanghai's "today" a future date.
+    clock.now = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
     (d,) = await _disbursements(sessionmaker, launched, "u004")
+    token = launched.tokens["u004"]
+    page = await (await app_client.get(launched.url("u004"))).text()
+    assert 'max="2026-03-03"' in page, "the date picker stops at Shanghai's today"
+    tomorrow = await _post_payment(
+        app_client, token, d.id, {"status": "confirmed", "received_on": "2026-03-04", "amount": "1"}
+    )
+    assert tomorrow.status == 422 and "不能晚于今天" in await tomorrow.text()
+    assert await _counts(sessionmaker) == (0, 0)
     resp = await _post_payment(
-        app_client,
-        launched.tokens["u004"],
-        d.id,
-        {  # type: ignore[arg-type]
-            "status": "confirmed",
-            "received_on": "2026-03-02",
-            "amount": "1",
-        },
+        app_client, token, d.id, {"status": "confirmed", "received_on": "2026-03-03", "amount": "1"}
     )
     assert resp.status == 303
+    async with sessionmaker() as session:
+        (record,) = await list_confirmations(session, launched.project_id, launched.campaign_id)
+    assert record.confirmation.received_on == date(2026, 3, 3)
 
 
 async def test_a_disbursement_of_another_unit_cannot_be_confirmed(

@@ -60,7 +60,7 @@ async def test_dingtalk_130101_is_rate_limited_with_a_ten_minute_default_penalty
     assert rig.adapter.default_penalty_s == 600
 
 
-@pytest.mark.parametrize("code", [300001, 400013, 400101, 400102])
+@pytest.mark.parametrize("code", [300001, 400013, 400101, 400102, 400106, 430101, 430102, 430103, 430104])
 async def test_dingtalk_token_and_robot_errors_are_permanent(make_rig: RigFactory, code: int) -> None:
     rig = await make_rig("dingtalk")
     rig.fake.script(rig.fake.error(code))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.channels import Outcome
+from bot.channels.base import Part
 from bot.channels.message import Message, Text
 from tests.channels.conftest import FEISHU_TOKEN, RigFactory, summary_message
 from tests.fakes.vendors import Reply
@@ -45,6 +46,8 @@ async def test_feishu_11232_is_rate_limited_and_honours_the_reset_header(make_ri
     [
         (Reply(429, {"code": 99991400, "msg": "request trigger frequency limit"}), Outcome.RATE_LIMITED),
         (Reply(200, {"code": 9499, "msg": "too many request"}), Outcome.RATE_LIMITED),
+        (Reply(200, {"code": 9499, "msg": "Bad Request"}), Outcome.PERMANENT),
+        (Reply(400, {"code": 9499, "msg": "Bad Request"}), Outcome.PERMANENT),
         (Reply(200, {"code": 19024, "msg": "Key Words Not Found"}), Outcome.PERMANENT),
         (Reply(200, {"code": 19022, "msg": "Ip Not Allowed"}), Outcome.PERMANENT),
         (Reply(200, {"StatusCode": 0, "StatusMessage": "success"}), Outcome.OK),
@@ -64,3 +67,14 @@ async def test_feishu_sends_unsigned_when_the_bot_has_no_secret(make_rig: RigFac
     endpoint = rig.endpoint.__class__("feishu", "plain", {"token": FEISHU_TOKEN}, rig.endpoint.base_url)
     result = await rig.adapter.send(rig.session, endpoint, rig.adapter.render(HELLO)[0])
     assert result.ok and "sign" not in rig.fake.received[0].json
+
+
+async def test_feishu_a_body_over_20_kb_fails_permanently_instead_of_pausing_the_bot(
+    make_rig: RigFactory,
+) -> None:
+    rig = await make_rig("feishu")
+    (part,) = rig.adapter.render(HELLO)
+    oversized = Part({**part.payload, "padding": "x" * 21_000}, part.index, part.total, 21_000)
+    result = await rig.send(oversized)
+    assert rig.fake.received[0].problems, "the fake refused the body for its size"
+    assert (result.outcome, result.vendor_code) == (Outcome.PERMANENT, "9499")

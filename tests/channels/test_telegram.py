@@ -22,6 +22,8 @@ async def test_telegram_sends_html_to_the_chat_and_returns_the_message_id(make_r
     assert rec.path == f"/bot{TELEGRAM_TOKEN}/sendMessage"
     assert rec.json == {"chat_id": TELEGRAM_CHAT, **part.payload}
     assert rec.json["parse_mode"] == "HTML" and "<pre>" in rec.json["text"]
+    assert rec.json["link_preview_options"] == {"is_disabled": True}
+    assert "disable_web_page_preview" not in rec.json, "the pre-7.0 field is gone"
 
 
 async def test_telegram_429_is_rate_limited_for_exactly_retry_after_seconds(make_rig: RigFactory) -> None:

@@ -339,8 +339,10 @@ class FeishuFake(FakeVendor):
                 19001, "param invalid: incoming webhook access token invalid"
             )
         if len(rec.body) > self.BODY_LIMIT_BYTES:
+            # The custom-bot guide: a body over 20 KB is refused as 9499 "Bad Request", the same
+            # answer as malformed JSON; it is not a throttle.
             return [f"body is {len(rec.body)} bytes > {self.BODY_LIMIT_BYTES}"], self.error(
-                9499, "request body too large"
+                9499, "Bad Request"
             )
         if problems := _json_problems(rec):
             return problems, self.error(9499, "Bad Request")
@@ -466,6 +468,17 @@ class TelegramFake(FakeVendor):
             text, limit = str(fields.get("text", "")), self.TEXT_LIMIT_CHARS
             if not text:
                 return ["empty text"], self.error(400, "Bad Request: message text is empty")
+            # Stricter than Telegram, which still tolerates it: Bot API 7.0 replaced the field with
+            # link_preview_options, and we want to notice if a sender goes back to the old one.
+            if "disable_web_page_preview" in fields:
+                return ["pre-7.0 disable_web_page_preview; use link_preview_options"], self.error(
+                    400, "Bad Request: disable_web_page_preview is deprecated"
+                )
+            preview = fields.get("link_preview_options")
+            if preview is not None and not isinstance(preview, dict):
+                return ["link_preview_options is not an object"], self.error(
+                    400, "Bad Request: can't parse link preview options"
+                )
         if fields.get("parse_mode") == "HTML":
             parser = _TelegramHtml()
             parser.feed(text)

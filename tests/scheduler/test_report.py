@@ -50,6 +50,21 @@ async def test_report_page_shows_the_table_explanations_warnings_and_chart(clien
     assert "table.xlsx" in html and "responses.csv" in html and "confirmations.csv" in html
 
 
+async def test_every_report_response_carries_the_unit_pages_csp_and_referrer_policy(
+    client, history, clock
+) -> None:
+    from bot.links import SECURITY_HEADERS
+
+    good = _path(clock)
+    for path in (good, good + "/table.xlsx", good + "/responses.csv", "/r/forged.1.AAAA"):
+        resp = await client.get(path)
+        assert resp.status in (200, 404), path
+        assert resp.headers["Content-Security-Policy"] == SECURITY_HEADERS["Content-Security-Policy"], path
+        assert resp.headers["Referrer-Policy"] == "no-referrer", path
+        assert resp.headers["X-Frame-Options"] == "DENY", path
+        assert "no-store" in resp.headers["Cache-Control"], path
+
+
 async def test_expired_report_link_gets_a_friendly_page(client, history, clock) -> None:
     path = _path(clock, days=1)
     clock.advance(days=2)

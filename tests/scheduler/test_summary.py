@@ -3,7 +3,9 @@ splitting, and the change section after an answer moves the score.
 
 Goldens live in tests/scheduler/golden/summary_{kind}.json (each adapter's ``render`` parts).
 Regenerate after an intended change with ``JIXIAO_REGEN_GOLDEN=1 pytest tests/scheduler/test_summary.py``
-and review the diff.
+and review the diff. The test is strict both ways: a missing golden fails (it is never created
+silently), and a regeneration run writes every file and then FAILS, so it can never be green by itself;
+run once more without the variable to see it pass.
 """
 
 from __future__ import annotations
@@ -94,18 +96,53 @@ async def test_summary_of_the_example_project_matches_each_platforms_golden_rend
     assert row.dedupe_key == f"summary:{sid}:2026-03-02T01:00:00Z:e{row.endpoint_id}"
     payload = dict(row.payload)
     payload.pop("snapshot_id")
-    mismatched = []
-    for kind in KINDS:
-        got = parts_json(kind, payload)
-        path = GOLDEN / f"summary_{kind}.json"
-        if REGEN or not path.exists():
+    check_goldens({kind: parts_json(kind, payload) for kind in KINDS})
+
+
+def check_goldens(
+    renderings: dict[str, list[dict[str, Any]]], *, regen: bool = REGEN, golden: Path = GOLDEN
+) -> None:
+    """Compare each platform's rendering with its golden file; with `regen`, write them all and fail."""
+    if regen:
+        for kind, got in renderings.items():
+            path = golden / f"summary_{kind}.json"
             path.write_text(json.dumps(got, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-            continue
-        if json.loads(path.read_text(encoding="utf-8")) != got:
-            mismatched.append(kind)
+        pytest.fail(
+            f"JIXIAO_REGEN_GOLDEN=1: wrote {len(renderings)} golden files; review `git diff "
+            "tests/scheduler/golden` and run again without the variable"
+        )
+    missing = [k for k in renderings if not (golden / f"summary_{k}.json").exists()]
+    assert missing == [], f"golden files missing for {missing} (create them with JIXIAO_REGEN_GOLDEN=1)"
+    mismatched = [
+        kind
+        for kind, got in renderings.items()
+        if json.loads((golden / f"summary_{kind}.json").read_text(encoding="utf-8")) != got
+    ]
     assert mismatched == [], (
         f"renderings differ from goldens (regenerate with JIXIAO_REGEN_GOLDEN=1): {mismatched}"
     )
+
+
+RENDERED = {"wecom": [{"index": 1, "payload": {"msgtype": "markdown"}}]}
+
+
+def test_a_missing_golden_file_fails_instead_of_being_written(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match=r"golden files missing for \['wecom'\]"):
+        check_goldens(RENDERED, regen=False, golden=tmp_path)
+    assert list(tmp_path.iterdir()) == [], "nothing was written"
+
+
+def test_regenerating_goldens_writes_them_and_then_fails(tmp_path: Path) -> None:
+    with pytest.raises(pytest.fail.Exception, match="wrote 1 golden files"):
+        check_goldens(RENDERED, regen=True, golden=tmp_path)
+    assert json.loads((tmp_path / "summary_wecom.json").read_text(encoding="utf-8")) == RENDERED["wecom"]
+    check_goldens(RENDERED, regen=False, golden=tmp_path)  # the next plain run passes
+
+
+def test_a_golden_that_differs_names_the_platform(tmp_path: Path) -> None:
+    (tmp_path / "summary_wecom.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(AssertionError, match=r"differ from goldens .*\['wecom'\]"):
+        check_goldens(RENDERED, regen=False, golden=tmp_path)
 
 
 async def test_summary_says_who_has_not_answered_and_what_is_unconfirmed(

@@ -22,6 +22,7 @@ from scoring.model import (
     IndicatorSpec,
     NotApplicableRule,
     ProportionalRule,
+    RatingRule,
     ReverseRule,
     SatisfactionRule,
     Target,
@@ -451,6 +452,21 @@ CASES = [
         "5.00",
         "1.0000",
         id="satisfaction at exactly the target earns full marks",
+    ),
+    # ---- rating (定性评级 by configured bands)
+    pytest.param(
+        spec(RatingRule(levels={"好": D("1"), "较好": D("0.8"), "一般": D("0.6")})),
+        Actual(text="较好"),
+        "4.00",
+        None,
+        id="rating 较好 earns its configured 80 percent of the weight",
+    ),
+    pytest.param(
+        spec(RatingRule(levels={"程度较高": D("0.9"), "程度一般": D("0.6")})),
+        Actual(text="程度较高"),
+        "4.50",
+        None,
+        id="rating accepts free text such as 程度较高 as a band",
     ),
     # ---- binary
     pytest.param(

@@ -1,0 +1,76 @@
+"""How long a ``jixiao`` command takes from the shell: ``--help``, and two read commands on an
+up-to-date SQLite database (``score``, ``schedule list``), each run in a fresh process.
+
+    .venv/bin/python -m bench.cli [--runs 7]
+
+Prints the median and the fastest of ``--runs`` runs per command, then the five slowest imports
+of ``score`` (``python -X importtime``), so a regression names its cause. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+COMMANDS: tuple[tuple[str, ...], ...] = (
+    ("--help",),
+    ("score", "urumqi-ip-2023"),
+    ("schedule", "list"),
+    ("project", "list"),
+)
+
+
+def _jixiao(args: tuple[str, ...], env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *extra, "-m", "cli", *args], env=env, cwd=REPO, capture_output=True, text=True
+    )
+
+
+def _slowest_imports(env: dict[str, str], args: tuple[str, ...], n: int = 5) -> list[tuple[int, str]]:
+    """(cumulative µs, module) of the top-level imports that cost most."""
+    err = _jixiao(args, env, "-X", "importtime").stderr
+    rows = []
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        if cumulative.isdigit() and not name.startswith(" ") and "." not in name.strip():
+            rows.append((int(cumulative), name.strip()))
+    return sorted(rows, reverse=True)[:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    opts = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="jixiao-bench-cli-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JIXIAO_")}
+        env["XDG_DATA_HOME"] = tmp
+        example = REPO / "config" / "projects" / "urumqi-ip-2023"
+        loaded = _jixiao(("project", "load", str(example)), env)
+        if loaded.returncode:
+            raise SystemExit(loaded.stderr)
+        print(f"{'command':<28}{'median s':>10}{'fastest s':>11}   ({opts.runs} runs, fresh process each)")
+        for args in COMMANDS:
+            times = []
+            for _ in range(opts.runs):
+                start = time.perf_counter()
+                done = _jixiao(args, env)
+                times.append(time.perf_counter() - start)
+                if done.returncode:
+                    raise SystemExit(f"jixiao {' '.join(args)} failed: {done.stderr}")
+            print(f"{'jixiao ' + ' '.join(args):<28}{statistics.median(times):>10.2f}{min(times):>11.2f}")
+        print("\nslowest top-level imports of `jixiao score`:")
+        for micros, name in _slowest_imports(env, ("score", "urumqi-ip-2023")):
+            print(f"  {micros / 1e6:6.2f} s  {name}")
+
+
+if __name__ == "__main__":
+    main()
