@@ -14,8 +14,7 @@ import getpass
 import sys
 from typing import Any
 
-from cli.context import CommandError, Context
-from store.db import transaction
+from cli.context import CommandError, Context, transaction
 
 
 def register(sub: Any) -> None:

@@ -570,3 +570,19 @@ async def discrepancies(session: AsyncSession, project_id: int) -> list[Confirma
         ConfirmationRecord(c, key, name, d.key, d.batch, d.amount_fen, d.paid_on)
         for c, key, name, d in (await session.execute(stmt)).all()
     ]
+
+
+async def question_labels(session: AsyncSession, project_id: int) -> dict[str, str]:
+    """Question key → its text in the project's current questionnaire (for exports people read)."""
+    from store.projects import current_questionnaire
+
+    q = await current_questionnaire(session, project_id)
+    if q is None:
+        return {}
+    return {question.key: question.text for question in questionnaire_def(q).questions}
+
+
+#: How confirmation states read in exports and pages (the JSON API keeps the codes).
+CONFIRMATION_STATUS_ZH = {"confirmed": "已确认", "disputed": "有争议"}
+CONFIRMATION_KIND_ZH = {"ok": "金额一致", "amount_differs": "金额不一致", "disputed": "有争议"}
+DISPUTE_KIND_ZH = {"not_received": "未收到", "amount_differs": "金额不符"}

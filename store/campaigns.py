@@ -726,3 +726,27 @@ async def running_campaign(session: AsyncSession, project_id: int) -> Campaign |
         .limit(1)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def resend_invitation(session: AsyncSession, link_id: int, *, now: datetime) -> bool:
+    """Queue the invitation for a live link again (admin's "re-send"), with a fresh dedupe key
+    ``invite:{campaign}:{unit}:s{n}`` so each request sends once. Only for an open campaign."""
+    link = await get_link(session, link_id)
+    campaign = await get_campaign(session, link.campaign_id)
+    if campaign.status != "open" or now >= campaign.closes_at:
+        raise Conflict("活动未开放，不能重新发送", "campaign is not open", where="campaign")
+    if link.revoked_at is not None:
+        raise Conflict("链接已吊销，请补发新链接", "the link is revoked; reissue it", where="link")
+    unit = await session.get(Unit, link.unit_id)
+    assert unit is not None
+    sends = await session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.link_id == link_id)
+    )
+    return await _enqueue_invitation(
+        session,
+        campaign,
+        unit,
+        link,
+        dedupe_key=f"invite:{campaign.id}:{unit.id}:l{link_id}s{int(sends or 0)}",
+        now=now,
+    )

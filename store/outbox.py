@@ -918,3 +918,26 @@ async def last_sent_at(session: AsyncSession, project_id: int, *, kind: str) -> 
         OutboxMessage.project_id == project_id, OutboxMessage.kind == kind, OutboxMessage.status == "sent"
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def retry_message(
+    session: AsyncSession, message_id: int, *, grants: Grants | None = None, now: datetime
+) -> None:
+    """Put a failed or dead message back in the queue (due now, its attempt count kept)."""
+    stmt = select(OutboxMessage).where(OutboxMessage.id == message_id)
+    if grants is not None and not grants.all_projects:
+        stmt = stmt.where(grants.where(OutboxMessage.project_id))
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"消息不存在：{message_id}", f"no such message: {message_id}", where="message")
+    if row.status not in ("failed", "dead"):
+        from store.errors import Conflict
+
+        raise Conflict(f"只有失败的消息可以重试（当前 {row.status}）", f"only failed messages can be retried (now {row.status})",
+                       where="message")  # fmt: skip
+    row.status = "pending"
+    row.next_attempt_at = now
+    row.not_after = None if row.not_after is not None and row.not_after <= now else row.not_after
+    row.lease_until = None
+    row.lease_owner = None
+    await session.flush()
