@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from store.errors import Conflict, Invalid, NotFound
 from store.models import Campaign, Link, OutboxMessage, Project, Unit
@@ -671,11 +672,13 @@ async def unit_progress_page(
             .exists()
         )
     total = int((await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one())
+    inner = aliased(OutboxMessage)
     newest = (
-        select(OutboxMessage.id)
-        .where(OutboxMessage.link_id == Link.id)
-        .order_by(OutboxMessage.id.desc())  # type: ignore[union-attr]
+        select(inner.id)
+        .where(inner.link_id == Link.id)
+        .order_by(inner.id.desc())  # type: ignore[union-attr]
         .limit(1)
+        .correlate(Link)
         .scalar_subquery()
     )
     stmt = (

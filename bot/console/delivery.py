@@ -124,7 +124,9 @@ async def endpoint_test(request: web.Request, viewer: Viewer) -> web.StreamRespo
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         await record(session, actor=viewer.actor, action="endpoint.test", now=now, object=f"endpoint:{endpoint_id}",
                      detail={"result": text[:200]})  # fmt: skip
-    raise web.HTTPSeeOther(f"/console/endpoints?test={quote(f'#{endpoint_id} ' + text)}#ep-{endpoint_id}")
+    raise web.HTTPSeeOther(
+        f"/console/endpoints?test={quote(f'#{endpoint_id} ' + text, safe='')}#ep-{endpoint_id}"
+    )
 
 
 @page("admin")
