@@ -586,3 +586,29 @@ async def question_labels(session: AsyncSession, project_id: int) -> dict[str, s
 CONFIRMATION_STATUS_ZH = {"confirmed": "已确认", "disputed": "有争议"}
 CONFIRMATION_KIND_ZH = {"ok": "金额一致", "amount_differs": "金额不一致", "disputed": "有争议"}
 DISPUTE_KIND_ZH = {"not_received": "未收到", "amount_differs": "金额不符"}
+
+
+async def unconfirmed_disbursements(
+    session: AsyncSession, project_id: int, *, limit: int = 50
+) -> tuple[int, list[tuple[Disbursement, str, str]]]:
+    """``(count, first rows)`` of the project's disbursements with no current confirmation or
+    dispute, as ``(disbursement, unit key, unit name)`` by paid date."""
+    current = (
+        select(PaymentConfirmation.id)
+        .where(
+            PaymentConfirmation.disbursement_id == Disbursement.id, PaymentConfirmation.is_current.is_(True)
+        )
+        .exists()
+    )
+    where = (Disbursement.project_id == project_id, ~current)
+    total = int(
+        (await session.execute(select(func.count()).select_from(Disbursement).where(*where))).scalar_one()
+    )
+    stmt = (
+        select(Disbursement, Unit.key, Unit.name)
+        .join(Unit, Unit.id == Disbursement.unit_id)
+        .where(*where)
+        .order_by(Disbursement.paid_on, Unit.key)
+        .limit(limit)
+    )
+    return total, [(d, k, n) for d, k, n in (await session.execute(stmt)).all()]

@@ -22,7 +22,7 @@ async def _root(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application, *, start_workers: bool) -> None:
     del start_workers
-    from bot.console import audit_page, auth, campaigns, delivery, projects, render
+    from bot.console import audit_page, auth, campaigns, delivery, overview, projects, render, schedules
 
     app[render.ENV] = render.environment()
     r = app.router
@@ -38,3 +38,5 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
     campaigns.routes(r)
     delivery.routes(r)
     audit_page.routes(r)
+    overview.routes(r)
+    schedules.routes(r)

@@ -247,3 +247,26 @@ async def test_a_coordinator_sees_its_project_on_a_phone_but_no_other_project_an
     await page.goto(f"{base}/console/p/{A}")
     await page.screenshot(path=str(tmp_path / "coord-project-phone.png"), full_page=True)
     await ctx.close()
+
+
+async def test_a_bad_cron_shows_its_error_next_to_the_field(
+    browser: Any, console: TestClient, accounts: Accounts, tmp_path: Path
+) -> None:
+    base = str(console.make_url("")).rstrip("/")
+    ctx = await browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = await ctx.new_page()
+    await _login(page, base, "admin")
+    await page.goto(f"{base}/console/p/{A}/schedules")
+    await page.get_by_label("cron（分 时 日 月 周）").fill("7 25 * * *")
+    await page.get_by_role("button", name="预览").click()
+    field = page.get_by_label("cron（分 时 日 月 周）")
+    assert await field.get_attribute("aria-invalid") == "true"
+    assert "0-23" in await page.locator("#s-cron-err").inner_text()
+    await page.screenshot(path=str(tmp_path / "schedule-bad-cron-phone.png"), full_page=False)
+    await field.fill("17 9 * * 1-5")
+    await page.get_by_role("button", name="预览").click()
+    assert await page.locator("#preview li").count() == 5
+    await page.get_by_role("button", name="保存").click()
+    await page.wait_for_url("**done=saved")
+    assert "17 9 * * 1-5" in await page.locator("#schedules").inner_text()
+    await ctx.close()
