@@ -3,14 +3,17 @@ up-to-date SQLite database (``score``, ``schedule list``), each run in a fresh p
 
     .venv/bin/python -m bench.cli [--runs 7]
 
-Prints the median and the fastest of ``--runs`` runs per command, then the five slowest imports
-of ``score`` (``python -X importtime``), so a regression names its cause. Asserts nothing.
+Prints the median and the fastest wall time of ``--runs`` runs per command and the median CPU
+time (user + system of the child process: on a shared, busy machine this is the steadier figure,
+since waiting for a core is not counted), then the five slowest imports of ``score``
+(``python -X importtime``), so a regression names its cause. Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -57,16 +60,25 @@ def main() -> None:
         loaded = _jixiao(("project", "load", str(example)), env)
         if loaded.returncode:
             raise SystemExit(loaded.stderr)
-        print(f"{'command':<28}{'median s':>10}{'fastest s':>11}   ({opts.runs} runs, fresh process each)")
+        print(
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {opts.runs} runs, fresh process each"
+        )
+        print(f"{'command':<28}{'median s':>10}{'fastest s':>11}{'CPU s':>8}")
         for args in COMMANDS:
-            times = []
+            times, cpu = [], []
             for _ in range(opts.runs):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
                 done = _jixiao(args, env)
                 times.append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
                 if done.returncode:
                     raise SystemExit(f"jixiao {' '.join(args)} failed: {done.stderr}")
-            print(f"{'jixiao ' + ' '.join(args):<28}{statistics.median(times):>10.2f}{min(times):>11.2f}")
+            print(
+                f"{'jixiao ' + ' '.join(args):<28}{statistics.median(times):>10.2f}{min(times):>11.2f}"
+                f"{statistics.median(cpu):>8.2f}"
+            )
         print("\nslowest top-level imports of `jixiao score`:")
         for micros, name in _slowest_imports(env, ("score", "urumqi-ip-2023")):
             print(f"  {micros / 1e6:6.2f} s  {name}")

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.keys import TEMPLATES
+from bot.logs import redact_tokens
 
 log = logging.getLogger("jixiao.http")
 
@@ -128,7 +129,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return error_page(request, exc.status, zh, zh, en, en)
     except Exception:
         ref = uuid.uuid4().hex[:10]
-        log.exception("unhandled error ref=%s %s %s", ref, request.method, request.path)
+        # The path may hold a personal link or report token: never logged in clear.
+        log.exception("unhandled error ref=%s %s %s", ref, request.method, redact_tokens(request.path))
         zh, en = (
             f"服务器内部错误（编号 {ref}），请稍后再试",
             f"Internal error (ref {ref}); please try again later",

@@ -138,10 +138,19 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 async def read_form(request: web.Request) -> MultiDict[str]:
     """The urlencoded body read whole (:func:`read_body`, at most ``MAX_FORM_BYTES``, 413
-    beyond), strict UTF-8 (400 otherwise)."""
+    beyond) and parsed by :func:`parse_body`."""
     if request.content_type != "application/x-www-form-urlencoded":
         raise malformed(f"expected application/x-www-form-urlencoded, got {request.content_type}")
-    body = await read_body(request, MAX_FORM_BYTES)
+    return parse_body(await read_body(request, MAX_FORM_BYTES))
+
+
+def parse_body(body: bytes) -> MultiDict[str]:
+    """An ``application/x-www-form-urlencoded`` body → its fields (blank values kept, order kept).
+
+    Strict UTF-8 after percent-decoding, at most ``MAX_FORM_FIELDS`` fields, no NUL anywhere;
+    anything else is :func:`malformed` (400). Other control characters are left to the field's
+    own cleaning (``config.text.clean_text`` in ``store.answers``).
+    """
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(
@@ -188,11 +197,11 @@ _MONEY_INVALID = ("金额格式不正确，例如 12,345.67", "not an amount; e.
 def parse_yuan(text: str) -> tuple[int | None, tuple[str, str] | None]:
     """A yuan amount typed by a person → (fen, None) or (None, (zh, en) error); empty → (None, None).
 
-    Parsing is :func:`scoring.money.parse_yuan` (``1234``, ``1,234.5``, ``1234.56元``; no
-    negatives, at most two decimals, no exponents or NaN, never float); only the messages are
-    the page's own.
+    Parsing is :func:`scoring.money.parse_yuan` (``1234``, ``1,234.5``, ``1234.56元``; ASCII
+    digits only, no inner spaces, no negatives, at most two decimals, no exponents or NaN, never
+    float); only the messages are the page's own.
     """
-    raw = text.strip().replace(" ", "")
+    raw = text.strip()  # inner spaces are refused ("12 3" is not 123), like any other stray text
     if not raw:
         return None, None
     try:
@@ -201,14 +210,24 @@ def parse_yuan(text: str) -> tuple[int | None, tuple[str, str] | None]:
         return None, _MONEY_MESSAGES.get(exc.code, _MONEY_INVALID)
 
 
+#: The page's hint, exactly: 年-月-日 with ASCII digits (``date.fromisoformat`` would also take
+#: ``2023-W01`` and ``20230301``; a browser's date input always sends this form).
+_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DATE_MESSAGE = ("日期格式应为 年-月-日，例如 2024-03-01", "date must be YYYY-MM-DD, e.g. 2024-03-01")
+
+
 def parse_date(text: str) -> tuple[date | None, tuple[str, str] | None]:
+    """``YYYY-MM-DD`` (surrounding spaces ignored) → (date, None); anything else → (None, message);
+    empty → (None, None)."""
     raw = text.strip()
     if not raw:
         return None, None
+    if not _DATE_RE.match(raw):
+        return None, _DATE_MESSAGE
     try:
         return date.fromisoformat(raw), None
-    except ValueError:
-        return None, ("日期格式应为 年-月-日，例如 2024-03-01", "date must be YYYY-MM-DD")
+    except ValueError:  # e.g. 2023-02-30
+        return None, _DATE_MESSAGE
 
 
 def yuan(fen: int | None) -> str:

@@ -34,6 +34,7 @@ from multidict import MultiDict
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import keys
+from bot.errors import error_page
 from bot.forms import (
     CsrfSigner,
     Errors,
@@ -55,9 +56,10 @@ from bot.unit_html import (
     shell_from,
 )
 from config.definition import QuestionnaireDef
-from store.answers import AnswerErrors
+from store.answers import AnswerErrors, ResubmittedDifferently, TooManyVersions
 from store.campaigns import hash_token, is_well_formed_token
 from store.db import SessionMaker
+from store.errors import StoreError
 from store.linkpage import LinkPageStore, NoQuestionnaire, PageData
 
 _PAGE_HEADERS = {**SECURITY_HEADERS, "Content-Type": "text/html; charset=utf-8"}
@@ -189,6 +191,14 @@ async def _post_prelude(
     return token, token_hash, form, submission_id_of(form)
 
 
+def _conflict_page(request: web.Request, exc: StoreError) -> web.Response:
+    """409: the submit was refused as a whole (a submission id sent again with other values, or
+    the version cap reached); the message says what happened and what to do."""
+    response = error_page(request, 409, "未能保存本次提交", exc.zh, "Not saved", exc.en)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
 def _thanks(token: str, done: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(f"/l/{token}?done={done}#done")
 
@@ -215,6 +225,8 @@ async def post_answers(request: web.Request) -> web.StreamResponse:
         )
     except AnswerErrors as exc:
         return await _rerender(request, token, token_hash, answers=raw, answer_errors=exc.fields)
+    except (ResubmittedDifferently, TooManyVersions) as exc:
+        return _conflict_page(request, exc)
     except NoQuestionnaire as exc:
         raise malformed("this campaign has no questionnaire") from exc
     if not outcome.usable:
@@ -260,6 +272,8 @@ async def post_payment(request: web.Request) -> web.StreamResponse:
             reason=parsed.reason,
             syntax_errors=parsed.errors,  # reported first, with the semantic ones below
         )
+    except (ResubmittedDifferently, TooManyVersions) as exc:
+        return _conflict_page(request, exc)
     except AnswerErrors as exc:
         errors = {**exc.fields, **parsed.errors}
         return await _rerender(request, token, token_hash, payment=(disbursement_id, parsed.values, errors))

@@ -198,8 +198,9 @@ async def campaign_create(args: argparse.Namespace, ctx: Context) -> int:
 async def campaign_launch(args: argparse.Namespace, ctx: Context) -> int:
     from store.campaigns import launch_campaign
 
-    async with transaction(await ctx.sessionmaker()) as session:
-        result = await launch_campaign(session, args.id, secret=ctx.settings.secret(), now=ctx.now())
+    with ctx.working(f"正在发起活动 #{args.id} / launching campaign {args.id} …"):
+        async with transaction(await ctx.sessionmaker()) as session:
+            result = await launch_campaign(session, args.id, secret=ctx.settings.secret(), now=ctx.now())
     print(f"活动 #{args.id} 已发起：新链接 {result.links_created} 个，待发送邀请 {result.invitations_enqueued} 条 / "
           f"launched: {result.links_created} links, {result.invitations_enqueued} invitations queued", file=ctx.out)  # fmt: skip
     return 0
@@ -255,21 +256,22 @@ def _read_file(path: Path) -> bytes:
 
 
 async def import_file(args: argparse.Namespace, ctx: Context) -> int:
+    from config.tables import encoding_label
     from store.projects import get_project
     from store.units import ImportRejected, import_disbursements, import_units, read_table
 
     path: Path = args.file
     data = await asyncio.to_thread(_read_file, path)
-    kind = "xlsx" if data[:4] == b"PK\x03\x04" else "csv"
     importer = import_units if args.what == "units" else import_disbursements
     try:
-        table = read_table(data, kind)
-        async with transaction(await ctx.sessionmaker()) as session:
-            project = await get_project(session, args.code)
-            assert project.id is not None
-            summary = await importer(session, project.id, table, now=ctx.now())
-            if args.dry_run:
-                raise _DryRun(summary)
+        with ctx.working(f"正在检查并导入 {path.name} / importing {path.name} …"):
+            table = read_table(data)
+            async with transaction(await ctx.sessionmaker()) as session:
+                project = await get_project(session, args.code)
+                assert project.id is not None
+                summary = await importer(session, project.id, table, now=ctx.now())
+                if args.dry_run:
+                    raise _DryRun(summary)
     except _DryRun as dry:
         summary = dry.summary
     except ImportRejected as exc:
@@ -278,6 +280,7 @@ async def import_file(args: argparse.Namespace, ctx: Context) -> int:
         raise CommandError("\n".join(lines)) from None
     verb = "校验通过（未导入）/ checked, nothing stored" if args.dry_run else "已导入 / imported"
     print(f"{verb}: 新增 created {summary.created}，更新 updated {summary.updated}，未变 unchanged {summary.unchanged}", file=ctx.out)  # fmt: skip
+    print(f"{path.name}: 编码 encoding {encoding_label(table.encoding)}", file=ctx.out)
     return 0
 
 

@@ -7,8 +7,8 @@ the store are imported on first use (``jixiao --help`` stays well under a second
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,17 @@ class Context:
         path = sqlite_path(self.settings.db_url)
         if path is not None and not path.exists():
             print(f"新建数据库 / creating a new database: {path}", file=self.err)
+
+    @contextmanager
+    def working(self, text: str) -> Iterator[None]:
+        """A spinner with ``text`` while a long step runs, for a person at a terminal only."""
+        if not progress_enabled(self.err):
+            yield
+            return
+        from rich.console import Console
+
+        with Console(file=self.err).status(text):
+            yield
 
     async def close(self) -> None:
         if self._engine is not None:

@@ -26,13 +26,22 @@ def register(sub: Any) -> None:
 async def validate(args: argparse.Namespace, ctx: Context) -> int:
     from config.loader import load_definition
 
-    defn = load_definition(args.path)
+    encodings: dict[str, str] = {}
+    defn = load_definition(args.path, encodings=encodings)
     print(
         f"✓ {defn.project.code} {defn.project.name}: {len(defn.indicators)} 个指标, {len(defn.units)} 个单位, "
         f"{len(defn.disbursements)} 笔拨付 — 校验通过 / valid",
         file=ctx.out,
     )
+    _print_encodings(encodings, ctx)
     return 0
+
+
+def _print_encodings(encodings: dict[str, str], ctx: Context) -> None:
+    """One line naming each file read and the encoding found (so a GBK file is no surprise)."""
+    if encodings:
+        files = "，".join(f"{name} {label}" for name, label in encodings.items())
+        print(f"编码 / encodings: {files}", file=ctx.out)
 
 
 async def load(args: argparse.Namespace, ctx: Context) -> int:

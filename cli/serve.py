@@ -106,7 +106,7 @@ def public_url_for(settings: Settings, host: str, port: int) -> tuple[str, str |
 async def serve(args: argparse.Namespace, ctx: Context) -> int:
     from aiohttp import web
 
-    from bot.logs import setup_logging
+    from bot.logs import RedactingAccessLogger, setup_logging
 
     settings = ctx.settings
     setup_logging(settings.log_level)
@@ -120,7 +120,7 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
     if settings.load_example:
         await load_example_if_empty(ctx)
     app = build_app(settings, sm, with_scheduler=not args.no_scheduler)
-    runner = web.AppRunner(app, shutdown_timeout=30)
+    runner = web.AppRunner(app, shutdown_timeout=30, access_log_class=RedactingAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -20,7 +20,6 @@ stable ``code`` and messages in Chinese and English.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import math
@@ -49,6 +48,8 @@ from config.definition import (
     known_sources,
     uscc_problem,
 )
+from config.ledger import Entry, check_ledger
+from config.tables import TableError, cell_text, decode, encoding_label, read_table
 from scoring import money
 from scoring.engine import score_indicator
 from scoring.model import RULE_TYPES, Actual, DeclaredFunds, FundsRow, ScoringPolicy
@@ -236,10 +237,12 @@ def _printed(text: str) -> str:
 class _Reader:
     """Collects problems while turning the file form into model input."""
 
-    def __init__(self, base_dir: Path | None, filename: str) -> None:
+    def __init__(self, base_dir: Path | None, filename: str, encodings: dict[str, str] | None = None) -> None:
         self.base_dir = base_dir
         self.filename = filename
         self.problems: list[Problem] = []
+        #: file name → encoding found (filled as files are read; reported by the CLI)
+        self.encodings: dict[str, str] = {} if encodings is None else encodings
 
     def add(self, loc: Loc | str, code: str, zh: str, en: str) -> None:
         self.problems.append(Problem(str(loc), code, zh, en))
@@ -431,6 +434,8 @@ class _Parts:
     arrivals_complete: bool = True
     units: list[tuple[Loc, UnitDef]] = field(default_factory=list)
     unit_keys_seen: set[str] = field(default_factory=set)
+    #: False when a units file could not be read: references to units are then not checked
+    units_complete: bool = True
     disbursements: list[tuple[Loc, DisbursementDef]] = field(default_factory=list)
     disbursements_complete: bool = True
     disbursements_loc: Loc | None = None
@@ -634,31 +639,38 @@ class _DefinitionReader(_Reader):
     def csv_rows(
         self, name: Any, loc: Loc, required: tuple[str, ...]
     ) -> list[tuple[Loc, dict[str, str]]] | None:
-        """Rows of a CSV file next to the definition: (location ``file:line``, non-empty cells)."""
-        if not isinstance(name, str) or not name:
+        """Rows of a CSV (or XLSX) file next to the definition, read by the one reader and
+        decoder (``config.tables``): (location ``file:line``, non-empty cells as text)."""
+        if not isinstance(name, str) or not name or len(name) > 255 or "\x00" in name:
             self.add(loc, "invalid_value", "应为 CSV 文件名", "a CSV file name is expected")
             return None
         path = (self.base_dir or Path(".")) / name
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
             self.add(loc, "file_not_found", f"找不到文件 {name}", f"file {name} not found")
             return None
+        try:
+            table = read_table(path.read_bytes(), name=name)
+        except TableError as exc:
+            for p in exc.problems:
+                self.add(Loc(name, line=p.row) if p.row else Loc(name), p.code, p.zh, p.en)
+            return None
+        except OSError as exc:
+            self.add(loc, "file_not_found", f"无法读取文件 {name}（{exc.strerror}）", f"cannot read file {name} ({exc.strerror})")  # fmt: skip
+            return None
+        self.encodings[name] = encoding_label(table.encoding)
+        missing = [c for c in required if c not in table.header]
+        if missing:
+            self.add(Loc(name, line=1), "csv_header", f"表头缺少列：{', '.join(missing)}",
+                     f"header is missing column(s): {', '.join(missing)}")  # fmt: skip
+            return None
         rows: list[tuple[Loc, dict[str, str]]] = []
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            missing = [c for c in required if c not in header]
-            if missing:
-                self.add(Loc(name, line=1), "csv_header", f"表头缺少列：{', '.join(missing)}",
-                         f"header is missing column(s): {', '.join(missing)}")  # fmt: skip
-                return None
-            for row in reader:
-                here = Loc(name, line=reader.line_num)
-                if None in row:
-                    self.add(here, "csv_row", "本行的列数多于表头", "this row has more cells than the header")
-                    continue
-                rows.append(
-                    (here, {k.strip(): v.strip() for k, v in row.items() if v is not None and v.strip()})
-                )
+        for line, cells in table.rows:
+            texts = {k: cell_text(v) for k, v in cells.items()}
+            rows.append((Loc(name, line=line), {k: v for k, v in texts.items() if v}))
         return rows
 
     # ---- units
@@ -670,7 +682,10 @@ class _DefinitionReader(_Reader):
             if table is not None:
                 rows.append((root / "units" / i, table))
         if "units_file" in data:
-            for here, cells in self.csv_rows(data["units_file"], root / "units_file", ("key", "name")) or []:
+            unit_rows = self.csv_rows(data["units_file"], root / "units_file", ("key", "name"))
+            if unit_rows is None:
+                parts.units_complete = False
+            for here, cells in unit_rows or []:
                 channel: dict[str, Any] = {}
                 for column in list(cells):
                     if column.startswith("channel_"):
@@ -1396,36 +1411,23 @@ def _cross_check(parts: _Parts) -> list[Problem]:
                 f"全年执行数 {_yuan(declared.executed_fen)} 元超过{'到位数' if declared.arrived_fen is not None else '全年预算数'} {_yuan(ceiling)} 元",
                 f"executed {_yuan(declared.executed_fen)} yuan exceeds {'arrived' if declared.arrived_fen is not None else 'the budget'} {_yuan(ceiling)} yuan")  # fmt: skip
 
-    # ---- money: period, sums, order
+    # ---- money: period, sums, order (the one ledger check, ``config.ledger``)
     project = parts.project
-    if project is not None:
-        for loc, row in [*parts.arrivals, *parts.disbursements]:
-            if not project.period_start <= row.date <= project.period_end:
-                add(loc / "date", "date_outside_period",
-                    f"日期 {row.date} 不在评价期间 {project.period_start} 至 {project.period_end} 内",
-                    f"date {row.date} is outside the period {project.period_start} to {project.period_end}")  # fmt: skip
-    arrived = sum(a.amount_fen for _, a in parts.arrivals)
-    disbursed = sum(d.amount_fen for _, d in parts.disbursements)
-    if parts.arrivals_complete and parts.budget_fen is not None and arrived > parts.budget_fen:
-        add(root / "arrivals", "arrived_exceeds_budget",
-            f"到位资金合计 {_yuan(arrived)} 元超过预算 {_yuan(parts.budget_fen)} 元",
-            f"arrivals total {_yuan(arrived)} yuan exceeds the budget {_yuan(parts.budget_fen)} yuan")  # fmt: skip
-    if parts.arrivals_complete and parts.disbursements_complete and parts.disbursements:
-        where = parts.disbursements_loc or root / "disbursements"
-        if disbursed > arrived:
-            add(where, "disbursed_exceeds_arrived", f"拨付合计 {_yuan(disbursed)} 元超过到位资金合计 {_yuan(arrived)} 元",
-                f"disbursements total {_yuan(disbursed)} yuan exceeds arrivals total {_yuan(arrived)} yuan")  # fmt: skip
+    for problem in check_ledger(
+        period=(project.period_start, project.period_end) if project is not None else None,
+        budget_fen=parts.budget_fen,
+        arrivals=[Entry(loc, a.date, a.amount_fen) for loc, a in parts.arrivals],
+        disbursements=[Entry(loc, d.date, d.amount_fen) for loc, d in parts.disbursements],
+        arrivals_complete=parts.arrivals_complete,
+        disbursements_complete=parts.disbursements_complete,
+    ):
+        if problem.ref is not None:
+            where: Loc = problem.ref / problem.field
+        elif problem.scope == "arrivals":
+            where = root / "arrivals"
         else:
-            events = sorted([(a.date, 0, a.amount_fen, loc) for loc, a in parts.arrivals]
-                            + [(d.date, 1, -d.amount_fen, loc) for loc, d in parts.disbursements], key=lambda e: (e[0], e[1]))  # fmt: skip
-            balance = 0
-            for day, kind, amount, loc in events:
-                balance += amount
-                if kind == 1 and balance < 0:
-                    add(loc / "date", "disbursed_before_arrival",
-                        f"截至 {day} 累计拨付超过累计到位资金 {_yuan(-balance)} 元（拨付早于资金到位）",
-                        f"by {day} cumulative disbursements exceed cumulative arrivals by {_yuan(-balance)} yuan (paid before the money arrived)")  # fmt: skip
-                    break
+            where = parts.disbursements_loc or root / "disbursements"
+        add(where, problem.code, problem.zh, problem.en)
 
     # ---- units
     keys: dict[str, Loc] = {}
@@ -1449,7 +1451,7 @@ def _cross_check(parts: _Parts) -> list[Problem]:
             else:
                 seen[value] = loc
     for loc, row in parts.disbursements:
-        if row.unit_key not in parts.unit_keys_seen:
+        if parts.units_complete and row.unit_key not in parts.unit_keys_seen:
             add(loc / "unit", "unknown_unit", f"拨付对象单位 {row.unit_key} 未在单位名单中",
                 f"disbursement to unknown unit {row.unit_key}")  # fmt: skip
 
@@ -1489,7 +1491,7 @@ def _cross_check(parts: _Parts) -> list[Problem]:
             "responses are given but there is no [questionnaire]")  # fmt: skip
     answered: dict[str, Loc] = {}
     for loc, response in parts.responses:
-        if response.unit_key not in parts.unit_keys_seen:
+        if parts.units_complete and response.unit_key not in parts.unit_keys_seen:
             add(loc / "unit", "unknown_unit", f"答卷单位 {response.unit_key} 未在单位名单中",
                 f"response from unknown unit {response.unit_key}")  # fmt: skip
         elif response.unit_key in answered:
@@ -1552,10 +1554,12 @@ def _cross_check(parts: _Parts) -> list[Problem]:
 # --------------------------------------------------------------------------- public API
 
 
-def load_definition(path: Path | str) -> ProjectDefinition:
+def load_definition(path: Path | str, *, encodings: dict[str, str] | None = None) -> ProjectDefinition:
     """Load ``config/projects/<code>/`` (reads its ``project.toml``) or a single ``.toml`` file.
 
-    CSV files named by ``units_file``/``disbursements_file`` are read relative to the TOML file.
+    CSV (or XLSX) files named by ``units_file``/``disbursements_file`` are read relative to the
+    TOML file. Every file goes through the one decoder (``config.tables.decode``: UTF-8 ± BOM,
+    UTF-16 with BOM, GB18030); ``encodings``, when given, receives file name → encoding found.
     Raises ``DefinitionError`` listing every problem."""
     path = Path(path)
     if path.is_dir():
@@ -1564,13 +1568,22 @@ def load_definition(path: Path | str) -> ProjectDefinition:
         raise DefinitionError(
             [Problem(str(path), "file_not_found", f"找不到文件 {path}", f"file {path} not found")]
         )
-    return parse_definition_text(
-        path.read_text(encoding="utf-8-sig"), base_dir=path.parent, filename=path.name
-    )
+    try:
+        decoded = decode(path.read_bytes(), name=path.name)
+    except TableError as exc:
+        first = exc.problems[0]
+        raise DefinitionError([Problem(path.name, first.code, first.zh, first.en)]) from None
+    if encodings is not None:
+        encodings[path.name] = decoded.label
+    return parse_definition_text(decoded.text, base_dir=path.parent, filename=path.name, encodings=encodings)
 
 
 def parse_definition_text(
-    text: str, *, base_dir: Path | str | None = None, filename: str = "project.toml"
+    text: str,
+    *,
+    base_dir: Path | str | None = None,
+    filename: str = "project.toml",
+    encodings: dict[str, str] | None = None,
 ) -> ProjectDefinition:
     """Parse definition text: JSON when it starts with ``{``, TOML otherwise."""
     try:
@@ -1593,11 +1606,15 @@ def parse_definition_text(
         raise DefinitionError(
             [Problem(filename, "toml_syntax", f"TOML 语法错误：{exc}", f"TOML syntax error: {exc}")]
         ) from None
-    return validate_definition_dict(data, base_dir=base_dir, filename=filename)
+    return validate_definition_dict(data, base_dir=base_dir, filename=filename, encodings=encodings)
 
 
 def validate_definition_dict(
-    data: Mapping[str, Any] | str, *, base_dir: Path | str | None = None, filename: str = "definition.toml"
+    data: Mapping[str, Any] | str,
+    *,
+    base_dir: Path | str | None = None,
+    filename: str = "definition.toml",
+    encodings: dict[str, str] | None = None,
 ) -> ProjectDefinition:
     """Validate a definition already parsed into a dict (file form: 元, %, friendly targets), as
     posted to the admin API. ``base_dir`` resolves ``units_file``/``disbursements_file``; text
@@ -1608,7 +1625,7 @@ def validate_definition_dict(
         raise DefinitionError(
             [Problem(filename, "invalid_value", "定义应为表（键值对）", "a definition is a table")]
         )
-    reader = _DefinitionReader(Path(base_dir) if base_dir is not None else None, filename)
+    reader = _DefinitionReader(Path(base_dir) if base_dir is not None else None, filename, encodings)
     return reader.read(data)
 
 

@@ -19,7 +19,8 @@ from decimal import Decimal, InvalidOperation
 CENT = Decimal("0.01")
 #: Largest accepted amount (元): far above any project budget, below BIGINT fen.
 MAX_YUAN = Decimal("999999999999.99")
-_NUMBER = re.compile(r"^(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$")
+#: ASCII digits only: ``\d`` would also take Arabic-Indic (``١٢٣``) and full-width (``１２３``) digits.
+_NUMBER = re.compile(r"^([0-9]{1,3}(,[0-9]{3})+|[0-9]+)(\.[0-9]+)?$")
 
 
 class MoneyError(ValueError):

@@ -33,6 +33,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import QuestionnaireDef
+from config.text import clean_text
 from store.campaigns import get_campaign, link_is_usable
 from store.errors import Conflict, Invalid, NotFound
 from store.models import (
@@ -56,7 +57,8 @@ STATUSES = ("confirmed", "disputed")
 DISPUTE_KINDS = ("not_received", "amount_differs")
 #: A confirmed amount above max(10 × disbursed, 100万元) is taken as a typo, not a fact (fen).
 ABSURD_FLOOR_FEN = 100_000_000
-_NUMBER_RE = re.compile(r"^-?\d{1,15}(\.\d{1,6})?$")
+#: ASCII digits only (``\d`` would also take Arabic-Indic and full-width digits).
+_NUMBER_RE = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$")
 
 FieldErrors = dict[str, tuple[str, str]]
 
@@ -71,6 +73,62 @@ class AnswerErrors(Invalid):
         first = next(iter(self.fields))
         zh, en = self.fields[first]
         super().__init__(f"{len(fields)} 处填写有误：{zh}", f"{len(fields)} problem(s): {en}", where=first)
+
+
+#: Versions kept of one unit's answers to one questionnaire, and of one disbursement's
+#: confirmation (so at most this many per link). A person correcting a form a few times is
+#: normal; hundreds of versions are a script, and each one is a row the exports and the
+#: history carry forever. Past it, a submit is refused with :class:`TooManyVersions`.
+MAX_VERSIONS = 50
+
+
+class TooManyVersions(Conflict):
+    """The form has already been submitted ``MAX_VERSIONS`` times (409, nothing stored)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"此表单已提交 {MAX_VERSIONS} 次，达到修改次数上限，不能再修改。如需更正请联系项目联系人。",
+            f"this form has been submitted {MAX_VERSIONS} times, the most allowed; "
+            "contact the project's coordinator to correct it",
+            where="version",
+        )
+
+
+class ResubmittedDifferently(Conflict):
+    """A submission id already stored with OTHER values (409, nothing stored): the same rendered
+    form sent twice must carry the same answers; a change is a new submit from a fresh page."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "这份表单已经提交过，且内容与本次不同。请重新打开您的专属链接，修改后再提交。",
+            "this form was already submitted with different values; reopen your link, "
+            "change what you need and submit again",
+            where="submission_id",
+        )
+
+
+def next_version(last: int | None) -> int:
+    """The version after ``last`` (1 for the first), or :class:`TooManyVersions`."""
+    if last is not None and last >= MAX_VERSIONS:
+        raise TooManyVersions()
+    return int(last or 0) + 1
+
+
+def stored_confirmation(
+    *,
+    status: str,
+    received_on: date | None,
+    amount_fen: int | None,
+    voucher: str,
+    dispute_kind: str | None,
+    reason: str,
+) -> tuple[str, date | None, int | None, str, str | None, str]:
+    """The values a confirmation row keeps, in column order (status, received_on, amount_fen,
+    voucher, dispute_kind, reason): a dispute keeps no date, amount or voucher; a confirmation no
+    dispute kind. Texts are expected already cleaned (:func:`confirmation_texts`)."""
+    if status == "confirmed":
+        return status, received_on, amount_fen, voucher, None, reason
+    return status, None, None, "", dispute_kind, reason
 
 
 # ----------------------------------------------------------------------------------- validation
@@ -88,7 +146,8 @@ def validate_answers(
 
     Accepted values: ``scale``/``single`` → one option string; ``multi`` → list of option strings;
     ``number`` → Decimal, int or decimal string (stored as a canonical decimal string, never
-    float); ``text`` → string (stripped; empty means unanswered). Unknown keys are errors.
+    float); ``text`` → string (control characters cleaned by ``config.text.clean_text``, stripped; empty
+    means unanswered). Unknown keys are errors.
     """
     clean: dict[str, Any] = {}
     errors: FieldErrors = {}
@@ -134,7 +193,7 @@ def validate_answers(
             if not isinstance(raw, str):
                 errors[q.key] = ("请填写文字", "enter text")
                 continue
-            text = raw.strip()
+            text = clean_text(raw).strip()
             limit = q.max_length or DEFAULT_TEXT_MAX
             if len(text) > limit:
                 errors[q.key] = (
@@ -159,6 +218,12 @@ def _to_decimal(raw: Any) -> Decimal | None:
         except InvalidOperation:  # pragma: no cover - the regex already excludes it
             return None
     return None
+
+
+def confirmation_texts(voucher: str, reason: str) -> tuple[str, str]:
+    """The voucher (one line) and reason (multi-line) as stored: control characters cleaned
+    (``config.text.clean_text``) and stripped. Lengths are checked on these values."""
+    return clean_text(voucher, multiline=False).strip(), clean_text(reason).strip()
 
 
 def today_in(tz: str, now: datetime) -> date:
@@ -258,10 +323,8 @@ async def submit_response(
     object (written with Core, not attached to the session); a known one is the loaded row.
     """
     existing = await _by_key(session, Response, submission_key)
-    if existing is not None:
-        if existing.link_id != link.id:
-            raise Conflict("提交编号冲突", "submission key belongs to another link", where="submission_id")
-        return existing, False
+    if existing is not None and existing.link_id != link.id:
+        raise Conflict("提交编号冲突", "submission key belongs to another link", where="submission_id")
     campaign = await _usable_campaign(session, link, now)
     if campaign.questionnaire_id is None:
         raise Invalid("本次活动没有问卷", "this campaign has no questionnaire", where="questionnaire")
@@ -269,6 +332,11 @@ async def submit_response(
     assert questionnaire is not None
     qdef = questionnaire_def(questionnaire)
     clean, errors = validate_answers(qdef, answers)
+    if existing is not None:
+        stored = dict((await session.execute(_ANSWERS_OF, {"rid": existing.id})).tuples().all())
+        if errors or clean != stored:
+            raise ResubmittedDifferently()
+        return existing, False
     if errors:
         raise AnswerErrors(errors)
 
@@ -280,6 +348,7 @@ async def submit_response(
     last = max((await session.execute(_UNMARK_CURRENT_RESPONSE, scope)).scalars(), default=None)
     if last is None:  # no current row (e.g. all imported rows superseded elsewhere): ask directly
         last = await session.scalar(_LAST_RESPONSE_VERSION, scope)
+    version = next_version(last)
     sat = clean.get(qdef.satisfaction_question)
     values: dict[str, Any] = {
         "project_id": campaign.project_id,
@@ -287,7 +356,7 @@ async def submit_response(
         "questionnaire_id": questionnaire.id,
         "campaign_id": campaign.id,
         "link_id": link.id,
-        "version": int(last or 0) + 1,
+        "version": version,
         "is_current": True,
         "source": "link",
         "submission_key": submission_key,
@@ -321,6 +390,7 @@ _UNMARK_CURRENT_RESPONSE = (
 _LAST_RESPONSE_VERSION = select(func.max(_R.c.version)).where(*_R_SCOPE)
 _INSERT_RESPONSE = insert(_R).returning(_R.c.id)
 _INSERT_ANSWER = insert(Answer.__table__)  # type: ignore[attr-defined]
+_ANSWERS_OF = select(Answer.question_key, Answer.value).where(Answer.response_id == bindparam("rid"))
 
 
 async def submit_confirmation(
@@ -348,6 +418,19 @@ async def submit_confirmation(
     if existing is not None:
         if existing.link_id != link.id:
             raise Conflict("提交编号冲突", "submission key belongs to another link", where="submission_id")
+        clean_voucher, clean_reason = confirmation_texts(voucher, reason)
+        given = stored_confirmation(
+            status=status,
+            received_on=received_on,
+            amount_fen=amount_fen,
+            voucher=clean_voucher,
+            dispute_kind=dispute_kind,
+            reason=clean_reason,
+        )
+        kept = (existing.status, existing.received_on, existing.amount_fen, existing.voucher,
+                existing.dispute_kind, existing.reason)  # fmt: skip
+        if given != kept:
+            raise ResubmittedDifferently()
         return existing, False
     campaign = await _usable_campaign(session, link, now)
     if not campaign.ask_confirmations:
@@ -359,7 +442,7 @@ async def submit_confirmation(
         raise NotFound("没有这笔拨付", "no such disbursement for this unit", where="disbursement")
     project = await session.get(Project, campaign.project_id)
     assert project is not None
-    voucher, reason = voucher.strip(), reason.strip()
+    voucher, reason = confirmation_texts(voucher, reason)
     errors = validate_confirmation(
         disbursement,
         status=status,
@@ -387,7 +470,7 @@ async def submit_confirmation(
         disbursement_id=disbursement_id,
         unit_id=link.unit_id,
         link_id=link.id,
-        version=int(last or 0) + 1,
+        version=next_version(last),
         is_current=True,
         status=status,
         received_on=received_on if confirmed else None,

@@ -58,7 +58,16 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.util import greenlet_spawn
 
 from config.definition import QuestionnaireDef
-from store.answers import AnswerErrors, today_in, validate_answers, validate_confirmation
+from store.answers import (
+    AnswerErrors,
+    ResubmittedDifferently,
+    confirmation_texts,
+    next_version,
+    stored_confirmation,
+    today_in,
+    validate_answers,
+    validate_confirmation,
+)
 from store.db import OneHopSqliteDBAPI
 from store.errors import Conflict, Invalid, NotFound
 from store.models import (
@@ -160,6 +169,8 @@ class Submitted:
 
 
 UNUSABLE = Submitted(usable=False)
+#: The same submit again (same submission id, same values): nothing to do.
+ALREADY_STORED = Submitted(usable=True, created=False)
 
 
 class NoQuestionnaire(Invalid):
@@ -268,7 +279,8 @@ _MARK_CONFIRMED = (
     .values(confirmed_at=bindparam("p_now"))
 )
 
-_RESPONSE_BY_KEY = select(_R.c.link_id).where(_R.c.submission_key == bindparam("key"))
+_RESPONSE_BY_KEY = select(_R.c.link_id, _R.c.id).where(_R.c.submission_key == bindparam("key"))
+_ANSWERS_OF = select(_A.c.question_key, _A.c.value).where(_A.c.response_id == bindparam("rid"))
 _R_SCOPE = (
     # (bound names differ from column names: UPDATE reserves those for its SET clause)
     _R.c.project_id == bindparam("p_project"),
@@ -303,7 +315,16 @@ _INSERT_ANSWER = (
     .inline()
 )
 
-_CONFIRMATION_BY_KEY = select(_PC.c.link_id).where(_PC.c.submission_key == bindparam("key"))
+# Column order after link_id = store.answers.stored_confirmation's tuple.
+_CONFIRMATION_BY_KEY = select(
+    _PC.c.link_id,
+    _PC.c.status,
+    _PC.c.received_on,
+    _PC.c.amount_fen,
+    _PC.c.voucher,
+    _PC.c.dispute_kind,
+    _PC.c.reason,
+).where(_PC.c.submission_key == bindparam("key"))
 _DISBURSEMENT = select(_D.c.unit_id, _D.c.amount_fen).where(_D.c.id == bindparam("d"))
 _UNMARK_CONFIRMATION = (
     update(_PC)
@@ -713,9 +734,11 @@ class LinkPageStore:
         (else :data:`UNUSABLE`); its campaign must have a questionnaire (else
         :class:`NoQuestionnaire`); ``answers_for(questionnaire)`` turns the form into answers
         (it may raise, e.g. a malformed form); a known ``key_for(link_id)`` returns
-        ``created=False`` (``Conflict`` if it belongs to another link); invalid answers raise
+        ``created=False`` when the answers are the stored ones (``ResubmittedDifferently`` when
+        they differ, ``Conflict`` if the key belongs to another link); invalid answers raise
         :class:`~store.answers.AnswerErrors` (nothing stored). Then the previous current
-        response stops being current, version n+1 is inserted with its answers, and the link's
+        response stops being current, version n+1 is inserted with its answers (at most
+        ``store.answers.MAX_VERSIONS``, else ``TooManyVersions``), and the link's
         ``answered_at`` is set if unset.
         """
 
@@ -729,9 +752,14 @@ class LinkPageStore:
             raw = answers_for(qdef)
             key = key_for(link.link_id)
             known = await tx.rows(plans._RESPONSE_BY_KEY, {"key": key})
-            if known:
-                return _known(known[0][0], link)
             clean, errors = validate_answers(qdef, raw)
+            if known:
+                owner, response_id = known[0]
+                _owned(owner, link)
+                stored = dict(await tx.rows(plans._ANSWERS_OF, {"rid": response_id}))
+                if errors or clean != stored:
+                    raise ResubmittedDifferently()
+                return ALREADY_STORED
             if errors:
                 raise AnswerErrors(errors)
             scope = {
@@ -741,6 +769,7 @@ class LinkPageStore:
             }
             versions = [v for (v,) in await tx.rows(plans._UNMARK_RESPONSE, scope)]
             last = max(versions) if versions else (await tx.rows(plans._LAST_RESPONSE_VERSION, scope))[0][0]
+            version = next_version(last)  # TooManyVersions rolls the un-marking back
             sat = clean.get(qdef.satisfaction_question)
             ((response_id,),) = await tx.rows(
                 plans._INSERT_RESPONSE,
@@ -750,7 +779,7 @@ class LinkPageStore:
                     "questionnaire_id": link.questionnaire_id,
                     "campaign_id": link.campaign_id,
                     "link_id": link.link_id,
-                    "version": int(last or 0) + 1,
+                    "version": version,
                     "is_current": True,
                     "source": "link",
                     "submission_key": key,
@@ -788,7 +817,8 @@ class LinkPageStore:
 
         Same order and rules as ``store.answers.submit_confirmation`` after the link check:
         ``syntax_errors`` (from parsing the form) are raised first as ``AnswerErrors``; a known
-        key returns ``created=False``; the campaign must ask for confirmations (``Invalid``);
+        key returns ``created=False`` with the stored values (``ResubmittedDifferently`` with
+        others); more than ``store.answers.MAX_VERSIONS`` versions raise ``TooManyVersions``; the campaign must ask for confirmations (``Invalid``);
         the disbursement must be the unit's (``NotFound``); semantic errors (``AnswerErrors``,
         "today" in the project timezone) store nothing. A confirmed amount different from the
         disbursed one is kept as given (a discrepancy). ``confirmed_at`` is set once every
@@ -803,8 +833,20 @@ class LinkPageStore:
                 raise AnswerErrors(dict(syntax_errors))
             key = key_for(link.link_id)
             known = await tx.rows(plans._CONFIRMATION_BY_KEY, {"key": key})
+            clean_voucher, clean_reason = confirmation_texts(voucher, reason)
             if known:
-                return _known(known[0][0], link)
+                _owned(known[0][0], link)
+                given = stored_confirmation(
+                    status=status,
+                    received_on=received_on,
+                    amount_fen=amount_fen,
+                    voucher=clean_voucher,
+                    dispute_kind=dispute_kind,
+                    reason=clean_reason,
+                )
+                if tuple(known[0][1:]) != given:
+                    raise ResubmittedDifferently()
+                return ALREADY_STORED
             if not link.ask_confirmations:
                 raise Invalid(
                     "本次活动不需要确认资金", "this campaign does not ask for confirmations", where="status"
@@ -813,7 +855,6 @@ class LinkPageStore:
             if not found or found[0][0] != link.unit_id:
                 raise NotFound("没有这笔拨付", "no such disbursement for this unit", where="disbursement")
             expected_fen = found[0][1]
-            clean_voucher, clean_reason = voucher.strip(), reason.strip()
             errors = validate_confirmation(
                 _Amount(expected_fen),
                 status=status,
@@ -832,6 +873,7 @@ class LinkPageStore:
             last = (
                 max(versions) if versions else (await tx.rows(plans._LAST_CONFIRMATION_VERSION, scope))[0][0]
             )
+            version = next_version(last)
             await tx.run(
                 plans._INSERT_CONFIRMATION,
                 {
@@ -839,7 +881,7 @@ class LinkPageStore:
                     "disbursement_id": disbursement_id,
                     "unit_id": link.unit_id,
                     "link_id": link.link_id,
-                    "version": int(last or 0) + 1,
+                    "version": version,
                     "is_current": True,
                     "status": status,
                     "received_on": received_on if confirmed else None,
@@ -869,9 +911,7 @@ class _Amount:
     amount_fen: int
 
 
-def _known(owner_link_id: int | None, link: LinkRow) -> Submitted:
-    """A submission key already stored: the same submit again (nothing to do), or a key that
-    belongs to another link (refused)."""
+def _owned(owner_link_id: int | None, link: LinkRow) -> None:
+    """A stored submission key must be this link's (a key of another link is refused)."""
     if owner_link_id != link.link_id:
         raise Conflict("提交编号冲突", "submission key belongs to another link", where="submission_id")
-    return Submitted(usable=True, created=False)

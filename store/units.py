@@ -16,9 +16,7 @@ Functions take the session first, keyword-only after, and never commit.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 import unicodedata
 from collections import Counter
@@ -30,14 +28,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import CHANNEL_KINDS, ChannelRef, uscc_problem
+from config.ledger import Entry, LedgerProblem, check_ledger
+from config.tables import Table, TableError, cell_text
+from config.tables import read_table as _read_table
 from scoring import money
 from store.errors import Conflict, Invalid, NotFound
-from store.models import Disbursement, Unit
+from store.models import Disbursement, FundArrival, Project, Unit
 
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DATE_RE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$")
-#: Most data rows one import may carry.
-MAX_ROWS = 50_000
 
 UNIT_COLUMNS = ("key", "name", "uscc", "channel_kind", "channel_address")
 DISBURSEMENT_COLUMNS = ("unit", "amount", "date", "batch", "voucher", "key")
@@ -412,6 +411,7 @@ async def create_disbursement(
     )
     session.add(row)
     await session.flush()
+    await _require_ledger(session, project_id)
     return row
 
 
@@ -437,8 +437,62 @@ async def update_disbursement(
             changed = True
     if changed:
         row.updated_at = now
+        await _require_ledger(session, project_id)
     await session.flush()
     return row
+
+
+# --------------------------------------------------------------------------- the ledger
+
+
+async def ledger_problems(session: AsyncSession, project_id: int) -> list[LedgerProblem[str]]:
+    """The project's ledger as it stands in this session (pending changes flushed) checked by
+    :func:`config.ledger.check_ledger` — the same invariants the definition loader applies.
+    Each problem's ``ref`` is the disbursement's key (None for a total)."""
+    from store.projects import get_definition  # local: projects imports this module's neighbours
+
+    await session.flush()
+    project = await session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"项目不存在：{project_id}", f"no such project: {project_id}", where="project")
+    period = None
+    if project.current_version:
+        info = (await get_definition(session, project)).project
+        period = (info.period_start, info.period_end)
+    arrivals = [
+        Entry(f"arrival:{day}", day, int(fen))
+        for day, fen in (
+            await session.execute(
+                select(FundArrival.arrived_on, FundArrival.amount_fen).where(
+                    FundArrival.project_id == project_id
+                )
+            )
+        ).all()
+    ]
+    disbursements = [
+        Entry(key, day, int(fen))
+        for key, day, fen in (
+            await session.execute(
+                select(Disbursement.key, Disbursement.paid_on, Disbursement.amount_fen).where(
+                    Disbursement.project_id == project_id
+                )
+            )
+        ).all()
+    ]
+    return check_ledger(
+        period=period, budget_fen=project.budget_fen, arrivals=arrivals, disbursements=disbursements
+    )
+
+
+def _ledger_field(problem: LedgerProblem[str]) -> str:
+    return "paid_on" if problem.field == "date" else "amount"
+
+
+async def _require_ledger(session: AsyncSession, project_id: int) -> None:
+    """Refuse (``FieldsInvalid``) a single change that breaks the ledger; the caller rolls back."""
+    problems = await ledger_problems(session, project_id)
+    if problems:
+        raise FieldsInvalid([FieldProblem(_ledger_field(p), p.code, p.zh, p.en) for p in problems])
 
 
 # --------------------------------------------------------------------------- tables
@@ -447,117 +501,22 @@ async def update_disbursement(
 Kind = Literal["csv", "xlsx"]
 
 
-@dataclass
-class Table:
-    """A spreadsheet read into rows: ``rows`` are (row number, {column: cell}) with the header as
-    row 1. CSV cells are text; XLSX cells keep their type (number, date, text)."""
-
-    header: list[str]
-    rows: list[tuple[int, dict[str, Any]]]
-
-
 def _reject(code: str, zh: str, en: str) -> ImportRejected:
     return ImportRejected([RowProblem(0, "", code, zh, en)])
 
 
-def _decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM); Excel on Chinese Windows saves CSV as GB18030, so try that."""
+def read_table(data: bytes, kind: Kind | None = None) -> Table:
+    """CSV or XLSX bytes → :class:`config.tables.Table` through the one reader and decoder
+    (``config.tables``: UTF-8 ± BOM, UTF-16 BOM, GB18030); ``ImportRejected`` on unreadable files."""
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise _reject("encoding", "文件编码无法识别（应为 UTF-8 或 GB18030 的 CSV）",
-                      "cannot decode the file: a UTF-8 or GB18030 CSV is expected") from None  # fmt: skip
+        return _read_table(data, kind)
+    except TableError as exc:
+        raise ImportRejected(
+            [RowProblem(p.row, p.column, p.code, p.zh, p.en) for p in exc.problems]
+        ) from None
 
 
-def read_csv(data: bytes) -> Table:
-    text = _decode(data)
-    if "\x00" in text:
-        raise _reject("file_invalid", "CSV 文件含有空字符（是否上传了 Excel 文件？）",
-                      "the CSV contains NUL bytes (was an Excel file sent as CSV?)")  # fmt: skip
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header_row = next(reader, None)
-        if not header_row:
-            raise _reject("empty", "文件为空或没有表头", "the file is empty or has no header row")
-        header = [h.strip().lower() for h in header_row]
-        rows: list[tuple[int, dict[str, Any]]] = []
-        problems: list[RowProblem] = []
-        for cells in reader:
-            line = reader.line_num
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) > len(header):
-                problems.append(RowProblem(line, "", "csv_row", "本行的列数多于表头", "this row has more cells than the header"))  # fmt: skip
-                continue
-            rows.append((line, {h: c for h, c in zip(header, cells, strict=False) if h}))
-            if len(rows) > MAX_ROWS:
-                raise _reject("too_many_rows", f"行数超过上限 {MAX_ROWS}", f"more than {MAX_ROWS} rows")
-    except csv.Error as exc:
-        raise _reject("csv_syntax", f"CSV 格式错误：{exc}", f"CSV syntax error: {exc}") from None
-    if problems:
-        raise ImportRejected(problems)
-    return Table(header, rows)
-
-
-def read_xlsx(data: bytes) -> Table:
-    """The first worksheet of an .xlsx file (values, not formulas)."""
-    import zipfile
-
-    from openpyxl import load_workbook
-
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError, IndexError) as exc:
-        raise _reject("file_invalid", "不是有效的 Excel (.xlsx) 文件", f"not a valid Excel (.xlsx) file ({type(exc).__name__})") from None  # fmt: skip
-    except Exception as exc:  # openpyxl raises many kinds on corrupt files; none may become a 500
-        raise _reject("file_invalid", "不是有效的 Excel (.xlsx) 文件", f"not a valid Excel (.xlsx) file ({type(exc).__name__})") from None  # fmt: skip
-    try:
-        sheet = book.worksheets[0] if book.worksheets else None
-        if sheet is None:
-            raise _reject("empty", "Excel 文件没有工作表", "the workbook has no worksheet")
-        it = sheet.iter_rows(values_only=True)
-        header_cells = next(it, None)
-        if not header_cells or not any(c is not None for c in header_cells):
-            raise _reject("empty", "文件为空或没有表头", "the file is empty or has no header row")
-        header = [str(c).strip().lower() if c is not None else "" for c in header_cells]
-        rows: list[tuple[int, dict[str, Any]]] = []
-        for number, cells in enumerate(it, start=2):
-            if not any(c is not None and str(c).strip() for c in cells):
-                continue
-            rows.append((number, {h: c for h, c in zip(header, cells, strict=False) if h and c is not None}))
-            if len(rows) > MAX_ROWS:
-                raise _reject("too_many_rows", f"行数超过上限 {MAX_ROWS}", f"more than {MAX_ROWS} rows")
-    except ImportRejected:
-        raise
-    except Exception as exc:  # corrupt sheet XML
-        raise _reject("file_invalid", "Excel 文件内容损坏", f"the Excel file is corrupt ({type(exc).__name__})") from None  # fmt: skip
-    finally:
-        book.close()
-    return Table(header, rows)
-
-
-def read_table(data: bytes, kind: Kind) -> Table:
-    """CSV or XLSX bytes → :class:`Table` (raises ``ImportRejected`` on unreadable files)."""
-    if not data.strip():
-        raise _reject("empty", "文件为空", "the file is empty")
-    return read_xlsx(data) if kind == "xlsx" else read_csv(data)
-
-
-def _text(value: Any) -> str:
-    """A cell as text: numbers without a spurious ``.0`` (an Excel key typed as 1 is ``"1"``)."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value).strip()
+_text = cell_text
 
 
 def _missing_columns(table: Table, required: tuple[str, ...]) -> None:
@@ -746,4 +705,18 @@ async def import_disbursements(
         else:
             summary.unchanged += 1
     await session.flush()
+    rows_by_key = {key: number for number, key, _ in keyed}
+    ledger = await ledger_problems(session, project_id)
+    if ledger:
+        out = []
+        for p in ledger:
+            number = rows_by_key.get(p.ref or "", 0)
+            column = "date" if p.field == "date" else "amount"
+            if number:
+                out.append(RowProblem(number, column, p.code, f"第 {number} 行 {column}：{p.zh}", f"row {number} {column}: {p.en}"))  # fmt: skip
+            elif p.ref is not None:
+                out.append(RowProblem(0, column, p.code, f"已有拨付 {p.ref}：{p.zh}", f"existing disbursement {p.ref}: {p.en}"))  # fmt: skip
+            else:
+                out.append(RowProblem(0, column, p.code, f"导入后{p.zh}", f"after this import, {p.en}"))
+        raise ImportRejected(out)
     return summary

@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.db import SessionMaker, create_engine, make_sessionmaker
 from store.models import metadata
+from tests.ci_strict import pytest_runtest_makereport, pytest_sessionstart
+
+__all__ = ["pytest_runtest_makereport", "pytest_sessionstart"]  # CI=true: skips are errors
 
 PG_URL = os.environ.get("JIXIAO_TEST_PG_URL", "")
 

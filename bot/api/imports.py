@@ -24,6 +24,7 @@ from bot.api.common import (
     too_large,
 )
 from bot.errors import ApiError
+from config.tables import encoding_label
 from store.db import transaction
 from store.projects import get_project
 from store.units import ImportRejected, Table, import_disbursements, import_units, read_table
@@ -31,7 +32,12 @@ from store.units import ImportRejected, Table, import_disbursements, import_unit
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 _FILE_BODY = {
-    "text/csv": {"schema": {"type": "string", "description": "UTF-8 (or GB18030) CSV, header row first"}},
+    "text/csv": {
+        "schema": {
+            "type": "string",
+            "description": "CSV, header row first: UTF-8 (with or without BOM), UTF-16 with BOM, or GB18030/GBK",
+        }
+    },
     XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
     "multipart/form-data": {
         "schema": {
@@ -53,6 +59,8 @@ class ImportOut(Out):
     unchanged: int
     rows: int
     dry_run: bool
+    #: the file's encoding as found by the one decoder (UTF-8, UTF-8 (BOM), UTF-16, GB18030 (GBK)) or xlsx
+    encoding: str
 
 
 class _DryRun(Exception):
@@ -88,9 +96,8 @@ async def read_upload(request: web.Request) -> bytes:
 
 async def _table(request: web.Request) -> Table:
     data = await read_upload(request)
-    kind = "xlsx" if data[:4] == b"PK\x03\x04" else "csv"
     try:
-        return await asyncio.to_thread(read_table, data, kind)  # openpyxl parsing is CPU work
+        return await asyncio.to_thread(read_table, data)  # openpyxl parsing is CPU work
     except ImportRejected as exc:
         raise _rejected(exc) from None
 
@@ -115,7 +122,9 @@ async def _run(request: web.Request, call: Call, importer: object) -> web.Respon
         pass
     except ImportRejected as exc:
         raise _rejected(exc) from None
-    out = ImportOut(**summary.as_dict(), rows=len(table.rows), dry_run=dry)
+    out = ImportOut(
+        **summary.as_dict(), rows=len(table.rows), dry_run=dry, encoding=encoding_label(table.encoding)
+    )
     return ok(out, status=200 if dry else 201)
 
 

@@ -29,6 +29,8 @@ from urllib.parse import quote, quote_plus
 
 import aiohttp
 
+from bot.logs import redact_tokens
+
 from .message import Attachment, Message
 
 __all__ = [
@@ -83,7 +85,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
             text = text.replace(form, REDACTED)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    return redact_tokens(text)  # personal link / report URLs a vendor echoes back
 
 
 def excerpt(text: str, secrets: Iterable[str | None] = ()) -> str:

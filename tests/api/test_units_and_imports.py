@@ -27,6 +27,19 @@ async def _counts(sm: SessionMaker) -> tuple[int, int, int]:
     return int(units or 0), int(disb or 0), int(total or 0)
 
 
+async def _make_room(sm: SessionMaker, fen: int = 1_000_000) -> None:
+    """The example's ledger is fully paid out (disbursed = arrived): free ``fen`` by lowering one
+    payment, so that a test may add payments without breaking the ledger invariants."""
+    async with transaction(sm) as session:
+        row = (
+            (await session.execute(select(Disbursement).order_by(Disbursement.amount_fen.desc())))
+            .scalars()
+            .first()
+        )
+        assert row is not None and row.amount_fen > fen
+        row.amount_fen -= fen
+
+
 async def test_units_are_listed_and_a_new_one_is_created_and_updated(api: Api) -> None:
     status, body = await api.get(UNITS)
     assert status == 200 and len(body["data"]) == 121
@@ -87,6 +100,7 @@ async def test_malformed_json_and_oversized_bodies_get_clear_4xx(api: Api) -> No
 async def test_a_disbursement_is_created_with_yuan_text_and_updated(
     api: Api, sessionmaker: SessionMaker
 ) -> None:
+    await _make_room(sessionmaker)
     status, body = await api.post(
         DISB, json={"unit": "u001", "amount": "1234.50", "paid_on": "2023-09-01", "batch": "5"}
     )
@@ -140,7 +154,14 @@ async def test_a_units_csv_creates_and_updates_and_reimporting_changes_nothing(a
         f"{UNITS}/import", data=CSV_UNITS.encode(), headers={"Content-Type": "text/csv"}
     )
     assert status == 201, body
-    assert body["data"] == {"created": 1, "updated": 1, "unchanged": 0, "rows": 2, "dry_run": False}
+    assert body["data"] == {
+        "created": 1,
+        "updated": 1,
+        "unchanged": 0,
+        "rows": 2,
+        "dry_run": False,
+        "encoding": "UTF-8",
+    }
     status, body = await api.post(
         f"{UNITS}/import", data=CSV_UNITS.encode(), headers={"Content-Type": "text/csv"}
     )
@@ -205,6 +226,7 @@ async def test_an_xlsx_upload_with_float_money_cells_is_imported_exactly(
             ["u003", 7, "0.07", "2023-10-01", "x3"],
         ]
     )
+    await _make_room(sessionmaker)
     _, _, total_before = await _counts(sessionmaker)
     form = FormData()
     form.add_field("file", data, filename="payments.xlsx")
@@ -254,8 +276,92 @@ async def test_a_corrupt_xlsx_and_an_empty_upload_are_refused_clearly(api: Api) 
 
 
 async def test_a_dry_run_checks_without_storing(api: Api, sessionmaker: SessionMaker) -> None:
+    await _make_room(sessionmaker)
     before = await _counts(sessionmaker)
     csv = b"unit,amount,date\nu001,5.00,2023-11-01\n"
     status, body = await api.post(f"{DISB}/import?dry_run=1", data=csv, headers={"Content-Type": "text/csv"})
     assert status == 200 and body["data"]["created"] == 1 and body["data"]["dry_run"] is True
     assert await _counts(sessionmaker) == before
+
+
+# ---- the ledger invariants hold on every path (the loader's own check, config.ledger)
+
+
+async def test_an_import_that_pays_out_more_than_arrived_is_refused_and_nothing_is_stored(
+    api: Api, sessionmaker: SessionMaker
+) -> None:
+    before = await _counts(sessionmaker)
+    csv = b"unit,amount,date,batch\nu001,5.00,2023-11-01,9\nu002,7.00,2023-11-02,9\n"
+    status, body = await api.post(f"{DISB}/import", data=csv, headers={"Content-Type": "text/csv"})
+    assert status == 400, body
+    [problem] = body["error"]["details"]
+    assert problem["code"] == "disbursed_exceeds_arrived" and "到位资金合计" in problem["message"]
+    assert "22448400.00" in problem["message"] and "exceeds arrivals" in problem["message_en"]
+    assert await _counts(sessionmaker) == before
+
+
+async def test_an_import_dated_outside_the_evaluation_period_names_its_row(
+    api: Api, sessionmaker: SessionMaker
+) -> None:
+    await _make_room(sessionmaker)
+    before = await _counts(sessionmaker)
+    csv = b"unit,amount,date\nu001,5.00,2023-11-01\nu002,7.00,2024-02-01\n"
+    status, body = await api.post(f"{DISB}/import", data=csv, headers={"Content-Type": "text/csv"})
+    assert status == 400, body
+    [problem] = body["error"]["details"]
+    assert (problem["row"], problem["column"], problem["code"]) == (3, "date", "date_outside_period")
+    assert "2023-01-01 至 2023-12-31" in problem["message"]
+    assert await _counts(sessionmaker) == before
+
+
+async def test_patching_a_disbursement_past_the_arrivals_is_refused(
+    api: Api, sessionmaker: SessionMaker
+) -> None:
+    status, body = await api.get(DISB + "?unit=u001")
+    first = body["data"][0]
+    before = await _counts(sessionmaker)
+    status, body = await api.patch(f"{DISB}/{first['id']}", json={"amount": "99999999.00"})
+    assert status == 400 and body["error"]["details"][0]["code"] == "disbursed_exceeds_arrived"
+    status, body = await api.patch(f"{DISB}/{first['id']}", json={"paid_on": "2022-12-31"})
+    assert status == 400 and body["error"]["details"][0]["code"] == "date_outside_period"
+    assert body["error"]["details"][0]["field"] == "paid_on"
+    assert await _counts(sessionmaker) == before
+
+
+async def test_creating_a_disbursement_beyond_the_arrivals_is_refused(
+    api: Api, sessionmaker: SessionMaker
+) -> None:
+    before = await _counts(sessionmaker)
+    status, body = await api.post(DISB, json={"unit": "u001", "amount": "0.01", "paid_on": "2023-09-01"})
+    assert status == 400 and body["error"]["details"][0]["code"] == "disbursed_exceeds_arrived"
+    assert await _counts(sessionmaker) == before
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom", "label"),
+    [
+        ("gbk", b"", "GB18030 (GBK)"),
+        ("utf-16-le", b"\xff\xfe", "UTF-16"),
+        ("utf-8", b"\xef\xbb\xbf", "UTF-8 (BOM)"),
+    ],
+    ids=["gbk as excel on chinese windows saves it", "utf-16 with bom", "utf-8 with bom"],
+)
+async def test_a_units_file_in_any_supported_encoding_is_imported_and_its_encoding_reported(
+    api: Api, encoding: str, bom: bytes, label: str
+) -> None:
+    text = "key,name,channel_kind,channel_address\r\nu950,乌鲁木齐编码测试单位,email,u950@example.com\r\n"
+    status, body = await api.post(
+        f"{UNITS}/import", data=bom + text.encode(encoding), headers={"Content-Type": "text/csv"}
+    )
+    assert status == 201, body
+    assert body["data"]["encoding"] == label and body["data"]["created"] == 1
+    status, body = await api.get(UNITS)
+    assert "乌鲁木齐编码测试单位" in [u["name"] for u in body["data"]]
+
+
+async def test_an_undecodable_upload_names_the_encoding_problem_with_a_hint(api: Api) -> None:
+    status, body = await api.post(
+        f"{UNITS}/import", data=b"key,name\nu1,\x80\x80\xff\n", headers={"Content-Type": "text/csv"}
+    )
+    assert status == 400 and body["error"]["details"][0]["code"] == "encoding"
+    assert "CSV UTF-8" in body["error"]["details"][0]["message"]

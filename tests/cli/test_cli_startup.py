@@ -3,6 +3,7 @@ schema check is one query, and every command finds the same well-known data dire
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -94,3 +95,21 @@ def test_links_follow_the_served_address_unless_a_public_url_is_configured(
     got, warning = public_url_for(settings, host, port)
     assert got == url
     assert (warning is not None) == warns
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_long_steps_show_a_spinner_to_a_person_and_nothing_to_a_pipe(tmp_path: Path) -> None:
+    from cli.context import Context
+
+    settings = Settings(data_dir=tmp_path)  # type: ignore[call-arg]
+    terminal, pipe = _Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        ctx = Context(settings=settings, out=io.StringIO(), err=stream)
+        with ctx.working("正在导入 units.csv"):
+            pass
+    assert "正在导入 units.csv" in terminal.getvalue()
+    assert pipe.getvalue() == ""

@@ -81,6 +81,8 @@ class Received:
     throttled: bool = False
     reply_status: int | None = None
     reply_body: Any = None
+    #: The query string exactly as sent (still percent-encoded), for checks of the encoding itself.
+    query_string: str = ""
 
 
 class FakeVendor:
@@ -193,6 +195,7 @@ class FakeVendor:
             "",
             self.clock(),
         )
+        rec.query_string = request.query_string
         rec.key = self.key_of(rec)
         self.received.append(rec)
         problems, rejection = self.validate(rec)
