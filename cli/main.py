@@ -17,7 +17,16 @@ from typing import TextIO
 from cli.context import CommandError, Context
 
 #: Command group modules, in help order.
-GROUPS = ("cli.serve", "cli.demo", "cli.projects", "cli.score", "cli.admin", "cli.users", "cli.schedules", "cli.db")
+GROUPS = (
+    "cli.serve",
+    "cli.demo",
+    "cli.projects",
+    "cli.score",
+    "cli.admin",
+    "cli.users",
+    "cli.schedules",
+    "cli.db",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

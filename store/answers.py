@@ -29,8 +29,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from config.definition import QuestionnaireDef
 from config.text import clean_text
@@ -695,3 +696,73 @@ async def unconfirmed_disbursements(
         .limit(limit)
     )
     return total, [(d, k, n) for d, k, n in (await session.execute(stmt)).all()]
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One disbursement with its unit's current answer: ``state`` is ``pending`` (no answer),
+    ``confirmed``, ``amount_differs`` (confirmed with another amount) or ``disputed``;
+    ``difference_fen`` is confirmed minus disbursed (None unless confirmed)."""
+
+    disbursement: Disbursement
+    unit_key: str
+    unit_name: str
+    confirmation: PaymentConfirmation | None
+
+    @property
+    def state(self) -> str:
+        c = self.confirmation
+        if c is None:
+            return "pending"
+        if c.status == "disputed":
+            return "disputed"
+        return "amount_differs" if self.difference_fen else "confirmed"
+
+    @property
+    def difference_fen(self) -> int | None:
+        c = self.confirmation
+        if c is None or c.status != "confirmed" or c.amount_fen is None:
+            return None
+        return c.amount_fen - self.disbursement.amount_fen
+
+
+LEDGER_STATE_ZH = {
+    "pending": "待确认",
+    "confirmed": "已确认",
+    "amount_differs": "确认金额不一致",
+    "disputed": "有争议",
+}
+
+
+async def ledger_page(
+    session: AsyncSession,
+    project_id: int,
+    *,
+    state: str = "all",
+    search: str = "",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[LedgerRow]]:
+    """``(matching count, one page)`` of the ledger by paid date; ``state`` filters
+    (all | pending | confirmed | amount_differs | disputed), ``search`` matches unit key or name."""
+    current = aliased(PaymentConfirmation)
+    stmt = (
+        select(Disbursement, Unit.key, Unit.name, current)
+        .join(Unit, Unit.id == Disbursement.unit_id)
+        .outerjoin(current, and_(current.disbursement_id == Disbursement.id, current.is_current.is_(True)))
+        .where(Disbursement.project_id == project_id)
+    )
+    if search:
+        like = f"%{search.replace('%', '').replace('_', '')}%"
+        stmt = stmt.where(or_(Unit.key.like(like), Unit.name.like(like)))  # type: ignore[attr-defined]
+    if state == "pending":
+        stmt = stmt.where(current.id.is_(None))
+    elif state == "disputed":
+        stmt = stmt.where(current.status == "disputed")
+    elif state == "confirmed":
+        stmt = stmt.where(current.status == "confirmed", current.amount_fen == Disbursement.amount_fen)
+    elif state == "amount_differs":
+        stmt = stmt.where(current.status == "confirmed", current.amount_fen != Disbursement.amount_fen)
+    total = int((await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one())
+    page = stmt.order_by(Disbursement.paid_on, Unit.key, Disbursement.id).limit(limit).offset(offset)
+    return total, [LedgerRow(d, k, n, c) for d, k, n, c in (await session.execute(page)).all()]

@@ -22,7 +22,17 @@ async def _root(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application, *, start_workers: bool) -> None:
     del start_workers
-    from bot.console import audit_page, auth, campaigns, delivery, overview, projects, render, schedules
+    from bot.console import (
+        audit_page,
+        auth,
+        campaigns,
+        delivery,
+        overview,
+        projects,
+        render,
+        schedules,
+        units,
+    )
 
     app[render.ENV] = render.environment()
     r = app.router
@@ -40,3 +50,4 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
     audit_page.routes(r)
     overview.routes(r)
     schedules.routes(r)
+    units.routes(r)

@@ -270,3 +270,28 @@ async def test_a_bad_cron_shows_its_error_next_to_the_field(
     await page.wait_for_url("**done=saved")
     assert "17 9 * * 1-5" in await page.locator("#schedules").inner_text()
     await ctx.close()
+
+
+async def test_a_csv_import_with_a_bad_row_is_previewed_row_by_row_and_nothing_is_stored(
+    browser: Any, console: TestClient, accounts: Accounts, tmp_path: Path
+) -> None:
+    base = str(console.make_url("")).rstrip("/")
+    bad = tmp_path / "units.csv"
+    await asyncio.to_thread(
+        bad.write_bytes, "key,name,channel_kind\nn001,新单位甲,console\nn002,,console\n".encode("gbk")
+    )
+    ctx = await browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    page = await ctx.new_page()
+    await _login(page, base, "admin")
+    await page.goto(f"{base}/console/p/{A}/import")
+    await page.get_by_label("文件 file（CSV 或 XLSX；UTF-8、GBK/GB18030、UTF-16 均可）").set_input_files(
+        str(bad)
+    )
+    await page.get_by_role("button", name="预览").click()
+    problems = await page.locator("#problems").inner_text()
+    assert "3" in problems and "name" in problems
+    assert "1 行有错误" in await page.locator("#import-error").inner_text()
+    await page.screenshot(path=str(tmp_path / "import-bad-row-desktop.png"), full_page=True)
+    await page.goto(f"{base}/console/p/{A}/units?q=n001")
+    assert await page.locator('tr[data-unit="n001"]').count() == 0
+    await ctx.close()
