@@ -26,6 +26,7 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
         audit_page,
         auth,
         campaigns,
+        definition,
         delivery,
         overview,
         projects,
@@ -51,3 +52,4 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
     overview.routes(r)
     schedules.routes(r)
     units.routes(r)
+    definition.routes(r)

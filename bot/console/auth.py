@@ -122,9 +122,10 @@ async def current_viewer(request: web.Request) -> Viewer | None:
     return Viewer(live.account, grants, csrf, lang_of(request))
 
 
-async def check_csrf(request: web.Request, expected: str) -> dict[str, Any]:
-    """The posted form, after checking its CSRF token (403 otherwise)."""
-    form = dict(await request.post())
+async def check_csrf(request: web.Request, expected: str) -> Any:
+    """The posted form (a multidict: repeated fields and files kept), after checking its CSRF
+    token (403 otherwise)."""
+    form = await request.post()
     given = str(form.get("csrf", ""))
     if not given or not hmac.compare_digest(given, expected):
         raise web.HTTPForbidden(text="CSRF token missing or wrong / 表单已过期，请刷新页面后重试")
@@ -169,7 +170,7 @@ def page(role: str = "reader") -> Callable[[Handler], Callable[[web.Request], Aw
 
 
 PROJECT = web.RequestKey("console_project", Project)
-FORM = web.RequestKey("console_form", dict)
+FORM = web.RequestKey("console_form", object)
 
 
 # ---------------------------------------------------------------------------- login / logout

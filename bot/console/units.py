@@ -86,7 +86,8 @@ def _fields_from(form: dict[str, Any]) -> UnitFields:
         channel_kind=str(form.get("channel_kind", "console")),
         channel_address=str(form.get("channel_address", "")).strip(),
         channel_config={"secret_env": secret} if secret else {},
-        active=form.get("active", "1") == "1",
+        # the form posts a hidden "0" and, when ticked, the checkbox's "1"
+        active="1" in (form.getall("active", []) if hasattr(form, "getall") else [form.get("active", "1")]),
     )
 
 
@@ -130,7 +131,11 @@ async def unit_save(request: web.Request, viewer: Viewer) -> web.StreamResponse:
                          project_id=project.id, object=f"unit:{row.key}",
                          detail={"channel_kind": row.channel_kind, "name": row.name})  # fmt: skip
     except StoreError as exc:
-        return render_page(request, viewer, "unit_form.html", status=400, project=project, form=form,
+        shown = {
+            **{k: v for k, v in form.items() if isinstance(v, str)},
+            "active": "1" if fields.active else "0",
+        }
+        return render_page(request, viewer, "unit_form.html", status=400, project=project, form=shown,
                            errors=_errors(exc, viewer.lang), editing=key, kinds=_kinds())  # fmt: skip
     raise web.HTTPSeeOther(f"/console/p/{project.code}/units?done=saved&q={row.key}")
 
