@@ -441,7 +441,8 @@ class OutboxMessage(SQLModel, table=True):
     kind: str = Field(max_length=20)
     project_id: int | None = Field(default=None, foreign_key="project.id")
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
-    link_id: int | None = Field(default=None, foreign_key="link.id")
+    #: indexed: a campaign's funnel and unit table look up each link's messages
+    link_id: int | None = Field(default=None, foreign_key="link.id", index=True)
     payload: dict[str, Any] = _json()
     status: str = Field(default="pending", max_length=20)
     attempt_count: int = 0

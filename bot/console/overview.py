@@ -14,7 +14,7 @@ from bot.console.auth import PROJECT, Viewer, page
 from bot.console.projects import project_context
 from bot.console.render import render_page
 from scoring.report import pct
-from store.answers import discrepancies, unconfirmed_disbursements
+from store.answers import ledger_page, unconfirmed_disbursements
 from store.campaigns import campaign_funnel, running_campaign, unit_progress_page
 from store.models import Project
 
@@ -54,7 +54,8 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
             else (0, [])
         )
         unconfirmed_total, unconfirmed = await unconfirmed_disbursements(session, project.id, limit=SHOWN)
-        disputes = await discrepancies(session, project.id)
+        disputed_total, disputed = await ledger_page(session, project.id, state="disputed", limit=SHOWN)
+        differ_total, differ = await ledger_page(session, project.id, state="amount_differs", limit=SHOWN)
     snap, prev = ctx["snapshot"], ctx["previous"]
     delta = None
     if snap is not None and prev is not None:
@@ -63,7 +64,7 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         request, viewer, "overview.html", **ctx, campaign=campaign, funnel=funnel,
         rate=pct(funnel.answer_rate) if funnel is not None and funnel.answer_rate is not None else "—",
         missing=missing, missing_total=missing_total, unconfirmed=unconfirmed, unconfirmed_total=unconfirmed_total,
-        disputes=disputes, delta=delta, changed=changes(snap.table if snap else None, prev.table if prev else None),
+        disputed=disputed, disputed_total=disputed_total, differ=differ, differ_total=differ_total, delta=delta, changed=changes(snap.table if snap else None, prev.table if prev else None),
     )  # fmt: skip
 
 

@@ -31,9 +31,9 @@ from store.audit import record
 from store.campaigns import campaign_funnel, list_campaigns, running_campaign
 from store.db import transaction
 from store.errors import StoreError
-from store.models import Project, ProjectVersion
+from store.models import Project
 from store.outbox import last_sent_at
-from store.projects import list_projects
+from store.projects import definition_period, list_projects
 from store.scores import (
     active_overrides,
     latest_snapshot,
@@ -80,19 +80,13 @@ async def project_context(request: web.Request, project: Project) -> dict[str, A
         history = list(reversed(await list_snapshots(session, project.id, limit=200)))
         overrides = await active_overrides(session, project.id)
         campaigns = await list_campaigns(session, project.id)
-        definition = (
-            await session.execute(
-                ProjectVersion.__table__.select().where(  # type: ignore[attr-defined]
-                    ProjectVersion.project_id == project.id, ProjectVersion.version == project.current_version
-                )
-            )
-        ).first()
+        start_text, end_text = await definition_period(session, project)
     doc = snap.table if snap is not None else None
     warnings: list[str] = []
     rows: list[dict[str, Any]] = []
     if doc is not None:
         facts = doc.get("facts") or {}
-        start, end = period_of(definition.definition if definition is not None else None)
+        start, end = period_of({"project": {"period_start": start_text, "period_end": end_text}})
         warnings += deviation_warnings(
             budget_fen=int(facts.get("budget_fen", project.budget_fen)),
             disbursed_fen=int(facts.get("disbursed_fen", 0)),
@@ -119,6 +113,7 @@ async def project_context(request: web.Request, project: Project) -> dict[str, A
         "rows": rows,
         "warnings": warnings,
         "chart": chart(history, tz),
+        "phone_chart": chart(history, tz, width=360, height=220),
         "overrides": overrides,
         "campaigns": campaigns,
         "previous": previous,
