@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -64,6 +63,7 @@ from bot import keys
 from bot.channels.base import ChannelAdapter, Endpoint, Outcome, Part, Result, redact
 from bot.channels.message import Attachment, Block, Bullets, Link, Message, Table, Text
 from bot.ratelimit import Bucket, RateLimiter, buckets_for
+from config.secrets import secret_environment
 from store import outbox as store
 from store.db import SessionMaker, transaction
 from store.models import ChannelEndpoint, OutboxMessage
@@ -165,11 +165,13 @@ def endpoint_from_row(row: ChannelEndpoint, env: Mapping[str, str] | None = None
     """The adapter-facing ``Endpoint`` of a stored endpoint.
 
     Secrets are not stored: a config key ``X_env`` names an environment variable whose value
-    becomes ``X`` (``key_env = "JIXIAO_WECOM_KEY"`` → ``key``). A missing variable leaves ``X``
-    empty, which the adapter reports as PERMANENT (so the endpoint is disabled with a reason).
-    ``base_url`` in config overrides the vendor origin.
+    becomes ``X`` (``key_env = "JIXIAO_WECOM_KEY"`` → ``key``), looked up by
+    :func:`config.secrets.secret_environment` (the environment over the ``.env`` file) unless
+    ``env`` is given. A missing variable leaves ``X`` empty, which the adapter reports as
+    PERMANENT (so the endpoint is disabled with a reason). ``base_url`` in config overrides the
+    vendor origin.
     """
-    env = os.environ if env is None else env
+    env = secret_environment() if env is None else env
     config: dict[str, Any] = {}
     for name, value in (row.config or {}).items():
         if name.endswith("_env"):

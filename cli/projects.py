@@ -18,6 +18,11 @@ def register(sub: Any) -> None:
     ld = ps.add_parser("load", help="导入或更新项目（同一编码生成新版本）/ load a definition")
     ld.add_argument("path", type=Path)
     ld.add_argument("--by", default="cli", help="who loads it (recorded)")
+    ld.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="只显示将要做的改动，不保存 / show what would change, store nothing",
+    )
     ld.set_defaults(handler=load)
     ls = ps.add_parser("list", help="列出项目 / list projects")
     ls.set_defaults(handler=list_)
@@ -48,21 +53,45 @@ async def load(args: argparse.Namespace, ctx: Context) -> int:
     from config.loader import load_definition
     from store.projects import load_project
 
-    defn = load_definition(args.path)
-    async with transaction(await ctx.sessionmaker()) as session:
-        result = await load_project(session, defn, now=ctx.now(), by=args.by)
+    encodings: dict[str, str] = {}
+    defn = load_definition(args.path, encodings=encodings)
+    try:
+        async with transaction(await ctx.sessionmaker()) as session:
+            result = await load_project(session, defn, now=ctx.now(), by=args.by)
+            if args.dry_run:
+                raise _DryRun(result)
+    except _DryRun as dry:
+        result = dry.result
+    _print_encodings(encodings, ctx)
+    for change in result.unit_changes:
+        print(change.describe(), file=ctx.out)
+    if args.dry_run:
+        print(
+            f"试运行：以上改动未保存（将为第 {result.version} 版）/ dry run: nothing stored"
+            if result.created_version
+            else f"{result.code} 第 {result.version} 版内容相同 / unchanged (dry run)",
+            file=ctx.out,
+        )
+        return 0
     if result.created_version:
         print(
-            f"已导入 {result.project.code} 第 {result.version} 版 / loaded version {result.version}: "
+            f"已导入 {result.code} 第 {result.version} 版 / loaded version {result.version}: "
             f"单位 +{result.units_added} ~{result.units_updated} -{result.units_deactivated}, "
             f"拨付 {result.disbursements}, 导入问卷 {result.responses_imported}",
             file=ctx.out,
         )
     else:
-        print(f"{result.project.code} 第 {result.version} 版内容相同，未改动 / unchanged", file=ctx.out)
+        print(f"{result.code} 第 {result.version} 版内容相同，未改动 / unchanged", file=ctx.out)
     for note in result.notes:
         print(note, file=ctx.out)
     return 0
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction so that a dry run's load is rolled back."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
 
 
 async def list_(args: argparse.Namespace, ctx: Context) -> int:

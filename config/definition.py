@@ -30,6 +30,8 @@ from stdnum.cn import uscc as _uscc
 from stdnum.exceptions import InvalidChecksum
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
+from config.secrets import missing_env
+from config.text import clean_text
 from scoring.model import (
     Actual,
     Comparator,
@@ -194,8 +196,13 @@ class ChannelRef(_Model):
     name under a key ending in ``_env`` (``secret_env = "JIXIAO_SECRET_DINGTALK_1"``)."""
 
     kind: ChannelKind
-    address: str = ""
-    config: dict[str, str] = Field(default_factory=dict)
+    address: str = Field(default="", max_length=500)
+    config: dict[str, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict, max_length=20)
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _clean_address(cls, value: Any) -> Any:
+        return clean_text(value, multiline=False).strip() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _no_secrets(self) -> ChannelRef:
@@ -228,6 +235,18 @@ class ChannelRef(_Model):
                 f"邮件渠道地址 {self.address!r} 不是邮箱地址",
                 f"email channel address {self.address!r} is not an email address",
             )
+        if self.kind == "webhook":
+            # A generic webhook is signed with its secret; a reference to a variable that is not
+            # set would mean sending unsigned, so it is refused when written (see config.secrets).
+            for name, value in self.config.items():
+                if name.lower().endswith("_env") and missing_env(value):
+                    raise custom_error(
+                        "channel_secret_missing",
+                        f"渠道配置 {name} 引用的环境变量 {value} 未设置（环境变量和 .env 文件中都没有）："
+                        "webhook 不会在无签名的情况下发送",
+                        f"channel config {name} names the variable {value}, which is not set (neither in "
+                        "the environment nor in .env): a webhook is never sent unsigned",
+                    )
         if self.kind == "webhook" and not self.address.startswith(("http://", "https://")):
             raise custom_error(
                 "channel_address",
@@ -241,9 +260,15 @@ class UnitDef(_Model):
     """A project-holding unit (项目承担单位). ``uscc`` is the 统一社会信用代码, checksum-validated."""
 
     key: str = Field(pattern=_KEY, max_length=64)
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     uscc: str | None = None
     channel: ChannelRef = ChannelRef(kind="console")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _clean_name(cls, value: Any) -> Any:
+        # one rule for control characters (config.text): a name is one line of text
+        return clean_text(value, multiline=False).strip() if isinstance(value, str) else value
 
     @field_validator("uscc")
     @classmethod

@@ -61,6 +61,7 @@ __all__ = [
     "check_definition",
     "load_definition",
     "parse_definition_text",
+    "translate_error",
     "validate_definition_dict",
 ]
 
@@ -355,12 +356,13 @@ class _Reader:
             parts.append("type")
         for part in parts:
             loc = loc / (part if isinstance(part, int) else rename.get(str(part), str(part)))
-        code, zh, en = _translate(error)
+        code, zh, en = translate_error(error)
         self.add(loc, code, zh, en)
 
 
-def _translate(error: Any) -> tuple[str, str, str]:
-    """A pydantic error → (code, zh, en)."""
+def translate_error(error: Any) -> tuple[str, str, str]:
+    """A pydantic error → (code, zh, en): the one translation of model errors into problems
+    (the loader's, and the store's for units edited through the API or an import)."""
     kind: str = error["type"]
     ctx: dict[str, Any] = error.get("ctx") or {}
     value = error.get("input")

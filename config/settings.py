@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.secrets import ENV_FILE
+
 
 def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/jixiao`` (``~/.local/share/jixiao``): one well-known place, whatever the
@@ -26,7 +28,7 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """All runtime configuration. Secrets are ``SecretStr`` so they never print or log."""
 
-    model_config = SettingsConfigDict(env_prefix="JIXIAO_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="JIXIAO_", env_file=ENV_FILE, extra="ignore")
 
     data_dir: Path = Field(
         default_factory=default_data_dir,

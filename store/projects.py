@@ -10,12 +10,12 @@ import json
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from config.definition import ProjectDefinition
+from config.definition import ProjectDefinition, UnitDef
 from store.errors import NotFound
 from store.models import (
     Answer,
@@ -30,10 +30,61 @@ from store.models import (
     Unit,
 )
 
+#: Unit fields a definition sets, as stored (``channel`` is split into kind/address/config).
+UNIT_FIELDS: tuple[str, ...] = ("name", "uscc", "channel_kind", "channel_address", "channel_config", "active")
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One unit field: its stored value, the definition's value, and which one the load keeps.
+
+    ``source``: ``file`` — the definition changed this field since the version loaded last, so
+    its value is written; ``kept`` — the definition did not change it but the stored value
+    differs (an edit made through the API, the console or an import), so the stored value stays."""
+
+    field: str
+    stored: Any
+    file: Any
+    source: Literal["file", "kept"]
+
+
+@dataclass(frozen=True)
+class UnitChange:
+    """What a load does to one unit: ``add``, ``update`` (fields written), ``deactivate`` (the
+    definition dropped it), or ``keep`` (only kept edits to report)."""
+
+    key: str
+    name: str
+    action: Literal["add", "update", "deactivate", "keep"]
+    fields: tuple[FieldChange, ...] = ()
+
+    def describe(self) -> str:
+        """One line, Chinese / English, naming the unit and every field and value."""
+
+        def show(value: Any) -> str:
+            if isinstance(value, dict):
+                return "{" + ", ".join(f"{k}={v}" for k, v in sorted(value.items())) + "}"
+            return "（空）" if value in (None, "") else str(value)
+
+        head = {"add": "新增 / add", "update": "更新 / update", "deactivate": "停用 / deactivate",
+                "keep": "保留 / keep"}[self.action]  # fmt: skip
+        parts = []
+        for f in self.fields:
+            if f.source == "file":
+                parts.append(f"{f.field}: {show(f.stored)} → {show(f.file)}")
+            else:
+                parts.append(
+                    f"{f.field}: 保留接口修改的 {show(f.stored)}（文件为 {show(f.file)}）/ kept the API edit"
+                )
+        tail = ("；" + "；".join(parts)) if parts else ""
+        return f"单位 {self.key} {self.name} {head}{tail}"
+
 
 @dataclass
 class LoadResult:
-    """What ``load_project`` did. ``created_version`` is False when the same content was loaded."""
+    """What ``load_project`` did. ``created_version`` is False when the same content was loaded;
+    ``unit_changes`` lists every unit the load adds, updates, deactivates, or whose API edits it
+    keeps, with each field (the same structured diff ``plan_units`` previews)."""
 
     project: Project
     version: int
@@ -44,6 +95,9 @@ class LoadResult:
     disbursements: int = 0
     responses_imported: int = 0
     notes: list[str] = field(default_factory=list)
+    unit_changes: list[UnitChange] = field(default_factory=list)
+    #: the project code as plain text (readable after a dry run's rollback expired ``project``)
+    code: str = ""
 
 
 def definition_hash(snapshot: dict[str, Any]) -> str:
@@ -165,7 +219,9 @@ async def load_project(
             )
         ).scalar_one_or_none()
         if current is not None and current.content_hash == digest:
-            return LoadResult(project=project, version=project.current_version, created_version=False)
+            return LoadResult(
+                project=project, version=project.current_version, created_version=False, code=info.code
+            )
 
     assert project.id is not None
     previous = await _previous_definition(session, project)
@@ -187,7 +243,7 @@ async def load_project(
     project.budget_fen = defn.budget_fen
     project.updated_at = now
 
-    result = LoadResult(project=project, version=version, created_version=True)
+    result = LoadResult(project=project, version=version, created_version=True, code=info.code)
     units = await _sync_units(session, project.id, defn, previous, now, result)
     await _replace_arrivals(session, project.id, defn)
     await _sync_disbursements(session, project.id, defn, previous, units, now, result)
@@ -204,6 +260,79 @@ async def _previous_definition(session: AsyncSession, project: Project) -> Proje
     return await get_definition(session, project)
 
 
+def _file_fields(unit: UnitDef) -> dict[str, Any]:
+    return {
+        "name": unit.name,
+        "uscc": unit.uscc,
+        "channel_kind": unit.channel.kind,
+        "channel_address": unit.channel.address,
+        "channel_config": dict(unit.channel.config),
+        "active": True,
+    }
+
+
+def _row_fields(row: Unit) -> dict[str, Any]:
+    return {
+        name: (dict(getattr(row, name) or {}) if name == "channel_config" else getattr(row, name))
+        for name in UNIT_FIELDS
+    }
+
+
+def diff_units(
+    stored: dict[str, dict[str, Any]],
+    names: dict[str, str],
+    defn: ProjectDefinition,
+    previous: ProjectDefinition | None,
+) -> list[UnitChange]:
+    """The per-field plan of a load (pure): which source wins, field by field.
+
+    Rule (also in the README): the definition file wins for a field **only when the file changed
+    that field since the version loaded last** (or the unit is new to the file); otherwise a
+    stored value that differs — an edit made through the API, the console or an import — is
+    kept and reported. A unit the previous definition listed and this one drops is deactivated
+    (never deleted: answers refer to it); units added outside the file are left alone."""
+    before = {u.key: _file_fields(u) for u in previous.units} if previous else {}
+    out: list[UnitChange] = []
+    wanted = set()
+    for unit in defn.units:
+        wanted.add(unit.key)
+        file = _file_fields(unit)
+        row = stored.get(unit.key)
+        if row is None:
+            out.append(UnitChange(unit.key, unit.name, "add"))
+            continue
+        last = before.get(unit.key)
+        changes = []
+        for name in UNIT_FIELDS:
+            if row[name] == file[name]:
+                continue
+            file_changed = last is None or last[name] != file[name]
+            changes.append(FieldChange(name, row[name], file[name], "file" if file_changed else "kept"))
+        if changes:
+            action = "update" if any(c.source == "file" for c in changes) else "keep"
+            out.append(UnitChange(unit.key, unit.name, action, tuple(changes)))
+    for key in sorted(set(before) - wanted):
+        row = stored.get(key)
+        if row is not None and row["active"]:
+            out.append(
+                UnitChange(
+                    key, names.get(key, ""), "deactivate", (FieldChange("active", True, False, "file"),)
+                )
+            )
+    return out
+
+
+async def plan_units(session: AsyncSession, defn: ProjectDefinition) -> list[UnitChange]:
+    """Preview (read only) what loading ``defn`` would do to the stored units: the structured diff
+    ``project load --dry-run``, the API's ``?dry_run=1`` and the console show."""
+    project = await find_project(session, defn.project.code)
+    if project is None:
+        return [UnitChange(u.key, u.name, "add") for u in defn.units]
+    previous = await _previous_definition(session, project)
+    rows = list((await session.execute(select(Unit).where(Unit.project_id == project.id))).scalars())
+    return diff_units({r.key: _row_fields(r) for r in rows}, {r.key: r.name for r in rows}, defn, previous)
+
+
 async def _sync_units(
     session: AsyncSession,
     project_id: int,
@@ -212,39 +341,37 @@ async def _sync_units(
     now: datetime,
     result: LoadResult,
 ) -> dict[str, Unit]:
-    """Upsert the definition's units by key. A unit the previous definition listed and this one
-    drops is deactivated; units added through the API or an import are left alone."""
+    """Apply :func:`diff_units`: add new units, write the fields the file changed, keep the
+    fields edited outside the file, deactivate units the file dropped."""
     existing = {
         u.key: u for u in (await session.execute(select(Unit).where(Unit.project_id == project_id))).scalars()
     }
-    wanted = set()
-    for u in defn.units:
-        wanted.add(u.key)
-        row = existing.get(u.key)
-        fields = {
-            "name": u.name,
-            "uscc": u.uscc,
-            "channel_kind": u.channel.kind,
-            "channel_address": u.channel.address,
-            "channel_config": dict(u.channel.config),
-            "active": True,
-        }
-        if row is None:
-            row = Unit(project_id=project_id, key=u.key, created_at=now, updated_at=now, **fields)
+    changes = diff_units(
+        {k: _row_fields(r) for k, r in existing.items()},
+        {k: r.name for k, r in existing.items()},
+        defn,
+        previous,
+    )
+    result.unit_changes = changes
+    by_key = {u.key: u for u in defn.units}
+    for change in changes:
+        if change.action == "add":
+            fields = _file_fields(by_key[change.key])
+            row = Unit(project_id=project_id, key=change.key, created_at=now, updated_at=now, **fields)
             session.add(row)
-            existing[u.key] = row
+            existing[change.key] = row
             result.units_added += 1
-        elif any(getattr(row, k) != v for k, v in fields.items()):
-            for k, v in fields.items():
-                setattr(row, k, v)
+            continue
+        row = existing[change.key]
+        written = [f for f in change.fields if f.source == "file"]
+        for f in written:
+            setattr(row, f.field, f.file)
+        if written:
             row.updated_at = now
-            result.units_updated += 1
-    dropped = {u.key for u in previous.units} - wanted if previous else set()
-    for key, row in existing.items():
-        if key in dropped and row.active:
-            row.active = False
-            row.updated_at = now
-            result.units_deactivated += 1
+            if change.action == "deactivate":
+                result.units_deactivated += 1
+            else:
+                result.units_updated += 1
     await session.flush()
     return existing
 

@@ -19,11 +19,14 @@ import re
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.definition import CHANNEL_KINDS, ChannelRef
+from config.secrets import redact_channel
 from store.cron import CronError, next_fire_times, validate_cron, validate_timezone
 from store.errors import Invalid, NotFound
 from store.models import Campaign, Project, Schedule, ScheduleChange, ScheduleRun
@@ -100,8 +103,11 @@ def check_params(params: Any, *, known_kinds: tuple[str, ...] | None = None) -> 
                     f"{where}.address", "address 应为不超过500字的字符串", "address must be a string ≤ 500"
                 )
             config = ep.get("config") or {}
-            if not isinstance(config, dict):
-                raise _invalid(f"{where}.config", "config 应为对象", "config must be an object")
+            if not isinstance(config, dict) or not all(isinstance(v, str) for v in config.values()):
+                raise _invalid(
+                    f"{where}.config", "config 应为字符串值的对象", "config must be an object of strings"
+                )
+            _check_channel(where, ep["kind"], address, config)
             clean.append(
                 {
                     "kind": ep["kind"],
@@ -144,6 +150,39 @@ def check_params(params: Any, *, known_kinds: tuple[str, ...] | None = None) -> 
             )
         out["deviation_threshold"] = str(dev)
     return out
+
+
+def _check_channel(where: str, kind: str, address: str, config: dict[str, str]) -> None:
+    """The channel rules of project files, applied to a coordinator endpoint: no secret written
+    inline (name an environment variable with ``*_env``), env names well-formed, a webhook's
+    secret variable set. One rule: :class:`config.definition.ChannelRef`."""
+    if kind not in CHANNEL_KINDS:
+        return  # adapters this build knows but project files do not (checked by known_kinds)
+    try:
+        ChannelRef(kind=kind, address=address, config=config)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        ctx = err.get("ctx") or {}
+        en = str(ctx.get("en", err["msg"]))
+        loc = err.get("loc") or ("",)
+        part = "config" if "channel config" in en or loc[0] == "config" else "address"
+        raise _invalid(f"{where}.{part}", str(ctx.get("zh", err["msg"])), en) from None
+
+
+def shown_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    """``params`` as any API/CLI reader may see them: endpoint addresses that are credentials
+    (vendor webhook URLs) and secret-looking config values redacted (``config.secrets``)."""
+    out = dict(params or {})
+    if isinstance(out.get("endpoints"), list):
+        out["endpoints"] = [redact_channel(ep) if isinstance(ep, dict) else ep for ep in out["endpoints"]]
+    return out
+
+
+def shown_snapshot(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A change-log before/after document with its params shown as :func:`shown_params` does."""
+    if not isinstance(doc, dict) or "params" not in doc:
+        return doc
+    return {**doc, "params": shown_params(doc["params"])}
 
 
 def check_grace(value: Any) -> int:
@@ -529,7 +568,7 @@ def schedule_json(schedule: Schedule, code: str, *, now: datetime, count: int = 
     nxt = next_fire_times(schedule.cron, schedule.timezone, now=now, count=count) if schedule.enabled else []
     return {
         "id": schedule.id,
-        **snapshot(schedule, code),
+        **shown_snapshot(snapshot(schedule, code)),  # type: ignore[dict-item]
         "created_at": schedule.created_at.isoformat(),
         "updated_at": schedule.updated_at.isoformat(),
         "next_fire_times": [t.isoformat() for t in nxt],

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,10 +26,12 @@ from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from config.definition import CHANNEL_KINDS, ChannelRef, uscc_problem
+from config.definition import UnitDef
 from config.ledger import Entry, LedgerProblem, check_ledger
+from config.loader import translate_error
 from config.tables import Table, TableError, cell_text
 from config.tables import read_table as _read_table
+from config.text import has_control
 from scoring import money
 from store.errors import Conflict, Invalid, NotFound
 from store.models import Disbursement, FundArrival, Project, Unit
@@ -105,7 +106,7 @@ class FieldsInvalid(Invalid):
 
 
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" and c not in "\t" for c in text)
+    return has_control(text)
 
 
 def parse_yuan(value: Any, *, field_name: str = "amount") -> int:
@@ -167,47 +168,52 @@ class UnitFields:
 
 
 def check_unit(fields: UnitFields) -> tuple[UnitFields, list[FieldProblem]]:
-    """Normalise (trim, compact USCC) and validate a unit; returns the cleaned fields and every
-    problem (key pattern, name, USCC checksum, channel kind/address, secrets written inline)."""
+    """Normalise and validate a unit through ``config.definition.UnitDef`` — the same model the
+    definition loader validates units.csv with (key pattern, name 1–200 characters cleaned of
+    control characters by ``config.text``, USCC checksum, channel kind/address, secrets written
+    inline) — and return the cleaned fields and every problem, named by API field."""
     problems: list[FieldProblem] = []
-    key = fields.key.strip()
-    name = fields.name.strip()
-    if not key or len(key) > 64 or not KEY_RE.match(key):
-        problems.append(FieldProblem("key", "invalid_format", f"单位编号 {key!r} 无效：应为字母数字开头、由字母数字 _ . - 组成、不超过64位",
-                                     f"unit key {key!r} is invalid: letters, digits, _ . - (max 64), starting with a letter or digit"))  # fmt: skip
-    if not name or len(name) > 200 or _has_control(name):
-        problems.append(FieldProblem("name", "invalid_value", "单位名称不能为空、不超过200字、不含控制字符",
-                                     "unit name must be 1–200 characters without control characters"))  # fmt: skip
-    uscc = (fields.uscc or "").strip().replace(" ", "").replace("-", "").upper() or None
-    if uscc is not None:
-        problem = uscc_problem(uscc)
-        if problem:
-            problems.append(FieldProblem("uscc", *problem))
     kind = fields.channel_kind.strip() or "console"
-    address = fields.channel_address.strip()
     config = {str(k): str(v) for k, v in fields.channel_config.items()}
-    if kind not in CHANNEL_KINDS:
-        problems.append(FieldProblem("channel_kind", "invalid_choice", f"渠道 {kind!r} 无效，应为 {'/'.join(CHANNEL_KINDS)}",
-                                     f"channel {kind!r} is invalid: one of {'/'.join(CHANNEL_KINDS)}"))  # fmt: skip
-    elif len(address) > 500 or _has_control(address):
-        problems.append(FieldProblem("channel_address", "invalid_value", "渠道地址不超过500字、不含控制字符",
-                                     "channel address must be at most 500 characters without control characters"))  # fmt: skip
-    else:
-        try:
-            ChannelRef(kind=kind, address=address, config=config)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            for err in exc.errors():
-                ctx = err.get("ctx") or {}
-                loc = ".".join(str(p) for p in err.get("loc", ()))
-                # Model-level errors have no location: their English text names the config part.
-                about_config = loc.startswith("config") or "channel config" in str(ctx.get("en", ""))
-                where = "channel_config" if about_config else "channel_address"
-                problems.append(
-                    FieldProblem(
-                        where, err["type"], str(ctx.get("zh", err["msg"])), str(ctx.get("en", err["msg"]))
-                    )
+    data = {
+        "key": fields.key.strip(),
+        "name": fields.name,
+        "uscc": (fields.uscc or "").strip() or None,
+        "channel": {"kind": kind, "address": fields.channel_address, "config": config},
+    }
+    try:
+        unit = UnitDef.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ())]
+            code, zh, en = translate_error(err)
+            if loc[:1] == ["channel"]:
+                if loc[1:2] == ["kind"]:
+                    where = "channel_kind"
+                elif loc[1:2] == ["config"]:
+                    where = "channel_config"
+                elif loc[1:2] == ["address"]:
+                    where = "channel_address"
+                else:  # model-level: its English text names the config part
+                    where = "channel_config" if "channel config" in en else "channel_address"
+            else:
+                where = loc[0] if loc else "unit"
+            if where == "key":
+                zh, en = (
+                    f"单位编号 {data['key']!r} 无效：应为字母数字开头、由字母数字 _ . - 组成、不超过64位",
+                    f"unit key {data['key']!r} is invalid: letters, digits, _ . - (max 64), starting with a letter or digit",
                 )
-    cleaned = UnitFields(key, name, uscc, kind, address, config, fields.active)
+            problems.append(FieldProblem(where, code, zh, en))
+        return fields, problems
+    cleaned = UnitFields(
+        unit.key,
+        unit.name,
+        unit.uscc,
+        unit.channel.kind,
+        unit.channel.address,
+        dict(unit.channel.config),
+        fields.active,
+    )
     return cleaned, problems
 
 

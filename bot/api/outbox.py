@@ -10,6 +10,7 @@ from pydantic import Field
 
 from bot import keys
 from bot.api.common import API, Body, Call, Out, iso, ok
+from config.secrets import redact_address
 from store.db import transaction
 from store.outbox import list_endpoints, list_outbox, outbox_stats
 
@@ -103,7 +104,7 @@ async def list_endpoints_(request: web.Request, call: Call) -> web.Response:
             EndpointOut(
                 id=e.id or 0,
                 kind=e.kind,
-                address=e.address,
+                address=redact_address(e.address),  # a webhook URL is a credential
                 name=e.name,
                 paused_until=iso(e.paused_until),
                 disabled_at=iso(e.disabled_at),

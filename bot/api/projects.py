@@ -18,6 +18,7 @@ from bot.api.common import (
     MAX_JSON_BYTES,
     MAX_UPLOAD_BYTES,
     MULTIPART_ERRORS,
+    Body,
     Call,
     Out,
     iso,
@@ -27,6 +28,7 @@ from bot.api.common import (
 from bot.errors import ApiError
 from config.definition import ProjectDefinition
 from config.loader import DefinitionError, Problem, parse_definition_text
+from config.tables import TableError, decode
 from store.access import check_load_allowed
 from store.db import transaction
 from store.models import (
@@ -112,6 +114,27 @@ class ValidateOut(Out):
     summary: SummaryOut | None
 
 
+class FieldChangeOut(Out):
+    field: str
+    stored: Any
+    file: Any
+    #: ``file``: the definition changed this field and its value is written; ``kept``: an edit
+    #: made outside the file is kept (the file did not change the field since the last load)
+    source: str
+
+
+class UnitChangeOut(Out):
+    key: str
+    name: str
+    action: str
+    fields: list[FieldChangeOut]
+    message: str
+
+
+class LoadQuery(Body):
+    dry_run: bool = False
+
+
 class LoadOut(Out):
     code: str
     version: int
@@ -122,6 +145,12 @@ class LoadOut(Out):
     disbursements: int
     responses_imported: int
     notes: list[str]
+    unit_changes: list[UnitChangeOut]
+    dry_run: bool
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction so that a dry run's load is rolled back."""
 
 
 def project_out(p: Project) -> ProjectOut:
@@ -167,9 +196,10 @@ async def read_definition(request: web.Request) -> ProjectDefinition:
             400, "body_required", "缺少项目定义", "the project definition is missing", where="body"
         )
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ApiError(400, "encoding", "项目定义应为 UTF-8 文本", "the definition must be UTF-8 text", where="body") from None  # fmt: skip
+        text = decode(raw, name="definition").text  # the one decoder (config.tables)
+    except TableError as exc:
+        problem = exc.problems[0]
+        raise ApiError(400, "encoding", problem.zh, problem.en, where="body") from None
     if ctype == "application/json" and not text.lstrip().startswith("{"):
         raise DefinitionError([Problem("definition.json", "invalid_value", "定义应为 JSON 对象", "a definition is a JSON object")])  # fmt: skip
     filename = "definition.json" if ctype == "application/json" else "project.toml"
@@ -214,9 +244,10 @@ async def _read_multipart(request: web.Request) -> ProjectDefinition:
                     raise ApiError(413, "too_large", "上传内容过大", "upload too large")
                 if part.name == "definition":  # type: ignore[union-attr]
                     try:
-                        text = bytes(data).decode("utf-8-sig")
-                    except UnicodeDecodeError:
-                        raise ApiError(400, "encoding", "项目定义应为 UTF-8 文本", "the definition must be UTF-8 text", where="definition") from None  # fmt: skip
+                        text = decode(bytes(data), name="definition").text
+                    except TableError as exc:
+                        problem = exc.problems[0]
+                        raise ApiError(400, "encoding", problem.zh, problem.en, where="definition") from None
                     continue
                 name = Path(part.filename or part.name or "").name  # type: ignore[union-attr]
                 if not _SAFE_NAME.match(name):
@@ -255,17 +286,28 @@ async def validate_project(request: web.Request, call: Call) -> web.Response:
 
 
 @API.op("POST", "/api/projects/load", role="admin", tag="projects", summary="导入项目定义（新版本）/ load a definition",
-        body=_DEFINITION_BODY, data=LoadOut, success=201, errors=(400, 413, 415))  # fmt: skip
+        body=_DEFINITION_BODY, query=LoadQuery, data=LoadOut, success=201, errors=(400, 413, 415))  # fmt: skip
 async def load_project_(request: web.Request, call: Call) -> web.Response:
     """Store a definition: a new project or a new version (identical content changes nothing:
-    200 with ``created_version`` false). Invalid definitions get 400 with every problem."""
+    200 with ``created_version`` false). Invalid definitions get 400 with every problem.
+    ``unit_changes`` names every unit and field the load changes, and the API edits it keeps
+    (the file wins only for fields it changed since the last load). ``?dry_run=1`` shows the
+    same without storing anything (200)."""
     defn = await read_definition(request)
     assert call.token is not None
-    async with transaction(request.app[keys.SESSIONMAKER]) as session:
-        await check_load_allowed(session, call.grants, defn.project.code)
-        result = await load_project(session, defn, now=request.app[keys.CLOCK](), by=f"api:{call.token.name}")
+    dry = bool(call.query.dry_run)
+    try:
+        async with transaction(request.app[keys.SESSIONMAKER]) as session:
+            await check_load_allowed(session, call.grants, defn.project.code)
+            result = await load_project(
+                session, defn, now=request.app[keys.CLOCK](), by=f"api:{call.token.name}"
+            )
+            if dry:
+                raise _DryRun
+    except _DryRun:
+        pass
     out = LoadOut(
-        code=result.project.code,
+        code=result.code,
         version=result.version,
         created_version=result.created_version,
         units_added=result.units_added,
@@ -274,8 +316,22 @@ async def load_project_(request: web.Request, call: Call) -> web.Response:
         disbursements=result.disbursements,
         responses_imported=result.responses_imported,
         notes=result.notes,
+        unit_changes=[
+            UnitChangeOut(
+                key=c.key,
+                name=c.name,
+                action=c.action,
+                fields=[
+                    FieldChangeOut(field=f.field, stored=f.stored, file=f.file, source=f.source)
+                    for f in c.fields
+                ],
+                message=c.describe(),
+            )
+            for c in result.unit_changes
+        ],
+        dry_run=dry,
     )
-    return ok(out, status=201 if result.created_version else 200)
+    return ok(out, status=201 if result.created_version and not dry else 200)
 
 
 @API.op("GET", "/api/projects", role="reader", tag="projects", summary="项目列表 / list projects",

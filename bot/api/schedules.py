@@ -39,6 +39,7 @@ from store.schedules import (
     run_json,
     schedule_json,
     set_enabled,
+    shown_snapshot,
     update_schedule,
 )
 
@@ -99,7 +100,13 @@ async def _view(request: web.Request, schedule_id: int, status: int = 200) -> we
         changes = await list_changes(session, schedule_id)
     data = schedule_json(row, code, now=request.app[keys.CLOCK]())
     data["changes"] = [
-        {"at": c.at.isoformat(), "by": c.by, "action": c.action, "before": c.before, "after": c.after}
+        {
+            "at": c.at.isoformat(),
+            "by": c.by,
+            "action": c.action,
+            "before": shown_snapshot(c.before),
+            "after": shown_snapshot(c.after),
+        }
         for c in changes[-20:]
     ]
     return ok(data, status=status)

@@ -12,6 +12,7 @@ from bot import keys
 from bot.api.common import API, Body, Call, Key, Line, Money, Out, iso, ok
 from bot.errors import ApiError
 from config.definition import ChannelKind
+from config.secrets import redact_channel
 from store.db import transaction
 from store.models import Disbursement, Unit
 from store.projects import get_project
@@ -58,13 +59,21 @@ class DisbursementOut(Out):
 
 
 def unit_out(u: Unit) -> UnitOut:
+    """The unit as the API shows it: a channel address that is a credential (a vendor webhook
+    URL) and secret-looking config values are redacted for every role (``config.secrets``)."""
+    shown = redact_channel(
+        {
+            "address": u.channel_address,
+            "config": {str(k): str(v) for k, v in (u.channel_config or {}).items()},
+        }
+    )
     return UnitOut(
         key=u.key,
         name=u.name,
         uscc=u.uscc,
         channel_kind=u.channel_kind,
-        channel_address=u.channel_address,
-        channel_config={str(k): str(v) for k, v in (u.channel_config or {}).items()},
+        channel_address=shown["address"],
+        channel_config=shown["config"],
         active=u.active,
         created_at=iso(u.created_at) or "",
         updated_at=iso(u.updated_at) or "",

@@ -2,11 +2,14 @@
 
 POST {url} with JSON {"title", "text", "blocks": [...], "link", "part": {"index", "total"},
 "sent_at", "attachments": [{"filename", "mime", "size", "base64"}]} and headers
-  X-Jixiao-Timestamp: <epoch seconds>
-  X-Jixiao-Signature: sha256=<hex HMAC-SHA256(key=secret, msg=raw body bytes)>
-The timestamp is also inside the body as "sent_at", so the signature covers it and a receiver can
-reject replays by age. 2xx → OK; 429 → RATE_LIMITED (Retry-After); other 4xx → PERMANENT;
-5xx/408 → TRANSIENT.
+  X-Jixiao-Timestamp: <epoch seconds, decimal>
+  X-Jixiao-Signature: sha256=<lowercase hex HMAC-SHA256(key=secret, msg=timestamp + "." + raw body)>
+The signed message is the timestamp header's exact text, one ".", then the raw body bytes, so the
+timestamp is covered: a receiver recomputes the HMAC, compares in constant time, and rejects a
+timestamp more than 5 minutes from its clock (replays). The secret comes from ``secret_env``.
+An endpoint that names a secret variable which is not set is never sent unsigned: the send is
+a PERMANENT failure naming the variable (and writing such an endpoint is refused up front).
+2xx → OK; 429 → RATE_LIMITED (Retry-After); other 4xx → PERMANENT; 5xx/408 → TRANSIENT.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ SIGNATURE_HEADER = "X-Jixiao-Signature"
 TIMESTAMP_HEADER = "X-Jixiao-Timestamp"
 
 
-def signature(secret: str, body: bytes) -> str:
-    """Header value for `body`: "sha256=" + hex HMAC-SHA256 keyed with the endpoint secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """Header value for `body` sent at `timestamp` (the X-Jixiao-Timestamp text): "sha256=" + hex
+    HMAC-SHA256 keyed with the endpoint secret over ``timestamp + "." + body``."""
+    message = timestamp.encode("ascii") + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def _block(block: Text | Table | Bullets) -> dict[str, Any]:
@@ -98,9 +103,15 @@ class WebhookAdapter(ChannelAdapter):
             ]
         body = dump_json(payload)
         headers = {TIMESTAMP_HEADER: ts}
-        secret = endpoint.config.get("secret")
-        if secret:
-            headers[SIGNATURE_HEADER] = signature(str(secret), body)
+        if "secret" in endpoint.config:  # configured (secret_env): signed, or not sent at all
+            secret = str(endpoint.config["secret"] or "")
+            if not secret:
+                return Result(
+                    Outcome.PERMANENT,
+                    vendor_msg="webhook signing secret is not set: the variable named by secret_env is "
+                    "missing from the environment and .env; not sent unsigned",
+                )
+            headers[SIGNATURE_HEADER] = signature(secret, ts, body)
         return await post_and_classify(
             session,
             url,

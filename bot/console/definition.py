@@ -7,8 +7,9 @@ load — so the preview shows what would change: the new version number, units a
 deactivated, disbursements, notes, and the indicators added, removed or re-weighted. Confirming
 loads the same bytes (carried back in the form as a zip).
 
-Note: when ``store.projects`` gains a structured reload diff (``project load --dry-run``, being
-added by another change), the preview should show it instead of this summary.
+Units are listed one by one from ``LoadResult.unit_changes`` (the structured diff behind
+``jixiao project load --dry-run``): each unit added, updated, deactivated or keeping an edit made
+outside the file, with every field.
 """
 
 from __future__ import annotations

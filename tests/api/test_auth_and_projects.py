@@ -175,3 +175,48 @@ async def test_loading_an_invalid_definition_is_400_with_every_problem_and_store
     assert all(d["location"] for d in body["error"]["details"])
     async with transaction(sessionmaker) as session:
         assert await session.scalar(select(func.count()).select_from(ProjectVersion)) == 1
+
+
+async def test_a_reload_keeps_an_api_channel_edit_and_a_dry_run_previews_it_without_storing(
+    api: Api, sessionmaker: SessionMaker
+) -> None:
+    status, body = await api.patch(
+        f"/api/projects/{CODE}/units/u003", json={"channel_kind": "console", "channel_address": ""}
+    )
+    assert status == 200, body
+    units = (EXAMPLE_PROJECT / "units.csv").read_text(encoding="utf-8")
+    changed = units.replace("乌鲁木齐米东恒通商标事务所（示例）", "乌鲁木齐米东恒通商标事务所")
+    toml = (EXAMPLE_PROJECT / "project.toml").read_bytes()
+
+    def form() -> FormData:
+        f = FormData()
+        f.add_field("definition", toml, filename="project.toml")
+        f.add_field("units.csv", changed.encode("gbk"), filename="units.csv")  # as Excel saves it
+        f.add_field("disbursements.csv", (EXAMPLE_PROJECT / "disbursements.csv").read_bytes(), filename="disbursements.csv")  # fmt: skip
+        return f
+
+    status, body = await api.post("/api/projects/load?dry_run=1", data=form())
+    assert status == 200 and body["data"]["dry_run"] is True, body
+    changes = {c["key"]: c for c in body["data"]["unit_changes"]}
+    assert changes["u001"]["action"] == "update"
+    assert changes["u001"]["fields"] == [
+        {
+            "field": "name",
+            "stored": "乌鲁木齐米东恒通商标事务所（示例）",
+            "file": "乌鲁木齐米东恒通商标事务所",
+            "source": "file",
+        }
+    ]
+    assert changes["u003"]["action"] == "keep"
+    assert {f["field"]: f["source"] for f in changes["u003"]["fields"]} == {
+        "channel_kind": "kept",
+        "channel_address": "kept",
+    }
+    status, body = await api.get(f"/api/projects/{CODE}")
+    assert body["data"]["version"]["version"] == 1  # nothing stored
+    status, body = await api.post("/api/projects/load", data=form())
+    assert status == 201 and body["data"]["version"] == 2, body
+    status, body = await api.get(f"/api/projects/{CODE}/units")
+    units_by_key = {u["key"]: u for u in body["data"]}
+    assert units_by_key["u003"]["channel_kind"] == "console"  # the API edit survived the reload
+    assert units_by_key["u001"]["name"] == "乌鲁木齐米东恒通商标事务所"

@@ -365,3 +365,68 @@ async def test_an_undecodable_upload_names_the_encoding_problem_with_a_hint(api:
     )
     assert status == 400 and body["error"]["details"][0]["code"] == "encoding"
     assert "CSV UTF-8" in body["error"]["details"][0]["message"]
+
+
+# ---- units: the loader's model (config.definition.UnitDef) is the one validation on every path
+
+BAD_UNITS = [
+    pytest.param({"uscc": "91650100WRXK9TN79A"}, "uscc", "uscc_checksum", id="a wrong uscc check digit"),
+    pytest.param({"name": "长" * 201}, "name", "invalid_value", id="a name over 200 characters"),
+    pytest.param({"channel_kind": "email", "channel_address": "nope"}, "channel_address", "channel_address",
+                 id="an email channel without an address"),
+    pytest.param({"channel_config": {"secret": "abc"}}, "channel_config", "channel_secret_inline",
+                 id="a secret written inline"),
+]  # fmt: skip
+
+
+def _loader_codes(tmp_path, bad: dict) -> set[str]:
+    import shutil
+
+    from config.loader import DefinitionError, load_definition
+    from tests.conftest import EXAMPLE_PROJECT
+
+    project = tmp_path / "p"
+    shutil.copytree(EXAMPLE_PROJECT, project)
+    units = project / "units.csv"
+    lines = units.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    cells = dict(zip(header, lines[1].split(","), strict=True))
+    for name, value in bad.items():
+        if name == "channel_config":
+            for k, v in value.items():
+                header.append(f"channel_{k}")
+                cells[f"channel_{k}"] = v
+        else:
+            cells[name] = value
+    lines[0] = ",".join(header)
+    lines[1] = ",".join(cells.get(h, "") for h in header)
+    units.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DefinitionError) as caught:
+        load_definition(project)
+    return {p.code for p in caught.value.problems}
+
+
+@pytest.mark.parametrize(("bad", "field", "code"), BAD_UNITS)
+async def test_a_unit_the_loader_refuses_is_refused_by_create_update_and_import_too(
+    api: Api, sessionmaker: SessionMaker, tmp_path, bad: dict, field: str, code: str
+) -> None:
+    assert code in _loader_codes(tmp_path, bad)
+    before = await _counts(sessionmaker)
+    status, body = await api.post(UNITS, json={"key": "u990", "name": "新单位", **bad})
+    assert status == 400 and field in {d["field"] for d in body["error"]["details"]}, body
+    status, body = await api.patch(f"{UNITS}/u001", json=bad)
+    assert status == 400 and field in {d["field"] for d in body["error"]["details"]}, body
+    columns = {"key": "u991", "name": "新单位", **{k: v for k, v in bad.items() if k != "channel_config"}}
+    columns.update({f"channel_{k}": v for k, v in bad.get("channel_config", {}).items()})
+    csv = (",".join(columns) + "\n" + ",".join(columns.values()) + "\n").encode()
+    status, body = await api.post(f"{UNITS}/import", data=csv, headers={"Content-Type": "text/csv"})
+    assert status == 400 and code in {d["code"] for d in body["error"]["details"]}, body
+    assert await _counts(sessionmaker) == before
+
+
+async def test_control_characters_in_an_imported_unit_name_are_cleaned_by_the_one_rule(api: Api) -> None:
+    csv = "key,name\nu992,乌鲁木齐\x08清理\x1b单位\n".encode()
+    status, body = await api.post(f"{UNITS}/import", data=csv, headers={"Content-Type": "text/csv"})
+    assert status == 201, body
+    status, body = await api.get(UNITS)
+    assert "乌鲁木齐清理单位" in [u["name"] for u in body["data"]]

@@ -16,8 +16,8 @@ Where they come from:
   *key* over an empty message, Base64; timestamp in seconds, both in the JSON body) with Go/Java/Python
   samples, but publishes no fixed example.
 - **Our generic webhook** documents its own scheme (bot/channels/webhook.py, README):
-  ``X-Jixiao-Signature: sha256=<hex HMAC-SHA256(key=secret, msg=raw body)>``, with the timestamp inside
-  the signed body as ``sent_at``.
+  ``X-Jixiao-Signature: sha256=<hex HMAC-SHA256(key=secret, msg=timestamp + "." + raw body)>``, the
+  timestamp being the ``X-Jixiao-Timestamp`` header's text (also inside the body as ``sent_at``).
 - **Unsigned channels** have nothing to vector: WeCom's group robot (the key in the URL is the
   credential), Slack incoming webhooks (the URL is the credential; Slack signs only what it sends *to*
   apps — inbound, covered with the inbound commands), Telegram (the bot token in the path), email.
@@ -49,7 +49,9 @@ FEISHU_SIGN = "j8jZkdBW/H+MJZBLzwKpx2Xxr9l0FbOUE/8hBCMbj38="
 
 WEBHOOK_SECRET = "whsec-known-answer"
 WEBHOOK_BODY = '{"title":"绩效","sent_at":1764000000}'.encode()
-WEBHOOK_SIGNATURE = "sha256=3ff668b80edcd3067efea02b1067fead88e7bc3b09058b55257cdbdf4b26e75c"
+WEBHOOK_TS = "1764000000"
+#: printf '%s' '1764000000.{"title":"绩效","sent_at":1764000000}' | openssl dgst -sha256 -hmac whsec-known-answer
+WEBHOOK_SIGNATURE = "sha256=0e11ea7ddbe76d4f4f3b2b24bc12a2f971ceaff56b072af1d245c5350b78d604"
 
 
 def _vendor_dingtalk_sample(secret: str, timestamp: str) -> str:
@@ -120,12 +122,12 @@ async def test_feishu_request_carries_the_known_timestamp_and_sign_in_the_body(m
 
 
 def test_webhook_signature_matches_the_known_answer() -> None:
-    assert webhook.signature(WEBHOOK_SECRET, WEBHOOK_BODY) == WEBHOOK_SIGNATURE
+    assert webhook.signature(WEBHOOK_SECRET, WEBHOOK_TS, WEBHOOK_BODY) == WEBHOOK_SIGNATURE
 
 
 async def test_webhook_request_is_the_known_body_with_the_known_signature(make_rig: RigFactory) -> None:
     rig = await make_rig("webhook", secret=WEBHOOK_SECRET)
-    rig.adapter.clock = lambda: 1_764_000_000.0
+    rig.adapter.clock = rig.fake.clock = lambda: 1_764_000_000.0
     endpoint = Endpoint(
         "webhook",
         "kat",

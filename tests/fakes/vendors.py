@@ -532,7 +532,13 @@ class SlackFake(FakeVendor):
 
 
 class WebhookFake(FakeVendor):
-    """Generic receiver of our signed webhook: verifies X-Jixiao-Signature over the raw body."""
+    """Generic receiver of our signed webhook, verifying it as the README documents (written
+    here from that text, not with our signing code): HMAC-SHA256 keyed with the secret over
+    ``timestamp + "." + raw body``, hex, prefixed "sha256="; timestamps more than 300 s from the
+    receiver's clock are replays."""
+
+    #: Largest accepted distance between X-Jixiao-Timestamp and the receiver's clock (seconds).
+    MAX_AGE_S = 300
 
     kind = "webhook"
 
@@ -553,9 +559,12 @@ class WebhookFake(FakeVendor):
         if not ts.isdigit():
             return ["missing X-Jixiao-Timestamp"], self.error(400, "missing timestamp")
         if self.secret is not None:
-            want = "sha256=" + hmac.new(self.secret.encode(), rec.body, hashlib.sha256).hexdigest()
+            signed = ts.encode("ascii") + b"." + rec.body
+            want = "sha256=" + hmac.new(self.secret.encode(), signed, hashlib.sha256).hexdigest()
             if not hmac.compare_digest(want, rec.headers.get("X-Jixiao-Signature", "")):
                 return ["signature mismatch"], self.error(401, "bad signature")
+            if abs(self.clock() - int(ts)) > self.MAX_AGE_S:
+                return ["stale timestamp (replay?)"], self.error(401, "stale timestamp")
         if problems := _json_problems(rec):
             return problems, self.error(400, "invalid json")
         return [], None
