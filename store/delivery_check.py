@@ -8,13 +8,13 @@ API) ask this first and show which units and which variables are missing.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config.secrets import missing_env, secret_environment
 from store.models import Campaign, Unit
 
 
@@ -36,8 +36,9 @@ async def missing_secrets(
     session: AsyncSession, campaign: Campaign, *, env: Mapping[str, str] | None = None
 ) -> list[MissingSecret]:
     """The audience units whose channel names a variable that ``env`` (default: the process
-    environment) does not set or sets empty, by unit key."""
-    env = os.environ if env is None else env
+    environment over ``.env``, ``config.secrets.secret_environment`` — where the sender looks)
+    does not set or sets empty, by unit key."""
+    env = secret_environment() if env is None else env
     stmt = (
         select(Unit).where(Unit.project_id == campaign.project_id, Unit.active.is_(True)).order_by(Unit.key)
     )  # type: ignore[attr-defined]
@@ -46,6 +47,6 @@ async def missing_secrets(
     out = []
     for unit in (await session.execute(stmt)).scalars():
         for setting, variable in secret_variables(unit.channel_config):
-            if not env.get(variable):
+            if missing_env(variable, env):
                 out.append(MissingSecret(unit.key, unit.name, unit.channel_kind, variable, setting))
     return out

@@ -6,12 +6,12 @@
   adapter and endpoint settings the worker uses, result shown on the page).
 - The outbox: pending, retrying and failed messages, with **retry** for failed/dead ones.
 
-Endpoint addresses that are themselves credentials (webhook URLs with keys) are shown redacted.
+Endpoint addresses that are themselves credentials (webhook URLs with keys) are shown redacted
+(``config.secrets.redact_address``, as in the API).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from aiohttp import web
@@ -19,20 +19,13 @@ from aiohttp import web
 from bot import keys
 from bot.console.auth import FORM, Viewer, page
 from bot.console.render import render_page
+from config.secrets import redact_address
 from store.access import check_endpoint
 from store.audit import record
 from store.db import transaction
 from store.outbox import enable_endpoint, list_endpoints, list_outbox, outbox_stats, retry_message
 
 PAGE = 100
-_SECRETISH = re.compile(
-    r"(?i)([?&](?:key|access_token|token|sign|secret)=)[^&#]+|(/hooks/[^/]+/[^/]+/)[^/?#]+|(/hook/)[^/?#]+"
-)
-
-
-def redact(address: str) -> str:
-    """An address with its credential parts replaced by ``…`` (webhook keys, tokens)."""
-    return _SECRETISH.sub(lambda m: (m.group(1) or m.group(2) or m.group(3)) + "…", address)
 
 
 def state_of(ep: object, now: datetime) -> str:
@@ -61,7 +54,7 @@ async def endpoints_page(request: web.Request, viewer: Viewer) -> web.StreamResp
             offset=offset,
         )
     more = len(rows) > PAGE
-    shown = [(e, state_of(e, now), redact(e.address)) for e in rows[:PAGE]]
+    shown = [(e, state_of(e, now), redact_address(e.address)) for e in rows[:PAGE]]
     result = request.query.get("test", "")
     return render_page(request, viewer, "endpoints.html", rows=shown, more=more, offset=offset, page_size=PAGE,
                        only=only, result=result, done=request.query.get("done", ""))  # fmt: skip
