@@ -161,6 +161,36 @@ def _needs_link(payload: Mapping[str, Any]) -> bool:
 _ADDRESS_KEY = {"telegram": "chat_id", "email": "to", "webhook": "url", "slack": "url"}
 
 
+#: Payload key of a per-message destination merged over the endpoint's config for that row only:
+#: replies to chat commands go to a URL the vendor handed us with the command (DingTalk's
+#: ``sessionWebhook``, WeCom's and Slack's ``response_url``), while rate limits stay per chat.
+REPLY_TO_KEY = "reply_to"
+
+
+def resolve_env(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``config`` with every ``X_env`` key (the NAME of an environment variable) replaced by ``X``
+    holding that variable's value (empty when unset), read by
+    :func:`config.secrets.secret_environment` (the environment over ``.env``) unless ``env`` is
+    given. Secrets are never stored, only their names;
+    used for channel endpoints and for the inbound bot's verification secrets alike."""
+    env = secret_environment() if env is None else env
+    out: dict[str, Any] = {}
+    for name, value in config.items():
+        if name.endswith("_env"):
+            out[name[: -len("_env")]] = env.get(str(value), "")
+        else:
+            out[name] = value
+    return out
+
+
+def with_reply_target(endpoint: Endpoint, payload: Mapping[str, Any]) -> Endpoint:
+    """The endpoint with the payload's ``reply_to`` settings (if any) laid over its config."""
+    extra = payload.get(REPLY_TO_KEY)
+    if not isinstance(extra, Mapping) or not extra:
+        return endpoint
+    return Endpoint(endpoint.kind, endpoint.name, {**endpoint.config, **extra}, endpoint.base_url)
+
+
 def endpoint_from_row(row: ChannelEndpoint, env: Mapping[str, str] | None = None) -> Endpoint:
     """The adapter-facing ``Endpoint`` of a stored endpoint.
 
@@ -171,13 +201,7 @@ def endpoint_from_row(row: ChannelEndpoint, env: Mapping[str, str] | None = None
     PERMANENT (so the endpoint is disabled with a reason). ``base_url`` in config overrides the
     vendor origin.
     """
-    env = secret_environment() if env is None else env
-    config: dict[str, Any] = {}
-    for name, value in (row.config or {}).items():
-        if name.endswith("_env"):
-            config[name[: -len("_env")]] = env.get(str(value), "")
-        else:
-            config[name] = value
+    config = resolve_env(row.config or {}, env)
     base_url = config.pop("base_url", None)
     addr_key = _ADDRESS_KEY.get(row.kind)
     if addr_key and not config.get(addr_key) and row.address:
@@ -671,7 +695,7 @@ class DeliveryWorker:
             self.stats["dead"] += 1
             return
         adapter = self.adapters.get(ep_row.kind)
-        endpoint = endpoint_from_row(ep_row, self.env)
+        endpoint = with_reply_target(endpoint_from_row(ep_row, self.env), row.payload)
         if adapter is None:
             await self._permanent(
                 held, f"no adapter configured for channel kind {ep_row.kind!r}", disable=True
@@ -871,7 +895,7 @@ class DeliveryWorker:
         row, ep_row = held.row, held.endpoint
         assert row.id is not None and ep_row.id is not None
         now = self.clock()
-        error = redact(error, endpoint_from_row(ep_row, self.env).secrets())
+        error = redact(error, with_reply_target(endpoint_from_row(ep_row, self.env), row.payload).secrets())
         if session is None:
             async with self._tx() as own:
                 await self._permanent(held, error, disable=disable, session=own)
@@ -894,7 +918,10 @@ class DeliveryWorker:
         async with self._tx() as session:
             await self._record(session, endpoint, attempt_id, None, result)
             if result.outcome is Outcome.PERMANENT:
-                await self._permanent(held, error, disable=True, session=session)
+                # A per-message reply URL that is used up or expired says nothing about the
+                # chat's endpoint: fail the row, keep the endpoint enabled.
+                per_message = bool(row.payload.get(REPLY_TO_KEY))
+                await self._permanent(held, error, disable=not per_message, session=session)
                 return
             if result.outcome is Outcome.RATE_LIMITED:
                 pause_s = (

@@ -13,12 +13,16 @@ import hashlib
 import hmac
 import html
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 SIGNATURE_HEADER = "X-Jixiao-Signature"
+TIMESTAMP_HEADER = "X-Jixiao-Timestamp"
+#: A receiver rejects timestamps further than this from its clock (replays), as documented.
+MAX_SKEW_S = 300
 
 
 @dataclass
@@ -31,13 +35,18 @@ class Inbox:
     rejected: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def _verified(self, body: bytes, header: str) -> bool:
-        expected = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+    def _verified(self, body: bytes, timestamp: str, header: str) -> bool:
+        """HMAC-SHA256 over ``timestamp + "." + body``, compared in constant time, within 5 min."""
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
+            return False
+        message = timestamp.encode("ascii") + b"." + body
+        expected = "sha256=" + hmac.new(self.secret, message, hashlib.sha256).hexdigest()
         return hmac.compare_digest(expected, header)
 
     async def receive(self, request: web.Request) -> web.Response:
         body = await request.read()
-        if not self._verified(body, request.headers.get(SIGNATURE_HEADER, "")):
+        headers = request.headers
+        if not self._verified(body, headers.get(TIMESTAMP_HEADER, ""), headers.get(SIGNATURE_HEADER, "")):
             self.rejected += 1
             return web.json_response({"ok": False, "error": "bad signature"}, status=401)
         message = json.loads(body)

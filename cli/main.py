@@ -25,6 +25,7 @@ GROUPS = (
     "cli.admin",
     "cli.users",
     "cli.schedules",
+    "cli.bot",
     "cli.db",
 )
 
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         return asyncio.run(_run(args, ctx))
     except Exception as exc:
         if not _is_user_error(exc):
-            raise
+            return _unexpected(exc, ctx)
         print(str(exc), file=ctx.err)
         return 1
     except KeyboardInterrupt:
@@ -82,6 +83,34 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _unexpected(exc: BaseException, ctx: Context) -> int:
+    """An error nobody wrote a message for: a short bilingual line and a reference; the traceback
+    goes to ``<data_dir>/cli-errors.log`` under that reference (``JIXIAO_DEBUG=1`` re-raises)."""
+    import os
+    import traceback
+    import uuid
+    from datetime import UTC, datetime
+
+    if os.environ.get("JIXIAO_DEBUG"):
+        raise exc
+    ref = uuid.uuid4().hex[:10]
+    where = ctx.settings.data_dir / "cli-errors.log"
+    try:
+        ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with where.open("a", encoding="utf-8") as log:
+            log.write(f"--- {datetime.now(UTC).isoformat()} ref={ref} argv={sys.argv[1:]}\n")
+            log.write("".join(traceback.format_exception(exc)))
+        logged = f"，详情见 {where} / details in {where}"
+    except OSError:
+        logged = ""
+    print(
+        f"内部错误（编号 {ref}）：{type(exc).__name__}，请将编号告知维护人员{logged}\n"
+        f"internal error (ref {ref}): {type(exc).__name__}; please report the reference",
+        file=ctx.err,
+    )
+    return 2
 
 
 #: Errors that carry a message written for the person at the terminal, by module and class name.

@@ -151,6 +151,11 @@ class Loc:
         return f"{self.file}: {self.path}" if self.path else self.file
 
 
+def _short(message: str, limit: int = 400) -> str:
+    """A message cut to ``limit`` characters: a value of 200 KB is never echoed whole."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
 def _clip(value: Any, limit: int = 60) -> str:
     """A value for a message: its repr, cut to ``limit`` characters (a 200 KB cell is not echoed)."""
     text = repr(value)
@@ -200,7 +205,20 @@ _NUMBER_RE = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*(.*?)$", re.DOTALL | re.ASCII)
 _PLAIN_NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$", re.ASCII)
 #: Largest magnitude of any number in a definition (weights, targets, actuals): far above any
 #: real table, small enough that Decimal arithmetic stays exact.
-_NUMBER_LIMIT = Decimal("1e15")
+_NUMBER_LIMIT = Decimal("1e12")
+#: Most decimal places of a number in a definition (a ratio of two bounded numbers then fits the
+#: scoring context's 28 digits).
+_PLACES = 8
+
+
+def _bounded(number: Decimal) -> bool:
+    """Finite, below 10¹² in size and at most ``_PLACES`` decimals: every quotient the engine
+    forms from such numbers is exact enough and never overflows its decimal context."""
+    if not number.is_finite() or abs(number) >= _NUMBER_LIMIT:
+        return False
+    return number == number.quantize(Decimal(1).scaleb(-_PLACES))
+
+
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 _MONEY_RE = re.compile(r"^-?\d+(\.\d+)?$")
 _TRUE = {"是", "达标", "已达标", "达成", "已达成", "有效", "完成", "已完成", "true", "yes", "met"}
@@ -246,7 +264,7 @@ class _Reader:
         self.encodings: dict[str, str] = {} if encodings is None else encodings
 
     def add(self, loc: Loc | str, code: str, zh: str, en: str) -> None:
-        self.problems.append(Problem(str(loc), code, zh, en))
+        self.problems.append(Problem(str(loc), code, _short(zh), _short(en)))
 
     # ---- scalars
 
@@ -269,25 +287,27 @@ class _Reader:
 
     def number(self, value: Any, loc: Loc, what: str = "数值 number") -> Decimal | object:
         """int, str or TOML float (already a Decimal) → Decimal. ``"5%"`` → 0.05."""
+        found: Decimal | None = None
         if isinstance(value, bool):
             pass
         elif isinstance(value, int | Decimal):
-            if Decimal(value).is_finite() and abs(Decimal(value)) < _NUMBER_LIMIT:
-                return Decimal(value)
+            found = Decimal(value)
         elif isinstance(value, float):  # from JSON: the shortest repr is what the user wrote
-            if math.isfinite(value) and abs(value) < float(_NUMBER_LIMIT):
-                return Decimal(repr(value))
+            found = Decimal(repr(value)) if math.isfinite(value) else None
         elif isinstance(value, str) and len(value) <= 40:
-            pct = _percent(value)
-            if pct is not None:
-                return pct
+            found = _percent(value)
             text = unicodedata.normalize("NFKC", value).strip()
-            if _PLAIN_NUMBER_RE.match(text):
-                return Decimal(text)
+            if found is None and _PLAIN_NUMBER_RE.match(text):
+                found = Decimal(text)
+        if found is not None and _bounded(found):
+            return found
         zh, en = what.split(" ", 1) if " " in what else (what, what)
-        self.add(
-            loc, "number_invalid", f"{zh} {value!r} 不是有效数字", f"{en} {value!r} is not a valid number"
+        bounds = (
+            f"（绝对值小于 10¹²，至多 {_PLACES} 位小数）",
+            f" (below 10^12 in size, at most {_PLACES} decimals)",
         )
+        self.add(loc, "number_invalid", f"{zh} {_clip(value)} 不是有效数字{bounds[0] if found is not None else ''}",
+                 f"{en} {_clip(value)} is not a valid number{bounds[1] if found is not None else ''}")  # fmt: skip
         return _BAD
 
     def date(self, value: Any, loc: Loc) -> dt.date | object:
@@ -869,8 +889,13 @@ class _DefinitionReader(_Reader):
                 values["override"] = override
 
         model = self.validate(IndicatorDef, values, loc, skip=skip)
+
+        def text(name: str) -> str | None:  # a non-text key/name is reported by the model check
+            value = raw.get(name)
+            return value if isinstance(value, str) else None
+
         return _Indicator(
-            loc=loc, key=raw.get("key"), level1=raw.get("level1"), level2=raw.get("level2"), name=raw.get("name"),
+            loc=loc, key=text("key"), level1=text("level1"), level2=text("level2"), name=text("name"),
             weight=weight, model=model, skipped=frozenset(skip),
         )  # fmt: skip
 
@@ -963,7 +988,7 @@ class _DefinitionReader(_Reader):
                     out["day"] = dt.date.fromisoformat(text)
                 except ValueError:
                     value = _BAD
-            elif number and abs(Decimal(number.group(1))) < _NUMBER_LIMIT:
+            elif number and _bounded(Decimal(number.group(1))):
                 out["number"] = Decimal(number.group(1))
                 if number.group(2) and unit is None:
                     unit = number.group(2).strip()
@@ -1054,7 +1079,7 @@ class _DefinitionReader(_Reader):
             elif isinstance(value, str) and len(value) <= 200:
                 text = value.strip()
                 match = _NUMBER_RE.match(text)
-                if match and abs(Decimal(match.group(1))) >= _NUMBER_LIMIT:
+                if match and not _bounded(Decimal(match.group(1))):
                     match = None
                 if _DATE_RE.match(text):
                     try:
@@ -1209,7 +1234,7 @@ def _cross_check(parts: _Parts) -> list[Problem]:
     root = Loc(file)
 
     def add(loc: Loc | str, code: str, zh: str, en: str) -> None:
-        problems.append(Problem(str(loc), code, zh, en))
+        problems.append(Problem(str(loc), code, _short(zh), _short(en)))
 
     # ---- weights: total, declared levels, subtotals
     indicators = parts.indicators
@@ -1390,8 +1415,8 @@ def _cross_check(parts: _Parts) -> list[Problem]:
             try:
                 sample = actual if model.source == "entered" else _sample_actual(model.source, parts.project)
                 score_indicator(model.spec(), sample, policy)
-            except ValueError as exc:
-                detail = str(exc).split(": ", 1)[-1]
+            except (ValueError, ArithmeticError) as exc:
+                detail = str(exc).split(": ", 1)[-1] or type(exc).__name__
                 add(loc / "rule", "rule_contradiction", f"评分规则与指标值/实际值矛盾：{detail}",
                     f"the rule contradicts the target or actual: {detail}")  # fmt: skip
 

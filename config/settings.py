@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Override vendor API base URLs, e.g. {"telegram": "http://127.0.0.1:9000"} (tests, proxies).',
     )
+    inbound: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Chat-command bots per vendor (telegram, feishu, dingtalk, wecom, slack): "
+        "non-secret settings and the NAMES of the environment variables holding secrets (keys "
+        'ending in _env), e.g. {"telegram": {"secret_token_env": "TG_WEBHOOK_SECRET", '
+        '"token_env": "TG_BOT_TOKEN", "username": "jixiao_bot"}}. See README, "Asking the bot".',
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_user: str | None = None

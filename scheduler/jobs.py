@@ -19,9 +19,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, false, func, literal, or_, select, update
+from sqlalchemy import and_, exists, false, literal, or_, select, update
 
-from bot.report import period_of
+from bot.summary import gather_summary, report_token_url
 from store.campaigns import (
     DEFAULT_POLICY,
     LINK_URL_PLACEHOLDER,
@@ -36,14 +36,11 @@ from store.models import (
     Link,
     PaymentConfirmation,
     Project,
-    ProjectVersion,
     Response,
-    ScoreSnapshot,
     Unit,
 )
 from store.outbox import EndpointSpec, NewMessage, enqueue, enqueue_many, ensure_endpoint, ensure_endpoints
 from store.quiet import quiet_until
-from store.schedules import previous_result
 from store.scores import latest_snapshot
 
 log = logging.getLogger("jixiao.scheduler.jobs")
@@ -304,130 +301,6 @@ async def _claim_reminders(
 
 
 # ------------------------------------------------------------------------------------ summarise
-
-
-def report_token_url(report_url_base: str, secret: bytes, code: str, *, now: datetime, days: int) -> str:
-    from bot.report import sign_report
-
-    return f"{report_url_base.rstrip('/')}/r/{sign_report(secret, code, now + timedelta(days=days))}"
-
-
-async def gather_summary(
-    sm: SessionMaker,
-    project_code: str,
-    *,
-    schedule_id: int | None,
-    fire_time: datetime,
-    now: datetime,
-    report_url: str | None,
-    first_n: int = 10,
-    deviation_threshold: Decimal = Decimal("0.10"),
-    snapshot: ScoreSnapshot | None = None,
-) -> tuple[Any, ScoreSnapshot]:
-    """Read everything the summary shows (one short read transaction). Returns (SummaryData, snapshot)."""
-    from scheduler.summary import Names, SummaryData
-    from store.projects import get_project
-
-    async with sm() as session, session.begin():
-        project = await get_project(session, project_code)
-        pid = project.id
-        snap = snapshot or await latest_snapshot(session, pid)  # type: ignore[arg-type]
-        if snap is None:
-            raise LookupError("no snapshot")
-        previous_doc = None
-        if schedule_id is not None:
-            prev = await previous_result(session, schedule_id, before=fire_time)
-            if prev and prev.get("snapshot_id"):
-                prev_snap = await session.get(ScoreSnapshot, prev["snapshot_id"])
-                previous_doc = prev_snap.table if prev_snap is not None else None
-        definition = await session.scalar(
-            select(ProjectVersion.definition).where(
-                ProjectVersion.project_id == pid, ProjectVersion.version == project.current_version
-            )
-        )
-        start, end = period_of(definition)
-        # 回收率: units with a live link in any campaign of the project vs. those with a current response.
-        invited_units = (
-            select(Link.unit_id)
-            .join(Campaign, Campaign.id == Link.campaign_id)
-            .where(Campaign.project_id == pid, Link.revoked_at.is_(None))
-            .distinct()
-        ).subquery()
-        # Uncorrelated IN / NOT IN (once per query): a correlated EXISTS per unit was planned on
-        # SQLite as a scan of all current responses per unit (10,000 units: 4 s per query).
-        responded = select(Response.unit_id).where(Response.project_id == pid, Response.is_current.is_(True))
-        invited = int(await session.scalar(select(func.count()).select_from(invited_units)) or 0)
-        answered = int(
-            await session.scalar(
-                select(func.count())
-                .select_from(Unit)
-                .where(Unit.id.in_(select(invited_units.c.unit_id)), Unit.id.in_(responded))
-            )
-            or 0
-        )
-        not_answered_q = (
-            select(Unit.name)
-            .where(Unit.id.in_(select(invited_units.c.unit_id)), Unit.id.not_in(responded))
-            .order_by(Unit.key)
-        )
-        not_answered_names = tuple((await session.execute(not_answered_q.limit(first_n))).scalars())
-        current_conf = (
-            select(PaymentConfirmation.disbursement_id, PaymentConfirmation.status)
-            .where(PaymentConfirmation.project_id == pid, PaymentConfirmation.is_current.is_(True))
-            .subquery()
-        )
-        base = (
-            select(Disbursement.amount_fen, Unit.name, Unit.key)
-            .join(Unit, Unit.id == Disbursement.unit_id)
-            .outerjoin(current_conf, current_conf.c.disbursement_id == Disbursement.id)
-            .where(Disbursement.project_id == pid)
-        )
-
-        async def group(cond: Any) -> Names:
-            sub = base.where(cond).subquery()
-            count, fen = (
-                await session.execute(select(func.count(), func.coalesce(func.sum(sub.c.amount_fen), 0)))
-            ).one()
-            names = (
-                await session.execute(
-                    select(sub.c.name).group_by(sub.c.name, sub.c.key).order_by(sub.c.key).limit(first_n)
-                )
-            ).scalars()
-            return Names(int(count), int(fen), tuple(names))
-
-        unconfirmed = await group(current_conf.c.status.is_(None))
-        disputed = await group(current_conf.c.status == "disputed")
-        disbursed = int(
-            await session.scalar(
-                select(func.coalesce(func.sum(Disbursement.amount_fen), 0)).where(
-                    Disbursement.project_id == pid
-                )
-            )
-            or 0
-        )
-        not_answered_count = invited - answered
-    tz = ZoneInfo(project.timezone)
-    local = fire_time.astimezone(tz)
-    data = SummaryData(
-        project_code=project.code,
-        project_name=project.name,
-        when_local=local.strftime("%Y-%m-%d %H:%M"),
-        snapshot=snap.table,
-        previous=previous_doc,
-        invited=invited,
-        answered=answered,
-        not_answered=Names(not_answered_count, 0, not_answered_names),
-        unconfirmed=unconfirmed,
-        disputed=disputed,
-        budget_fen=project.budget_fen,
-        disbursed_fen=disbursed,
-        period_start=start,
-        period_end=end,
-        today=now.astimezone(tz).date(),
-        deviation_threshold=deviation_threshold,
-        report_url=report_url,
-    )
-    return data, snap
 
 
 async def summarise(

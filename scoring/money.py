@@ -82,12 +82,14 @@ def parse_yuan(value: str | int | Decimal | float, *, float_cells: bool = False)
         raise MoneyError(
             "money_negative", f"金额 {text} 元不能为负数", f"amount {text} yuan must not be negative"
         )
+    if amount > MAX_YUAN:  # first: quantizing a 30-digit amount would overflow the decimal context
+        raise MoneyError(
+            "money_too_large", f"金额 {text[:30]} 元过大，请核对", f"amount {text[:30]} yuan is too large"
+        )
     if amount != amount.quantize(CENT):
         raise MoneyError(
             "money_precision",
             f"金额 {text} 元超过2位小数（最小单位为分）",
             f"amount {text} yuan has more than 2 decimals (the smallest unit is the fen)",
         )
-    if amount > MAX_YUAN:
-        raise MoneyError("money_too_large", f"金额 {text} 元过大，请核对", f"amount {text} yuan is too large")
     return int(amount.quantize(CENT) * 100)

@@ -531,3 +531,56 @@ class ScheduleRun(SQLModel, table=True):
     finished_at: datetime | None = None
     error: str = Field(default="", max_length=4000)
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonDoc, nullable=True))
+
+
+# ============================================================================ chat commands (inbound)
+
+
+class ChatConnection(SQLModel, table=True):
+    """A vendor group chat connected to a project by an admin. The connection IS the permission:
+    anyone in a connected chat may ask the bot about its projects; disconnecting removes it."""
+
+    __tablename__ = "chat_connection"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("vendor", "chat_id", "project_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    vendor: str = Field(max_length=20)
+    chat_id: str = Field(max_length=200)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    connected_at: datetime
+    connected_by: str = Field(default="", max_length=100)
+
+
+class SeenChat(SQLModel, table=True):
+    """A chat the bot received a message from (connected or not): the first message is kept so
+    an admin can pick the chat from a list instead of typing its id."""
+
+    __tablename__ = "seen_chat"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("vendor", "chat_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    vendor: str = Field(max_length=20)
+    chat_id: str = Field(max_length=200)
+    title: str = Field(default="", max_length=200)
+    first_seen_at: datetime
+    last_seen_at: datetime
+    first_text: str = Field(default="", max_length=200)
+    first_sender: str = Field(default="", max_length=100)
+    messages: int = 1
+
+
+class InboundEvent(SQLModel, table=True):
+    """One authenticated vendor event (a chat message). The unique (vendor, event_id) is what
+    answers a replayed or re-pushed event once. ``outcome``: replied | help | unconnected |
+    ignored (not a command, another bot's command, not a text message)."""
+
+    __tablename__ = "inbound_event"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("vendor", "event_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    vendor: str = Field(max_length=20)
+    event_id: str = Field(max_length=200)
+    chat_id: str = Field(default="", max_length=200)
+    command: str = Field(default="", max_length=20)
+    outcome: str = Field(default="", max_length=20)
+    received_at: datetime

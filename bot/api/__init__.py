@@ -19,12 +19,12 @@ _DOCUMENT = web.AppKey("api_openapi", dict)
 
 def _load_resources() -> None:
     # Imported for their side effect: registering operations on API (once per process).
-    from bot.api import auth, campaigns, imports, outbox, projects, responses, scores, units  # noqa: F401
+    from bot.api import auth, campaigns, chats, imports, outbox, projects, responses, scores, units  # noqa: F401
 
 
 def registered_models() -> list[type[BaseModel]]:
     """Response models referenced by ``$ref`` from hand-written list schemas."""
-    from bot.api import campaigns, outbox, projects, responses, scores, units
+    from bot.api import campaigns, chats, outbox, projects, responses, scores, units
 
     return [
         projects.ProjectOut,
@@ -36,6 +36,7 @@ def registered_models() -> list[type[BaseModel]]:
         scores.SnapshotSummaryOut,
         scores.OverrideOut,
         outbox.EndpointOut,
+        chats.ChatOut,
     ]
 
 

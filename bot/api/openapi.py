@@ -170,7 +170,17 @@ def build_document(operations: list[Operation], *, version: str = "0.1.0") -> di
         "security": [{"bearer": []}],
         "tags": [
             {"name": t}
-            for t in ("projects", "units", "campaigns", "responses", "scores", "delivery", "auth", "meta")
+            for t in (
+                "projects",
+                "units",
+                "campaigns",
+                "responses",
+                "scores",
+                "delivery",
+                "chats",
+                "auth",
+                "meta",
+            )
         ],  # fmt: skip
         "paths": paths,
         "components": {

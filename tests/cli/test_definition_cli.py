@@ -62,3 +62,25 @@ def test_a_problem_in_a_printed_table_is_reported_with_its_place_and_no_tracebac
     code, out, err = run(tmp_path, "project", "validate", str(path))
     assert code == 1 and "Traceback" not in err
     assert "printed.toml: indicators[1].target" in err and "可用写法" in err
+
+
+def test_an_unexpected_error_prints_a_short_bilingual_line_and_a_logged_reference(tmp_path: Path) -> None:
+    import io as _io
+
+    from cli.main import main
+
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"this is not a database file, it was overwritten by mistake\n" * 100)
+    out, err = _io.StringIO(), _io.StringIO()
+    code = main(
+        ["--database-url", f"sqlite+aiosqlite:///{broken}", "--data-dir", str(tmp_path), "project", "list"],
+        out=out,
+        err=err,
+    )
+    assert code == 2
+    message = err.getvalue()
+    assert "Traceback" not in message and len(message.splitlines()) == 2
+    assert "内部错误（编号 " in message and "internal error (ref " in message
+    ref = message.split("编号 ", 1)[1].split("）", 1)[0]
+    log = (tmp_path / "cli-errors.log").read_text(encoding="utf-8")
+    assert f"ref={ref}" in log and "Traceback" in log
