@@ -676,7 +676,7 @@ async def unconfirmed_disbursements(
     session: AsyncSession, project_id: int, *, limit: int = 50
 ) -> tuple[int, list[tuple[Disbursement, str, str]]]:
     """``(count, first rows)`` of the project's disbursements with no current confirmation or
-    dispute, as ``(disbursement, unit key, unit name)`` by paid date."""
+    dispute, as ``(disbursement, unit key, unit name)`` in entry order."""
     current = (
         select(PaymentConfirmation.id)
         .where(
@@ -685,14 +685,22 @@ async def unconfirmed_disbursements(
         .exists()
     )
     where = (Disbursement.project_id == project_id, ~current)
-    total = int(
-        (await session.execute(select(func.count()).select_from(Disbursement).where(*where))).scalar_one()
+    # count = payments − current answers (one current row per payment): two index counts instead
+    # of an anti-join over every payment
+    payments = await session.scalar(
+        select(func.count()).select_from(Disbursement).where(Disbursement.project_id == project_id)
     )
+    answered = await session.scalar(
+        select(func.count())
+        .select_from(PaymentConfirmation)
+        .where(PaymentConfirmation.project_id == project_id, PaymentConfirmation.is_current.is_(True))
+    )
+    total = max(int(payments or 0) - int(answered or 0), 0)
     stmt = (
         select(Disbursement, Unit.key, Unit.name)
         .join(Unit, Unit.id == Disbursement.unit_id)
         .where(*where)
-        .order_by(Disbursement.paid_on, Unit.key)
+        .order_by(Disbursement.id)  # entry order: stops after ``limit`` rows, no sort of all payments
         .limit(limit)
     )
     return total, [(d, k, n) for d, k, n in (await session.execute(stmt)).all()]

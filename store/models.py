@@ -240,6 +240,8 @@ class PaymentConfirmation(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_confirmation_current", "disbursement_id", "is_current"),
+        # the ledger's state filters (disputed, confirmed with another amount) and their counts
+        Index("ix_confirmation_state", "project_id", "is_current", "status"),
         UniqueConstraint("submission_key"),
     )
     id: int | None = Field(default=None, primary_key=True)

@@ -11,6 +11,8 @@ from pydantic import Field
 
 from bot import keys
 from bot.api.common import API, CODE_PATTERN, Body, Call, Line, Out, ok
+from bot.errors import ApiError
+from store.access import visible_project
 from store.chats import HINTS, connect_chat, disconnect_chat, list_chats
 from store.db import transaction
 
@@ -77,6 +79,7 @@ async def connect_chat_(request: web.Request, call: Call) -> web.Response:
     b: ConnectIn = call.body
     by = call.token.name if call.token is not None else ""
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
+        await visible_project(session, call.grants, b.project)  # 404 for a project not granted
         chat = await connect_chat(
             session, b.vendor, b.chat_id, b.project, now=request.app[keys.CLOCK](), by=by
         )
@@ -89,5 +92,10 @@ async def disconnect_chat_(request: web.Request, call: Call) -> web.Response:
     """Disconnect a chat from one project, or from all of them without ``project``."""
     b: DisconnectIn = call.body
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
+        if b.project is not None:
+            await visible_project(session, call.grants, b.project)
+        elif not call.grants.all_projects:
+            raise ApiError(400, "project_required", "请指定项目（此令牌只能访问授权的项目）",
+                           "name the project (this token sees only its granted projects)", where="project")  # fmt: skip
         removed = await disconnect_chat(session, b.vendor, b.chat_id, b.project)
     return ok(DisconnectOut(removed=removed))

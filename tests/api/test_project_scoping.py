@@ -151,3 +151,15 @@ async def test_the_same_paths_answer_for_a_token_granted_project_b(
     for path in ("/api/projects/{code}", "/api/campaigns/{campaign_id}", "/api/schedules/{schedule_id}"):
         status, body = await _call(app_client, "GET", _fill(path, ids), two_projects["all"])
         assert status == 200, (path, body)
+
+
+async def test_a_scoped_token_cannot_connect_a_chat_to_another_project(
+    app_client: TestClient, two_projects: dict[str, Any]
+) -> None:
+    body = {"vendor": "telegram", "chat_id": "-100123", "project": B}
+    status, _ = await _call(app_client, "POST", "/api/chats/connect", two_projects["admin_a"], body=body)
+    assert status == 404
+    status, _ = await _call(app_client, "POST", "/api/chats/disconnect", two_projects["admin_a"], body=body)
+    assert status == 404
+    status, _ = await _call(app_client, "POST", "/api/chats/connect", two_projects["all"], body=body)
+    assert status == 200

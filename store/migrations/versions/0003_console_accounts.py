@@ -97,6 +97,9 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_message_link_id'), ['link_id'], unique=False)
 
+    with op.batch_alter_table('payment_confirmation', schema=None) as batch_op:
+        batch_op.create_index('ix_confirmation_state', ['project_id', 'is_current', 'status'], unique=False)
+
     with op.batch_alter_table('api_token', schema=None) as batch_op:
         # Tokens made before project scoping see no project until granted (or re-created with
         # --all-projects): the safe reading of "no grant".
@@ -112,6 +115,9 @@ def downgrade() -> None:
 
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_outbox_message_link_id'))
+
+    with op.batch_alter_table('payment_confirmation', schema=None) as batch_op:
+        batch_op.drop_index('ix_confirmation_state')
 
     with op.batch_alter_table('project_grant', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_project_grant_token_id'))
