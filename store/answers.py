@@ -754,12 +754,24 @@ async def ledger_page(
     """``(matching count, one page)`` of the ledger by paid date; ``state`` filters
     (all | pending | confirmed | amount_differs | disputed), ``search`` matches unit key or name."""
     current = aliased(PaymentConfirmation)
-    stmt = (
-        select(Disbursement, Unit.key, Unit.name, current)
-        .join(Unit, Unit.id == Disbursement.unit_id)
-        .outerjoin(current, and_(current.disbursement_id == Disbursement.id, current.is_current.is_(True)))
-        .where(Disbursement.project_id == project_id)
-    )
+    if state in ("confirmed", "amount_differs", "disputed"):
+        # answered states: start from the project's current answers (ix_confirmation_state)
+        stmt = (
+            select(Disbursement, Unit.key, Unit.name, current)
+            .select_from(current)
+            .join(Disbursement, Disbursement.id == current.disbursement_id)
+            .join(Unit, Unit.id == Disbursement.unit_id)
+            .where(current.project_id == project_id, current.is_current.is_(True))
+        )
+    else:
+        stmt = (
+            select(Disbursement, Unit.key, Unit.name, current)
+            .join(Unit, Unit.id == Disbursement.unit_id)
+            .outerjoin(
+                current, and_(current.disbursement_id == Disbursement.id, current.is_current.is_(True))
+            )
+            .where(Disbursement.project_id == project_id)
+        )
     if search:
         like = f"%{search.replace('%', '').replace('_', '')}%"
         stmt = stmt.where(or_(Unit.key.like(like), Unit.name.like(like)))  # type: ignore[attr-defined]
