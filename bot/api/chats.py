@@ -8,13 +8,14 @@ from typing import Literal
 
 from aiohttp import web
 from pydantic import Field
+from sqlalchemy import select
 
 from bot import keys
 from bot.api.common import API, CODE_PATTERN, Body, Call, Line, Out, ok
-from bot.errors import ApiError
 from store.access import visible_project
 from store.chats import HINTS, connect_chat, disconnect_chat, list_chats
 from store.db import transaction
+from store.models import Project
 
 Vendor = Literal["telegram", "feishu", "dingtalk", "wecom", "slack"]
 
@@ -94,8 +95,14 @@ async def disconnect_chat_(request: web.Request, call: Call) -> web.Response:
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         if b.project is not None:
             await visible_project(session, call.grants, b.project)
-        elif not call.grants.all_projects:
-            raise ApiError(400, "project_required", "请指定项目（此令牌只能访问授权的项目）",
-                           "name the project (this token sees only its granted projects)", where="project")  # fmt: skip
-        removed = await disconnect_chat(session, b.vendor, b.chat_id, b.project)
+            removed = await disconnect_chat(session, b.vendor, b.chat_id, b.project)
+        elif call.grants.all_projects:
+            removed = await disconnect_chat(session, b.vendor, b.chat_id, None)
+        else:  # "from all projects" means all the projects this token may see
+            codes = (
+                await session.execute(select(Project.code).where(call.grants.where(Project.id)))
+            ).scalars()
+            removed = 0
+            for code in list(codes):
+                removed += await disconnect_chat(session, b.vendor, b.chat_id, code)
     return ok(DisconnectOut(removed=removed))
