@@ -1,25 +1,32 @@
-"""Link submissions per second: jixiao's unit page vs a minimal handler vs a bare static handler.
+"""Link submissions per second: jixiao's unit page against a careful minimal handler and a bare one.
 
-One "submission" = GET the personal link page + POST the questionnaire answers (committed; the
-POST answers 303); with ``--prg`` also the GET of the 303's target (jixiao's thank-you state), as
-a browser does. The load generator is ``wrk`` with a Lua script (closed loop, ``c`` connections
-on 2 threads) when installed, else an aiohttp client in a separate process. Each target server runs
-in its own process on 127.0.0.1, so generator and server share the machine's cores (as in
-``/work/shared/reference/peer-bench.md``). Prints numbers; asserts nothing.
+One "submission" = GET the personal link page, read its hidden fields, POST the answers; it
+counts when the POST is committed (jixiao: a 303 to ``?done=answers``; the references: "Thank
+you!"). The generator is ``wrk`` with the Lua scripts of the shared side-by-side kit, copied
+into ``bench/`` (``submit_ref.lua``, ``submit_jixiao.lua``): ``-t C -c C`` (one connection per
+thread), each thread walking its own slice of UNUSED link tokens. Targets:
 
-Targets (same generator, same run):
+- ``bare``: the kit's ``ref_servers.py bare`` (static page, no state: the framework ceiling);
+- ``careful``: the kit's ``ref_servers.py sqlite`` (aiosqlite, one shared connection, WAL, token
+  lookup, one INSERT, one guarded UPDATE, HMAC form token), run with jixiao's own ``synchronous``
+  setting so neither side buys speed with durability;
+- ``jixiao-sqlite``: the real app (``bot.app.create_app``, wired like ``cli.serve``: write + read
+  engines, ``gc.freeze()`` once started) on the example project plus N extra units, one launched
+  campaign, so every window has enough unused links;
+- with ``--pg``: ``minimal-pg`` (aiohttp + asyncpg pool, same protocol as jixiao's page: lookup
+  ``FOR UPDATE``, INSERT, guarded UPDATE, HMAC form token) and ``jixiao-pg``.
 
-- ``bare``: aiohttp returning a static page for GET and a 303 for POST (no state);
-- ``minimal-sqlite`` / ``minimal-pg``: hand-written aiohttp + aiosqlite/asyncpg: token hash lookup,
-  HMAC form token check, one INSERT, one guarded UPDATE, commit;
-- ``jixiao-sqlite`` / ``jixiao-pg``: the real app (``bot.app.create_app``) on the example project.
+Protocol (the kit's README): every window starts from a fresh copy of its database, the targets
+run interleaved (the order rotates each round), each concurrency gets ``--rounds`` windows per
+target, and the table shows medians. Ratios are taken inside one round (the same minutes of a
+shared, noisy machine), then their median is printed: absolute rates move between runs, ratios
+in one window are what count. Prints numbers; asserts nothing.
 
 Usage::
 
-    .venv/bin/python bench/submit.py [--seconds 7] [--conc 1,8,32,64] [--pg URL | --no-pg] [--prg]
-
-PostgreSQL: ``--pg postgresql+asyncpg://postgres@127.0.0.1:5432/postgres`` (a scratch database
-``jixiao_bench`` is created and dropped there).
+    .venv/bin/python bench/submit.py [--seconds 6] [--conc 1,8,32,64] [--rounds 3] [--units 12000]
+                                     [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+                                     [--targets bare,careful,jixiao-sqlite]
 """
 
 from __future__ import annotations
@@ -28,10 +35,11 @@ import argparse
 import asyncio
 import hashlib
 import hmac
-import os
+import json
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,23 +47,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 SECRET = b"bench-secret-0123456789abcdef0123"
-ANSWERS = {
-    "q_guide": "非常满意",
-    "q_review": "比较满意",
-    "q_funds": "非常满意",
-    "q_overall": "非常满意",
-    "q_suggestion": "建议简化申报材料",
-}
-STATIC_PAGE = (
-    "<!doctype html><html lang=zh-CN><meta charset=utf-8><title>t</title>"
-    "<form method=post><input name=a></form></html>"
-) * 20
+EXAMPLE = REPO / "config" / "projects" / "urumqi-ip-2023"
 
 
 def free_port() -> int:
@@ -64,18 +62,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-# ============================================================================ setup (parent)
+# ============================================================================ databases (parent)
 
 
-async def prepare_jixiao_db(url: str) -> list[tuple[str, str]]:
-    """Schema + example project + a launched campaign; returns (token, answers csrf) per unit."""
-    from sqlalchemy import select
+SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
-    from bot.forms import csrf_token
+
+async def sqlite_synchronous(url: str) -> str:
+    """The ``synchronous`` setting jixiao's own engine gives its SQLite connections."""
+    from store.db import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            value = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
+    finally:
+        await engine.dispose()
+    return SYNC_NAMES[int(value)]
+
+
+async def prepare_jixiao(url: str, units: int) -> list[str]:
+    """Schema + example project + ``units`` extra units + one launched campaign; the link tokens."""
+    from sqlalchemy import insert, select
+
     from config.loader import load_definition
-    from store.campaigns import create_campaign, hash_token, launch_campaign, make_link_token
+    from store.campaigns import create_campaign, launch_campaign, make_link_token
     from store.db import create_engine, make_sessionmaker, transaction
-    from store.models import Link, metadata
+    from store.models import Link, Unit, metadata
     from store.projects import load_project
 
     engine = create_engine(url)
@@ -84,199 +97,82 @@ async def prepare_jixiao_db(url: str) -> list[tuple[str, str]]:
     sm = make_sessionmaker(engine)
     now = datetime.now(UTC)
     async with transaction(sm) as session:
-        project = (
-            await load_project(session, load_definition(REPO / "config/projects/urumqi-ip-2023"), now=now)
-        ).project
+        project = (await load_project(session, load_definition(EXAMPLE), now=now, by="bench")).project
+        rows = [
+            {"project_id": project.id, "key": f"bench-{i:05d}", "name": f"基准测试单位{i:05d}（示例）",
+             "channel_kind": "console", "channel_address": f"bench-{i:05d}", "channel_config": {},
+             "active": True, "created_at": now, "updated_at": now}
+            for i in range(units)
+        ]  # fmt: skip
+        if rows:
+            await session.execute(insert(Unit), rows)
         campaign = await create_campaign(
-            session,
-            project.id,
-            name="bench",
-            opens_at=now - timedelta(hours=1),
-            closes_at=now + timedelta(days=7),
-            now=now,
-        )
+            session, project.id, name="bench", opens_at=now - timedelta(hours=1),
+            closes_at=now + timedelta(days=7), now=now,
+        )  # fmt: skip
         await launch_campaign(session, campaign.id, secret=SECRET, now=now)
         salts = (await session.execute(select(Link.token_salt).order_by(Link.id))).scalars().all()
     await engine.dispose()
-    out = []
-    for salt in salts:
-        token = make_link_token(SECRET, salt)
-        out.append((token, csrf_token(SECRET, hash_token(token), "answers")))
-    return out
+    return [make_link_token(SECRET, salt) for salt in salts]
 
 
-MINIMAL_SCHEMA = [
-    "CREATE TABLE mlink (id INTEGER PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, unit TEXT NOT NULL, "
-    "answered_at TEXT)",
-    "CREATE TABLE mresp (id {serial} PRIMARY KEY, link_id INTEGER NOT NULL, submission TEXT UNIQUE NOT NULL, "
-    "answers TEXT NOT NULL, submitted_at TEXT NOT NULL)",
+def prepare_careful(path: Path, tokens_file: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "ref_servers.py"),
+            "initdb",
+            "--db",
+            str(path),
+            "--tokens",
+            str(tokens_file),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+MINIMAL_PG_SCHEMA = [
+    "CREATE TABLE mlink (id SERIAL PRIMARY KEY, token_hash TEXT UNIQUE NOT NULL, unit TEXT NOT NULL, "
+    "answered_at TIMESTAMPTZ)",
+    "CREATE TABLE mresp (id SERIAL PRIMARY KEY, link_id INTEGER NOT NULL, submission TEXT UNIQUE NOT NULL, "
+    "answers TEXT NOT NULL, submitted_at TIMESTAMPTZ NOT NULL)",
 ]
 
 
-def minimal_tokens(n: int = 121) -> list[tuple[str, str]]:
-    from store.campaigns import hash_token, make_link_token
-
-    out = []
-    for i in range(n):
-        token = make_link_token(SECRET, f"salt{i}")
-        out.append((token, hmac.new(SECRET, hash_token(token).encode(), hashlib.sha256).hexdigest()[:32]))
-    return out
-
-
-async def prepare_minimal_sqlite(path: str, tokens: list[tuple[str, str]]) -> None:
-    import aiosqlite
-
-    from store.campaigns import hash_token
-
-    async with aiosqlite.connect(path) as db:
-        await db.execute("PRAGMA journal_mode=WAL")
-        for stmt in MINIMAL_SCHEMA:
-            await db.execute(stmt.format(serial="INTEGER"))
-        await db.executemany(
-            "INSERT INTO mlink (id, token_hash, unit) VALUES (?, ?, ?)",
-            [(i + 1, hash_token(t), f"unit{i}") for i, (t, _) in enumerate(tokens)],
-        )
-        await db.commit()
-
-
-async def prepare_minimal_pg(dsn: str, tokens: list[tuple[str, str]]) -> None:
+async def prepare_minimal_pg(dsn: str, tokens: list[str]) -> None:
     import asyncpg
-
-    from store.campaigns import hash_token
 
     conn = await asyncpg.connect(dsn)
     try:
-        for stmt in MINIMAL_SCHEMA:
-            await conn.execute(
-                stmt.format(serial="SERIAL").replace("id INTEGER PRIMARY KEY", "id INTEGER PRIMARY KEY")
-            )
+        for stmt in MINIMAL_PG_SCHEMA:
+            await conn.execute(stmt)
         await conn.executemany(
-            "INSERT INTO mlink (id, token_hash, unit) VALUES ($1, $2, $3)",
-            [(i + 1, hash_token(t), f"unit{i}") for i, (t, _) in enumerate(tokens)],
+            "INSERT INTO mlink (token_hash, unit) VALUES ($1, $2)",
+            [(hashlib.sha256(t.encode()).hexdigest(), f"单位{i}") for i, t in enumerate(tokens)],
         )
     finally:
         await conn.close()
 
 
+def _admin_dsn(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _pg(admin_dsn: str, *sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        for s in sql:
+            await conn.execute(s)
+    finally:
+        await conn.close()
+
+
 # ============================================================================ servers (child)
-
-
-def serve_bare(port: int) -> None:
-    from aiohttp import web
-
-    async def page(_: web.Request) -> web.Response:
-        return web.Response(text=STATIC_PAGE, content_type="text/html")
-
-    async def post(request: web.Request) -> web.Response:
-        await request.read()
-        raise web.HTTPSeeOther("/done")
-
-    app = web.Application()
-    app.router.add_get("/l/{token}", page)
-    app.router.add_post("/l/{token}/answers", post)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
-
-
-def serve_minimal(port: int, db: str) -> None:
-    """Token lookup + HMAC form token + INSERT + guarded UPDATE, straight on the driver."""
-    import secrets as _secrets
-    from urllib.parse import parse_qs
-
-    from aiohttp import web
-
-    pg = db.startswith("postgres")
-
-    def check(token_hash: str, form: dict[str, list[str]]) -> bool:
-        want = hmac.new(SECRET, token_hash.encode(), hashlib.sha256).hexdigest()[:32]
-        return hmac.compare_digest(form.get("csrf", [""])[0].encode(), want.encode())
-
-    async def on_start(app: web.Application) -> Any:
-        if pg:
-            import asyncpg
-
-            app["pool"] = await asyncpg.create_pool(db, min_size=4, max_size=20)
-            yield
-            await app["pool"].close()
-        else:
-            import aiosqlite
-
-            conn = await aiosqlite.connect(db, isolation_level=None)
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            app["conn"] = conn
-            app["lock"] = asyncio.Lock()
-            yield
-            await conn.close()
-
-    async def page(request: web.Request) -> web.Response:
-        th = hashlib.sha256(request.match_info["token"].encode()).hexdigest()
-        if pg:
-            row = await request.app["pool"].fetchrow("SELECT id, unit FROM mlink WHERE token_hash=$1", th)
-        else:
-            async with request.app["conn"].execute(
-                "SELECT id, unit FROM mlink WHERE token_hash=?", (th,)
-            ) as cur:
-                row = await cur.fetchone()
-        if row is None:
-            raise web.HTTPNotFound()
-        return web.Response(
-            text=STATIC_PAGE.replace("<title>t", f"<title>{row[1]}")
-            + f'<input type=hidden name=sid value="{_secrets.token_hex(16)}">',
-            content_type="text/html",
-        )
-
-    async def post(request: web.Request) -> web.Response:
-        th = hashlib.sha256(request.match_info["token"].encode()).hexdigest()
-        form = parse_qs((await request.read()).decode())
-        if not check(th, form):
-            raise web.HTTPForbidden()
-        answers = repr(sorted(form.items()))
-        now = datetime.now(UTC).isoformat()
-        sid = form.get("submission_id", [""])[0]
-        if pg:
-            async with request.app["pool"].acquire() as conn, conn.transaction():
-                link = await conn.fetchval("SELECT id FROM mlink WHERE token_hash=$1 FOR UPDATE", th)
-                if link is None:
-                    raise web.HTTPNotFound()
-                await conn.execute(
-                    "INSERT INTO mresp (link_id, submission, answers, submitted_at) "
-                    "VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING",
-                    link,
-                    sid,
-                    answers,
-                    now,
-                )
-                await conn.execute(
-                    "UPDATE mlink SET answered_at=$1 WHERE id=$2 AND answered_at IS NULL", now, link
-                )
-        else:
-            conn = request.app["conn"]
-            async with request.app["lock"]:  # one connection: one transaction at a time
-                await conn.execute("BEGIN IMMEDIATE")
-                try:
-                    async with conn.execute("SELECT id FROM mlink WHERE token_hash=?", (th,)) as cur:
-                        row = await cur.fetchone()
-                    if row is None:
-                        raise web.HTTPNotFound()
-                    await conn.execute(
-                        "INSERT OR IGNORE INTO mresp (link_id, submission, answers, submitted_at)"
-                        " VALUES (?,?,?,?)",
-                        (row[0], sid, answers, now),
-                    )
-                    await conn.execute(
-                        "UPDATE mlink SET answered_at=? WHERE id=? AND answered_at IS NULL", (now, row[0])
-                    )
-                    await conn.execute("COMMIT")
-                except BaseException:
-                    await conn.execute("ROLLBACK")
-                    raise
-        raise web.HTTPSeeOther("/done")
-
-    app = web.Application()
-    app.cleanup_ctx.append(on_start)
-    app.router.add_get("/l/{token}", page)
-    app.router.add_post("/l/{token}/answers", post)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
 def serve_jixiao(port: int, db: str) -> None:
@@ -290,9 +186,8 @@ def serve_jixiao(port: int, db: str) -> None:
     from store.db import create_engines, make_sessionmaker
 
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    tmp = tempfile.mkdtemp(prefix="jixiao-bench-")
     settings = Settings(
-        data_dir=Path(tmp),
+        data_dir=Path(tempfile.mkdtemp(prefix="jixiao-bench-")),
         secret_key=SECRET.decode(),  # type: ignore[arg-type]
         public_url=f"http://127.0.0.1:{port}",
         database_url=db,
@@ -313,306 +208,334 @@ def serve_jixiao(port: int, db: str) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-# ============================================================================ load
+def serve_minimal_pg(port: int, dsn: str) -> None:
+    """The careful handler's work on asyncpg, speaking jixiao's page protocol (submit_jixiao.lua):
+    GET → a small page with ``csrf`` and ``submission_id``; POST → one transaction (lookup ``FOR
+    UPDATE``, INSERT … ON CONFLICT DO NOTHING, guarded UPDATE) → 303 ``?done=answers``."""
+    import secrets
+    from urllib.parse import parse_qs
+
+    from aiohttp import web
+
+    def csrf(token_hash: str) -> str:
+        return hmac.new(SECRET, token_hash.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def on_start(app: web.Application) -> Any:
+        import asyncpg
+
+        app["pool"] = await asyncpg.create_pool(dsn, min_size=4, max_size=20)
+        yield
+        await app["pool"].close()
+
+    async def page(request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        th = hashlib.sha256(token.encode()).hexdigest()
+        row = await request.app["pool"].fetchrow("SELECT id, unit FROM mlink WHERE token_hash=$1", th)
+        if row is None:
+            raise web.HTTPNotFound()
+        return web.Response(
+            text=f'<!doctype html><meta charset="utf-8"><title>{row[1]}</title>'
+            f'<form method="post" action="/l/{token}/answers"><input type="hidden" name="csrf" value="{csrf(th)}">'
+            f'<input type="hidden" name="submission_id" value="{secrets.token_hex(16)}"><button>提交</button></form>',
+            content_type="text/html",
+        )
+
+    async def post(request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        th = hashlib.sha256(token.encode()).hexdigest()
+        form = parse_qs((await request.read()).decode())
+        if not hmac.compare_digest(form.get("csrf", [""])[0].encode(), csrf(th).encode()):
+            raise web.HTTPForbidden()
+        now = datetime.now(UTC)
+        async with request.app["pool"].acquire() as conn, conn.transaction():
+            link = await conn.fetchval("SELECT id FROM mlink WHERE token_hash=$1 FOR UPDATE", th)
+            if link is None:
+                raise web.HTTPNotFound()
+            await conn.execute(
+                "INSERT INTO mresp (link_id, submission, answers, submitted_at) VALUES ($1,$2,$3,$4) "
+                "ON CONFLICT DO NOTHING",
+                link,
+                form.get("submission_id", [""])[0],
+                json.dumps(form, ensure_ascii=False),
+                now,
+            )
+            await conn.execute(
+                "UPDATE mlink SET answered_at=$1 WHERE id=$2 AND answered_at IS NULL", now, link
+            )
+        raise web.HTTPSeeOther(f"/l/{token}?done=answers#done")
+
+    app = web.Application()
+    app.cleanup_ctx.append(on_start)
+    app.router.add_get("/l/{token}", page)
+    app.router.add_post("/l/{token}/answers", post)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-LUA = r"""
-local tokens = {%(tokens)s}
-local csrfs = {%(csrfs)s}
-local body = "%(body)s"
-local prg = %(prg)s
-local n = #tokens
-local i = 0
-local cur = 1
-local step = 0
-math.randomseed(os.time() + (tonumber(tostring({}):sub(8), 16) or 0) %% 100000)
-local function hex16() return string.format("%%04x%%04x%%04x%%04x", math.random(0,65535), math.random(0,65535), math.random(0,65535), math.random(0,65535)) end
-request = function()
-  if step == 0 then
-    i = i + 1
-    cur = (i %% n) + 1
-    step = 1
-    return wrk.format("GET", "/l/" .. tokens[cur])
-  end
-  if step == 1 then
-    step = prg and 2 or 0
-    local b = body .. "&csrf=" .. csrfs[cur] .. "&submission_id=" .. hex16() .. hex16()
-    return wrk.format("POST", "/l/" .. tokens[cur] .. "/answers",
-      {["Content-Type"] = "application/x-www-form-urlencoded"}, b)
-  end
-  step = 0  -- the 303's target: jixiao's thank-you state (the other targets ignore the query)
-  return wrk.format("GET", "/l/" .. tokens[cur] .. "?done=answers")
-end
-"""
+# ============================================================================ one window
 
 
-def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s|m)\b", text)
-    if not m:
-        return float("nan")
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+def _wait_ready(proc: subprocess.Popen[bytes], port: int, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError as exc:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"{what} exited: {err[-2000:]}") from exc
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{what} did not start within 60 s")
 
 
-def run_wrk(
-    port: int, tokens: list[tuple[str, str]], conc: int, seconds: int, workdir: Path, *, prg: bool = False
-) -> dict[str, float]:
-    script = workdir / "submit.lua"
-    script.write_text(
-        LUA
-        % {
-            "tokens": ",".join(f'"{t}"' for t, _ in tokens),
-            "csrfs": ",".join(f'"{c}"' for _, c in tokens),
-            "body": urlencode(ANSWERS),
-            "prg": "true" if prg else "false",
-        }
-    )
-    threads = min(2, conc)
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{conc}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:.*", out)
-    return {
-        "subs": rps / (3 if prg else 2),
-        "p50": p50,
-        "p99": p99,
-        "bad": float(bad.group(1)) if bad else 0.0,
-        "sock_err": 1.0 if errors else 0.0,
-    }
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
-async def _aiohttp_load(
-    port: int, tokens: list[tuple[str, str]], conc: int, seconds: int, prg: bool = False
-) -> dict[str, float]:
-    """Fallback generator: ``conc`` closed-loop users doing GET + POST (+ GET of the 303 target)."""
-    import secrets as _secrets
+class Target:
+    """One server kind: how to give it a fresh database and start it."""
 
-    import aiohttp
+    def __init__(self, name: str, lua: str, tokens: Path, n_tokens: int) -> None:
+        self.name, self.lua, self.tokens, self.n_tokens = name, lua, tokens, n_tokens
 
-    lat: list[float] = []
-    bad = 0
-    done = 0
-    stop = time.monotonic() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=conc)) as s:
+    def fresh(self) -> list[str]:  # the command line of a server on a fresh database
+        raise NotImplementedError
 
-        async def user(k: int) -> None:
-            nonlocal bad, done
-            i = k
-            while time.monotonic() < stop:
-                token, csrf = tokens[i % len(tokens)]
-                i += conc
-                steps: list[tuple[str, str, dict[str, Any]]] = [
-                    ("GET", "", {}),
-                    (
-                        "POST",
-                        "/answers",
-                        {"data": {**ANSWERS, "csrf": csrf, "submission_id": _secrets.token_hex(16)}},
-                    ),
-                ]
-                if prg:
-                    steps.append(("GET", "?done=answers", {}))
-                for method, suffix, kw in steps:
-                    t0 = time.perf_counter()
-                    url = f"http://127.0.0.1:{port}/l/{token}{suffix}"
-                    async with s.request(method, url, allow_redirects=False, **kw) as r:
-                        await r.read()
-                        bad += r.status >= 400
-                    lat.append((time.perf_counter() - t0) * 1000)
-                done += 1
-
-        await asyncio.gather(*(user(k) for k in range(conc)))
-    lat.sort()
-    return {
-        "subs": done / seconds,
-        "p50": lat[len(lat) // 2],
-        "p99": lat[int(len(lat) * 0.99)],
-        "bad": float(bad),
-        "sock_err": 0.0,
-    }
+    def cleanup(self) -> None:
+        return None
 
 
-def run_load(
-    port: int, tokens: list[tuple[str, str]], conc: int, seconds: int, workdir: Path, *, prg: bool = False
-) -> dict[str, float]:
-    if shutil.which("wrk"):
-        return run_wrk(port, tokens, conc, seconds, workdir, prg=prg)
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--load",
-            str(port),
-            str(conc),
-            str(seconds),
-            str(workdir / "tokens.txt"),
-            "prg" if prg else "-",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return eval(out)
+class SqliteCopy(Target):
+    def __init__(
+        self, name: str, lua: str, tokens: Path, n_tokens: int, master: Path, argv: list[str]
+    ) -> None:
+        super().__init__(name, lua, tokens, n_tokens)
+        self.master, self.argv = master, argv
+        self.copy = master.with_name(master.stem + "-window.db")
+
+    def fresh(self) -> list[str]:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.copy) + suffix).unlink(missing_ok=True)
+        shutil.copyfile(self.master, self.copy)
+        return [a.replace("{db}", str(self.copy)) for a in self.argv]
+
+
+class PgCopy(Target):
+    def __init__(
+        self,
+        name: str,
+        lua: str,
+        tokens: Path,
+        n_tokens: int,
+        admin: str,
+        template: str,
+        argv: list[str],
+        url: str,
+    ) -> None:
+        super().__init__(name, lua, tokens, n_tokens)
+        self.admin, self.template, self.argv, self.url = admin, template, argv, url
+        self.db = template + "_w"
+
+    def fresh(self) -> list[str]:
+        asyncio.run(
+            _pg(
+                self.admin,
+                f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)',
+                f'CREATE DATABASE "{self.db}" TEMPLATE "{self.template}"',
+            )
+        )
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.url).set(database=self.db).render_as_string(hide_password=False)
+        return [a.replace("{db}", url) for a in self.argv]
+
+    def cleanup(self) -> None:
+        asyncio.run(
+            _pg(
+                self.admin,
+                f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)',
+                f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)',
+            )
+        )
+
+
+class Static(Target):
+    def __init__(self, name: str, lua: str, tokens: Path, n_tokens: int, argv: list[str]) -> None:
+        super().__init__(name, lua, tokens, n_tokens)
+        self.argv = argv
+
+    def fresh(self) -> list[str]:
+        return self.argv
+
+
+def window(target: Target, conc: int, seconds: int, profile: Path | None = None) -> dict[str, float]:
+    """Start ``target`` on a fresh database, run wrk for ``seconds`` at ``conc``, stop it."""
+    port = free_port()
+    argv = [a.replace("{port}", str(port)) for a in target.fresh()]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    spy = None
+    try:
+        _wait_ready(proc, port, target.name)
+        if profile is not None:
+            spy = subprocess.Popen(
+                [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid), "--duration",
+                 str(seconds), "--rate", "200", "--format", "raw", "--output", str(profile), "--nonblocking",
+                 "--threads", "--gil"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        out = subprocess.run(
+            ["wrk", f"-t{conc}", f"-c{conc}", f"-d{seconds}s", "-s", str(HERE / target.lua),
+             f"http://127.0.0.1:{port}", "--", str(target.tokens), str(conc), str(target.n_tokens)],
+            capture_output=True, text=True, check=True, timeout=seconds + 60,
+        ).stdout  # fmt: skip
+        if spy is not None:
+            spy.wait(timeout=60)
+    finally:
+        _stop(proc)
+    found = re.search(r"WRKJSON (\{.*\})", out)
+    if not found:
+        raise RuntimeError(f"{target.name}: no WRKJSON in wrk output:\n{out}")
+    return json.loads(found.group(1))  # type: ignore[no-any-return]
 
 
 # ============================================================================ orchestration
 
 
-def start_server(kind: str, db: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", kind, str(port), db],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port
-        except OSError as exc:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server died") from exc
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{kind} server did not start")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-async def _pg_scratch(admin_url: str, create: bool) -> str:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(admin_url)
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
-    try:
-        for name in ("jixiao_bench", "jixiao_bench_min"):
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            if create:
-                await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return dsn
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=7)
+    ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--conc", default="1,8,32,64")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--units", type=int, default=12_000, help="extra units (= unused links per window)")
+    ap.add_argument("--pg", default="", help="admin URL of a PostgreSQL server (adds minimal-pg, jixiao-pg)")
+    ap.add_argument("--targets", default="", help="comma-separated subset of target names")
     ap.add_argument(
-        "--pg",
-        default=os.environ.get(
-            "JIXIAO_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
-    ap.add_argument("--no-pg", action="store_true")
-    ap.add_argument(
-        "--prg",
-        action="store_true",
-        help="a submission also GETs the 303 target (jixiao: the page's thank-you state), as a browser does",
+        "--profile", default="", help="py-spy raw profile of jixiao-sqlite's first window at c=32"
     )
     args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed (Debian package wrk)")
     concs = [int(c) for c in args.conc.split(",")]
     work = Path(tempfile.mkdtemp(prefix="jixiao-bench-"))
-    from sqlalchemy.engine import make_url
-
-    targets: list[tuple[str, str, str, list[tuple[str, str]]]] = []  # (label, server kind, db, tokens)
-    mtokens = minimal_tokens()
-    targets.append(("bare aiohttp (static page)", "bare", "-", mtokens))
-    sqlite_url = f"sqlite+aiosqlite:///{work / 'jixiao.db'}"
-    asyncio.run(prepare_minimal_sqlite(str(work / "minimal.db"), mtokens))
-    targets.append(("minimal aiohttp+aiosqlite", "minimal", str(work / "minimal.db"), mtokens))
-    targets.append(("jixiao (SQLite)", "jixiao", sqlite_url, asyncio.run(prepare_jixiao_db(sqlite_url))))
-    if not args.no_pg:
-        try:
-            dsn = asyncio.run(_pg_scratch(args.pg, create=True))
-        except Exception as exc:  # no server: report and carry on with SQLite
-            print(f"(PostgreSQL skipped: {type(exc).__name__}: {exc})")
-        else:
-            base = make_url(args.pg)
-            min_dsn = make_url(dsn).set(database="jixiao_bench_min").render_as_string(hide_password=False)
-            asyncio.run(prepare_minimal_pg(min_dsn, mtokens))
-            targets.append(("minimal aiohttp+asyncpg", "minimal", min_dsn, mtokens))
-            jx_url = base.set(database="jixiao_bench").render_as_string(hide_password=False)
-            targets.append(("jixiao (PostgreSQL)", "jixiao", jx_url, asyncio.run(prepare_jixiao_db(jx_url))))
-
-    gen = "wrk + Lua" if shutil.which("wrk") else "aiohttp client (separate process)"
-    what = "GET page + POST answers, committed" + (" + GET of the redirect target" if args.prg else "")
-    print(f"# link submissions ({what}); {args.seconds}s windows; generator: {gen}")
-    print(f"# {os.cpu_count()} CPUs; latency = per HTTP request (GET or POST)")
-    print(f"{'target':30} {'c':>3} {'subs/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    results: dict[tuple[str, int], dict[str, float]] = {}
+    py = sys.executable
     try:
-        for label, kind, db, tokens in targets:
-            (work / "tokens.txt").write_text("\n".join(f"{t} {c}" for t, c in tokens))
-            proc, port = start_server(kind, db)
-            try:
-                for conc in concs:
-                    r = run_load(port, tokens, conc, args.seconds, work, prg=args.prg)
-                    results[(label, conc)] = r
-                    print(
-                        f"{label:30} {conc:>3} {r['subs']:>9.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
-                        f"{int(r['bad']):>7}",
-                        flush=True,
-                    )
-            finally:
-                stop_server(proc)
+        jx_master = work / "jixiao.db"
+        tokens = asyncio.run(prepare_jixiao(f"sqlite+aiosqlite:///{jx_master}", args.units))
+        synchronous = asyncio.run(sqlite_synchronous(f"sqlite+aiosqlite:///{jx_master}"))
+        print(f"# jixiao's SQLite synchronous={synchronous}; the careful reference runs with the same")
+        tokens_file = work / "tokens.txt"
+        tokens_file.write_text("\n".join(tokens) + "\n")
+        ref_master = work / "careful.db"
+        prepare_careful(ref_master, tokens_file)
+        n = len(tokens)
+        ref = str(HERE / "ref_servers.py")
+        targets: list[Target] = [
+            Static("bare", "submit_ref.lua", tokens_file, n, [py, ref, "bare", "--port", "{port}"]),
+            SqliteCopy("careful", "submit_ref.lua", tokens_file, n, ref_master,
+                       [py, ref, "sqlite", "--port", "{port}", "--db", "{db}", "--synchronous", synchronous]),
+            SqliteCopy("jixiao-sqlite", "submit_jixiao.lua", tokens_file, n, jx_master,
+                       [py, __file__, "--serve-jixiao", "{port}", "sqlite+aiosqlite:///{db}"]),
+        ]  # fmt: skip
+        if args.pg:
+            from sqlalchemy.engine import make_url
+
+            admin = _admin_dsn(args.pg)
+            base = make_url(args.pg)
+            for name in ("jx_bench_tpl", "jx_bench_min_tpl"):
+                asyncio.run(
+                    _pg(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+                )
+            jx_tpl_url = base.set(database="jx_bench_tpl").render_as_string(hide_password=False)
+            pg_jx_tokens = asyncio.run(prepare_jixiao(jx_tpl_url, args.units))
+            min_tpl = make_url(admin).set(database="jx_bench_min_tpl").render_as_string(hide_password=False)
+            asyncio.run(prepare_minimal_pg(min_tpl, tokens))  # any tokens: the minimal table is its own
+            # jixiao-pg has other tokens (its own launch): a file of its own.
+            pg_tokens = work / "pg-tokens.txt"
+            pg_tokens.write_text("\n".join(pg_jx_tokens) + "\n")
+            min_tokens = tokens_file
+            targets += [
+                PgCopy("minimal-pg", "submit_jixiao.lua", min_tokens, n, admin, "jx_bench_min_tpl",
+                       [py, __file__, "--serve-minimal-pg", "{port}", "{db}"], admin),
+                PgCopy("jixiao-pg", "submit_jixiao.lua", pg_tokens, n, admin, "jx_bench_tpl",
+                       [py, __file__, "--serve-jixiao", "{port}", "{db}"], args.pg),
+            ]  # fmt: skip
+        if args.targets:
+            keep = set(args.targets.split(","))
+            targets = [t for t in targets if t.name in keep]
+        run(targets, concs, args, work)
     finally:
-        if not args.no_pg:
+        for t in locals().get("targets", []):
             try:
-                asyncio.run(_pg_scratch(args.pg, create=False))
+                t.cleanup()
             except Exception:
                 pass
         shutil.rmtree(work, ignore_errors=True)
-    print("# jixiao vs minimal handler on the same database, same run:")
-    for db_label, jx, mn in (
-        ("SQLite", "jixiao (SQLite)", "minimal aiohttp+aiosqlite"),
-        ("PostgreSQL", "jixiao (PostgreSQL)", "minimal aiohttp+asyncpg"),
-    ):
-        for conc in concs:
-            if (jx, conc) in results and (mn, conc) in results:
-                share = results[(jx, conc)]["subs"] / results[(mn, conc)]["subs"]
+
+
+def run(targets: list[Target], concs: list[int], args: argparse.Namespace, work: Path) -> None:
+    print(f"# link submissions: GET page + POST answers, committed; wrk -t C -c C, {args.seconds}s windows,")
+    print(
+        f"# {args.rounds} rounds per concurrency, targets interleaved (order rotates), fresh database per window"
+    )
+    print(f"{'target':15} {'c':>3} {'round':>5} {'subs/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+    results: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for conc in concs:
+        for r in range(args.rounds):
+            order = targets[r % len(targets) :] + targets[: r % len(targets)]
+            for t in order:
+                profile = None
+                if args.profile and t.name == "jixiao-sqlite" and conc == 32 and r == 0:
+                    profile = Path(args.profile)
+                w = window(t, conc, args.seconds, profile)
+                results.setdefault((t.name, conc), []).append(w)
                 print(
-                    f"  {db_label:10} c={conc:<3} {share:6.0%} of minimal; jixiao p99 "
-                    f"{results[(jx, conc)]['p99']:.1f} ms"
+                    f"{t.name:15} {conc:>3} {r:>5} {w['rate_per_s']:>9.1f} {w['p50_ms']:>8.2f} "
+                    f"{w['p99_ms']:>8.2f} {w['failed']:>7}",
+                    flush=True,
                 )
+    print("\n# medians; ratios = median over rounds of (jixiao ÷ reference) in the same round")
+    names = [t.name for t in targets]
+
+    def ratio(a: str, b: str, conc: int) -> str:
+        if (a, conc) not in results or (b, conc) not in results:
+            return "—"
+        pairs = zip(results[(a, conc)], results[(b, conc)], strict=True)
+        return (
+            f"{statistics.median(x['rate_per_s'] / y['rate_per_s'] for x, y in pairs if y['rate_per_s']):.2f}"
+        )
+
+    header = "| c | " + " | ".join(f"{n} subs/s" for n in names)
+    header += " | jixiao-sqlite ÷ careful | jixiao-sqlite ÷ bare | jixiao-sqlite p99 ms"
+    if "jixiao-pg" in names:
+        header += " | jixiao-pg ÷ minimal-pg | jixiao-pg p99 ms"
+    print(header + " |")
+    print("|" + "---|" * header.count("|"))
+    for conc in concs:
+        cells = [str(conc)]
+        for n in names:
+            rates = [w["rate_per_s"] for w in results.get((n, conc), [])]
+            cells.append(f"{statistics.median(rates):,.0f}" if rates else "—")
+        cells.append(ratio("jixiao-sqlite", "careful", conc))
+        cells.append(ratio("jixiao-sqlite", "bare", conc))
+        p99 = [w["p99_ms"] for w in results.get(("jixiao-sqlite", conc), [])]
+        cells.append(f"{statistics.median(p99):.0f}" if p99 else "—")
+        if "jixiao-pg" in names:
+            cells.append(ratio("jixiao-pg", "minimal-pg", conc))
+            p99 = [w["p99_ms"] for w in results.get(("jixiao-pg", conc), [])]
+            cells.append(f"{statistics.median(p99):.0f}" if p99 else "—")
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        kind, port, db = sys.argv[2], int(sys.argv[3]), sys.argv[4]
-        {
-            "bare": lambda: serve_bare(port),
-            "minimal": lambda: serve_minimal(port, db),
-            "jixiao": lambda: serve_jixiao(port, db),
-        }[kind]()
-    elif len(sys.argv) > 1 and sys.argv[1] == "--load":
-        port, conc, seconds = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-        toks = [tuple(line.split()) for line in Path(sys.argv[5]).read_text().splitlines()]
-        prg = len(sys.argv) > 6 and sys.argv[6] == "prg"
-        print(repr(asyncio.run(_aiohttp_load(port, toks, conc, seconds, prg))))  # type: ignore[arg-type]
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-jixiao":
+        serve_jixiao(int(sys.argv[2]), sys.argv[3])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--serve-minimal-pg":
+        serve_minimal_pg(int(sys.argv[2]), sys.argv[3])
     else:
         main()

@@ -8,8 +8,9 @@ else is exposed. Expired or forged links get a friendly page (same page for both
 The page (no JavaScript; works in chat apps' in-app browsers) shows the indicator table with each
 score's explanation, the warnings (scoring warnings and 双监控 execution-vs-time deviation), an
 inline SVG chart of the total and key rates over the snapshot history, and downloads: the table
-as XLSX (``scoring.report.xlsx_bytes``), raw responses and confirmations as CSV (UTF-8 BOM so
-Excel opens Chinese text correctly).
+as XLSX (``scoring.report.xlsx_bytes``), the 自评表 (XLSX, DOCX) and the 评价报告 (DOCX) from
+``bot.documents``, raw responses and confirmations as CSV (UTF-8 BOM so Excel opens Chinese text
+correctly).
 
 Also exposes the shared helpers the summary job uses (``sign_report``, ``deviation_warnings``,
 ``time_progress``) — the scheduler may import ``bot``, never the reverse.
@@ -17,6 +18,7 @@ Also exposes the shared helpers the summary job uses (``sign_report``, ``deviati
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import hashlib
@@ -33,6 +35,8 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot import keys
+from bot.documents import DOCUMENTS, load_document_data
+from bot.documents.data import score_table_from_json
 from bot.errors import error_page
 from bot.links import SECURITY_HEADERS
 from scoring import money
@@ -241,63 +245,6 @@ def _pct100(rate: Decimal | None) -> Decimal | None:
 # ------------------------------------------------------------------------------------ score table
 
 
-def score_table_from_json(doc: dict[str, Any]) -> Any:
-    """Rebuild a ``scoring.model.ScoreTable`` from a snapshot's JSON (for ``xlsx_bytes``), so the
-    spreadsheet shows exactly the stored numbers."""
-    from scoring.model import IndicatorResult, ScoreTable, ScoringPolicy, Subtotal, Warning_
-
-    def dec(v: Any) -> Decimal | None:
-        return None if v is None else Decimal(str(v))
-
-    known = {"shortfall", "overachievement", "coverage", "missing_actual", "override", "rescaled"}
-    rounding = doc.get("rounding") or {}
-    return ScoreTable(
-        total=Decimal(str(doc["total"])),
-        raw_total=Decimal(str(doc.get("raw_total", doc["total"]))),
-        grade=doc["grade"],
-        rescaled=bool(doc.get("rescaled")),
-        indicators=tuple(
-            IndicatorResult(
-                key=r["key"],
-                level1=r["level1"],
-                level2=r["level2"],
-                name=r["name"],
-                weight=Decimal(str(r["weight"])),
-                score=dec(r.get("score")),
-                rate=dec(r.get("rate")),
-                completion=dec(r.get("completion")),
-                actual=r.get("actual", ""),
-                target=r.get("target", ""),
-                rule=r.get("rule", ""),
-                explanation=r.get("explanation", ""),
-                applicable=r.get("applicable", True),
-                overridden=r.get("overridden", False),
-                override_reason=r.get("override_reason", ""),
-                computed_score=dec(r.get("computed_score")),
-            )
-            for r in doc.get("indicators", [])
-        ),
-        subtotals=tuple(
-            Subtotal(
-                level1=s["level1"],
-                level2=s.get("level2"),
-                weight=Decimal(str(s["weight"])),
-                score=Decimal(str(s["score"])),
-            )
-            for s in doc.get("subtotals", [])
-        ),
-        warnings=tuple(
-            Warning_(
-                code=w["code"] if w.get("code") in known else "missing_actual",
-                message=w["message"],
-                indicator=w.get("indicator"),
-            )
-            for w in doc.get("warnings", [])
-        ),
-        policy=ScoringPolicy(decimals=rounding.get("decimals", 2), rounding=rounding.get("mode", "half_up")),
-    )
-
-
 # ------------------------------------------------------------------------------------ handlers
 
 #: Every ``/r/…`` response (page, error page, download): the unit page's CSP and
@@ -448,8 +395,6 @@ def grouped_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def report_xlsx(request: web.Request) -> web.StreamResponse:
-    import asyncio
-
     from scoring.report import xlsx_bytes
 
     resolved = await _resolve(request)
@@ -468,6 +413,23 @@ async def report_xlsx(request: web.Request) -> web.StreamResponse:
         f"{project.code}-score.xlsx",
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
+
+
+async def report_document(request: web.Request) -> web.StreamResponse:
+    """``/r/{signed}/zipingbiao.xlsx`` etc.: a deliverable rendered from the latest score result."""
+    from store.errors import NotFound
+
+    resolved = await _resolve(request)
+    if isinstance(resolved, web.Response):
+        return resolved
+    doc = DOCUMENTS[request.match_info["document"]]
+    try:
+        async with request.app[keys.READ_SESSIONMAKER]() as session, session.begin():
+            data = await load_document_data(session, resolved[0])
+    except NotFound:
+        return _bad_link(request, "forged")
+    body = await asyncio.to_thread(doc.render, data)
+    return _download(body, doc.filename(resolved[0], data.year), doc.media_type)
 
 
 def _download(data: bytes, filename: str, mime: str) -> web.Response:
@@ -559,6 +521,8 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
     del start_workers  # nothing runs in the background here
     app.router.add_get("/r/{signed}", report_page)
     app.router.add_get("/r/{signed}/table.xlsx", report_xlsx)
+    names = "|".join(name.replace(".", r"\.") for name in DOCUMENTS)
+    app.router.add_get(f"/r/{{signed}}/{{document:{names}}}", report_document)
     app.router.add_get(r"/r/{signed}/{what:responses|confirmations}.csv", report_csv)
     from bot.api.schedules import setup_schedule_routes
 

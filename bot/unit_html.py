@@ -307,7 +307,7 @@ def _questionnaire(
             if k not in cq.keys:
                 out.append(f'<p class="err">{_e(k)}：{_e(m[0])}</p>')
     out.append(
-        f'<form method="post" action="/l/{_e(token)}/answers" accept-charset="utf-8">\n'
+        f'<form method="post" action="/l/{_e(token)}/answers#q" accept-charset="utf-8">\n'
         f'<input type="hidden" name="csrf" value="{_e(csrf)}">\n'
         f'<input type="hidden" name="submission_id" value="{_e(submission_id)}">\n'
     )
@@ -380,7 +380,7 @@ def _payment(out: list[str], form: PaymentForm, etoken: str, today: date, tz: Zo
     if e:
         out.append(f'<p class="err" role="alert">有 {len(e)} 处需要修改。</p>')
     out.append(
-        f'<form method="post" action="/l/{etoken}/pay/{p.id}" accept-charset="utf-8">\n'
+        f'<form method="post" action="/l/{etoken}/pay/{p.id}#pay-{p.id}" accept-charset="utf-8">\n'
         f'<input type="hidden" name="csrf" value="{_e(form.csrf)}">\n'
         f'<input type="hidden" name="submission_id" value="{_e(form.submission_id)}">\n'
     )
@@ -501,3 +501,48 @@ def _thanks(
     if p.reason:
         out.append(f"<dt>说明</dt><dd>{_e(p.reason)}</dd>")
     out.append(f'</dl>\n<p><a href="#pay-{p.id}">修改</a></p>\n</section>\n')
+
+
+# ----------------------------------------------------------------------------------- after closing
+
+
+def render_closed(env: jinja2.Environment, page: PageData) -> str:
+    """The read-only page of a closed campaign (``templates/unit_closed.html``): what the unit
+    submitted — its current answers and each payment's current confirmation — and no form. Not
+    the hot path (only after closing, only for units that submitted), so plain Jinja."""
+    link = page.link
+    tz = ZoneInfo(link.timezone)
+    payments = [
+        {
+            "id": p.id,
+            "batch": p.batch,
+            "amount": yuan(p.amount_fen),
+            "paid_on": p.paid_on.isoformat(),
+            "voucher": p.voucher,
+            "status": p.status,
+            "status_text": STATUS_TEXT.get(p.status or "", ""),
+            "ok": p.status == "confirmed" and not _differs(p),
+            "received_on": p.received_on.isoformat() if p.received_on else "",
+            "confirmed": yuan(p.confirmed_fen),
+            "confirmed_voucher": p.confirmed_voucher,
+            "dispute_text": DISPUTE_TEXT.get(p.dispute_kind or "", ""),
+            "reason": p.reason,
+            "submitted_at": fmt_dt(p.submitted_at, tz),
+        }
+        for p in page.payments
+    ]
+    view = {
+        "project_name": link.project_name,
+        "unit_name": link.unit_name,
+        "campaign_name": link.campaign_name,
+        "opens": fmt_dt(link.opens_at, tz),
+        "closes": fmt_dt(link.closes_at, tz),
+        "tz_name": "北京时间" if link.timezone == "Asia/Shanghai" else link.timezone,
+        "questionnaire": page.questionnaire,
+        "answers": page.answers,
+        "answered_at": fmt_dt(page.answered_at, tz),
+        "payments": payments,
+    }
+    return env.get_template("unit_closed.html").render(
+        lang="zh-CN", title=f"{link.unit_name} · {link.campaign_name}（已截止）", v=view
+    )

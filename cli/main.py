@@ -22,6 +22,7 @@ GROUPS = (
     "cli.demo",
     "cli.projects",
     "cli.score",
+    "cli.report",
     "cli.admin",
     "cli.users",
     "cli.schedules",

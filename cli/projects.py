@@ -30,9 +30,13 @@ def register(sub: Any) -> None:
 
 async def validate(args: argparse.Namespace, ctx: Context) -> int:
     from config.loader import load_definition
+    from config.narrative import load_narrative
 
     encodings: dict[str, str] = {}
     defn = load_definition(args.path, encodings=encodings)
+    narrative = load_narrative(args.path, indicator_keys=[i.key for i in defn.indicators])
+    if narrative is not None:
+        print(f"✓ narrative.toml：{len(narrative.indicators)} 个指标说明 / narrative valid", file=ctx.out)
     print(
         f"✓ {defn.project.code} {defn.project.name}: {len(defn.indicators)} 个指标, {len(defn.units)} 个单位, "
         f"{len(defn.disbursements)} 笔拨付 — 校验通过 / valid",
@@ -51,13 +55,25 @@ def _print_encodings(encodings: dict[str, str], ctx: Context) -> None:
 
 async def load(args: argparse.Namespace, ctx: Context) -> int:
     from config.loader import load_definition
+    from config.narrative import load_narrative
+    from store.narrative import save_narrative
     from store.projects import load_project
 
     encodings: dict[str, str] = {}
     defn = load_definition(args.path, encodings=encodings)
+    # The narrative beside the definition is checked before anything is stored, and saved in the
+    # same transaction: a bad narrative.toml leaves the project as it was (and a dry run stores
+    # neither).
+    narrative = load_narrative(args.path, indicator_keys=[i.key for i in defn.indicators])
+    narrative_revision: int | None = None
     try:
         async with transaction(await ctx.sessionmaker()) as session:
             result = await load_project(session, defn, now=ctx.now(), by=args.by)
+            if narrative is not None:
+                record, changed = await save_narrative(
+                    session, result.project, narrative, now=ctx.now(), by=args.by
+                )
+                narrative_revision = record.revision if changed else None
             if args.dry_run:
                 raise _DryRun(result)
     except _DryRun as dry:
@@ -82,6 +98,11 @@ async def load(args: argparse.Namespace, ctx: Context) -> int:
         )
     else:
         print(f"{result.code} 第 {result.version} 版内容相同，未改动 / unchanged", file=ctx.out)
+    if narrative_revision is not None:
+        print(
+            f"说明文本 narrative.toml 已保存为第 {narrative_revision} 稿 / narrative revision {narrative_revision}",
+            file=ctx.out,
+        )
     for note in result.notes:
         print(note, file=ctx.out)
     return 0

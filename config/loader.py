@@ -221,8 +221,10 @@ def _bounded(number: Decimal) -> bool:
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 _MONEY_RE = re.compile(r"^-?\d+(\.\d+)?$")
-_TRUE = {"是", "达标", "已达标", "达成", "已达成", "有效", "完成", "已完成", "true", "yes", "met"}
-_FALSE = {"否", "未达标", "未达成", "无效", "未完成", "false", "no", "not met"}
+_TRUE = {"是", "达标", "已达标", "达成", "已达成", "有效", "完成", "已完成", "true", "yes", "met",
+         "达成预期指标", "达到预期指标", "达成预期目标", "达到预期目标", "已达成预期指标"}  # fmt: skip
+_FALSE = {"否", "未达标", "未达成", "无效", "未完成", "false", "no", "not met",
+          "未达成预期指标", "未达到预期指标", "未达成预期目标"}  # fmt: skip
 _AT_MOST_RULES = {"reverse", "timeliness"}
 #: Declared amounts in ``[budget]`` (file key → ``DeclaredFunds`` field).
 _DECLARED = {"initial": "initial_fen", "executed": "executed_fen", "arrived": "arrived_fen"}

@@ -5,6 +5,9 @@ goes through ``Decimal`` (never float); 元 text has exactly two decimals.
 
 - :func:`yuan` — ``123456`` → ``"1234.56"`` (JSON, CSV, API: no separators, sign kept);
 - :func:`yuan_display` — ``123456`` → ``"1,234.56"`` (pages and messages);
+- :func:`wan` / :func:`wan_text` — fen → 万元 exactly (``2_244_840_000`` → ``Decimal("2244.84")`` /
+  ``"2244.84"``), as the 自评表 prints amounts: at least 2 decimals, more only when the fen need
+  them (1 万元 = 1 000 000 fen, so 6 decimals are always exact);
 - :func:`parse_yuan` — 元 as typed or stored (``"1,234.5"``, ``"1234.50元"``, ``1234``, a
   ``Decimal``, a spreadsheet float cell) → fen, or :class:`MoneyError` saying what is wrong in
   Chinese and English (``code``: money_invalid, money_negative, money_precision, money_too_large,
@@ -43,6 +46,25 @@ def yuan_display(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     fen = abs(fen)
     return f"{sign}{fen // 100:,}.{fen % 100:02d}"
+
+
+#: Fen in one 万元 (10 000 元 × 100).
+FEN_PER_WAN = 1_000_000
+
+
+def wan(fen: int) -> Decimal:
+    """Fen → 万元 as an exact ``Decimal`` (never rounded): ``2_244_840_000`` → ``2244.84``.
+
+    At least 2 decimals are kept (``185.00``), trailing zeros beyond them dropped."""
+    if isinstance(fen, bool) or not isinstance(fen, int):
+        raise TypeError(f"amount must be integer fen, got {type(fen).__name__}: {fen!r}")
+    exact = Decimal(fen).scaleb(-6)  # a pure exponent shift: exact at any size
+    return exact.normalize() if exact != exact.quantize(CENT) else exact.quantize(CENT)
+
+
+def wan_text(fen: int) -> str:
+    """Fen → 万元 text, exact: ``"2244.84"``, ``"25.00005"``, ``"-3.50"`` (no separators, no unit)."""
+    return format(wan(fen), "f")
 
 
 def parse_yuan(value: str | int | Decimal | float, *, float_cells: bool = False) -> int:

@@ -250,14 +250,15 @@ def validate_confirmation(
     reason: str,
     today: date,
 ) -> FieldErrors:
-    """Problems with a confirmation of ``disbursement``, by form field name (empty when valid).
+    """EVERY problem with a confirmation of ``disbursement``, by form field name (empty when
+    valid), so a form shows all its messages at once.
 
     ``confirmed`` needs ``received_on`` (not after ``today``, not before 2000) and ``amount_fen``
     (≥ 0, not absurd); ``disputed`` needs ``dispute_kind`` and, for ``amount_differs``, a reason.
     """
     errors: FieldErrors = {}
-    if status not in STATUSES:
-        return {"status": ("请选择“已收到”或“有异议”", "choose confirmed or disputed")}
+    if status not in STATUSES:  # reported with every other problem found, never alone
+        errors["status"] = ("请选择“已收到”或“有异议”", "choose confirmed or disputed")
     if len(voucher) > VOUCHER_MAX:
         errors["voucher"] = (f"凭证号最多 {VOUCHER_MAX} 个字", f"voucher at most {VOUCHER_MAX} characters")
     if len(reason) > REASON_MAX:
@@ -281,7 +282,7 @@ def validate_confirmation(
                 "金额远超拨付金额，请核对（单位：元）",
                 "the amount is far above the disbursement; check it (in yuan)",
             )
-    else:
+    elif status == "disputed":
         if dispute_kind not in DISPUTE_KINDS:
             errors["dispute_kind"] = ("请选择异议类型", "choose what is wrong")
         elif dispute_kind == "amount_differs" and not reason.strip():

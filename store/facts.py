@@ -130,3 +130,78 @@ async def load_fact_inputs(session: AsyncSession, project: Project) -> FactInput
         invited_units=int(invited or 0) or int(active_units or 0),
         active_units=int(active_units or 0),
     )
+
+
+@dataclass(frozen=True)
+class PaymentBatch:
+    """One disbursement batch (拨付批次): its label, first and last payment date, total fen, and
+    how many payments and distinct units it holds."""
+
+    batch: str
+    first_paid: date
+    last_paid: date
+    amount_fen: int
+    payments: int
+    units: int
+
+
+@dataclass(frozen=True)
+class FundsDetail:
+    """The fund ledger as the 评价报告 tells it: arrivals by date, payment batches, units paid.
+    Money in fen."""
+
+    arrivals: list[tuple[date, int]]
+    batches: list[PaymentBatch]
+    paid_units: int
+    disbursed_fen: int
+
+    @property
+    def arrived_fen(self) -> int:
+        return sum(a for _, a in self.arrivals)
+
+
+async def load_funds_detail(session: AsyncSession, project: Project) -> FundsDetail:
+    """Arrivals per date, disbursements per batch and the number of distinct units paid (three
+    grouped queries). Batches are ordered by their first payment date."""
+    pid = project.id
+    arrivals = [
+        (d, int(a))
+        for d, a in (
+            await session.execute(
+                select(FundArrival.arrived_on, func.sum(FundArrival.amount_fen))
+                .where(FundArrival.project_id == pid)
+                .group_by(FundArrival.arrived_on)
+                .order_by(FundArrival.arrived_on)
+            )
+        ).all()
+    ]
+    rows = (
+        await session.execute(
+            select(
+                Disbursement.batch,
+                func.min(Disbursement.paid_on),
+                func.max(Disbursement.paid_on),
+                func.sum(Disbursement.amount_fen),
+                func.count(),
+                func.count(distinct(Disbursement.unit_id)),
+            )
+            .where(Disbursement.project_id == pid)
+            .group_by(Disbursement.batch)
+        )
+    ).all()
+    batches = sorted(
+        (
+            PaymentBatch(str(b or ""), first, last, int(fen or 0), int(n), int(u))
+            for b, first, last, fen, n, u in rows
+        ),
+        key=lambda b: (b.first_paid, b.batch),
+    )
+    paid_units = await session.scalar(
+        select(func.count(distinct(Disbursement.unit_id))).where(Disbursement.project_id == pid)
+    )
+    return FundsDetail(
+        arrivals=arrivals,
+        batches=batches,
+        paid_units=int(paid_units or 0),
+        disbursed_fen=sum(b.amount_fen for b in batches),
+    )

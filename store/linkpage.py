@@ -123,6 +123,13 @@ class LinkRow:
             and self.opens_at <= now < self.closes_at
         )
 
+    def closed(self, now: datetime) -> bool:
+        """Not revoked and its campaign over (closed, or past ``closes_at``): the page may still
+        be READ (what the unit submitted), never written."""
+        if self.revoked_at is not None or now < self.opens_at:
+            return False
+        return self.campaign_status == "closed" or (self.campaign_status == "open" and now >= self.closes_at)
+
 
 @dataclass(frozen=True, slots=True)
 class PaymentRow:
@@ -148,7 +155,9 @@ class PageData:
     """Everything the unit page shows, read in one transaction (one snapshot).
 
     ``answers`` / ``answered_at`` are the unit's latest response in this campaign (empty / None
-    without one); ``payments`` is empty unless the campaign asks for confirmations.
+    without one); ``payments`` is empty unless the campaign asks for confirmations. ``closed``:
+    the campaign is over and the page is shown read-only (only ever for a unit that submitted
+    something).
     """
 
     link: LinkRow
@@ -156,6 +165,11 @@ class PageData:
     answers: dict[str, Any]
     answered_at: datetime | None
     payments: tuple[PaymentRow, ...]
+    closed: bool = False
+
+    @property
+    def submitted_anything(self) -> bool:
+        return self.answered_at is not None or any(p.status is not None for p in self.payments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,29 +700,44 @@ class LinkPageStore:
         """The page of the link whose token hashes to ``token_hash`` (read engine, one snapshot).
 
         None for an unknown hash; the bare :class:`LinkRow` when the link is not usable at
-        ``now`` (nothing else is read); else :class:`PageData`.
+        ``now`` (nothing else is read), unless its campaign is over and the unit submitted
+        something: then :class:`PageData` with ``closed`` (shown read-only); else
+        :class:`PageData`.
         """
 
         async def work(tx: _Tx, plans: _Plans) -> PageData | LinkRow | None:
-            link = await self._link(tx, plans, token_hash, for_update=False)
-            if link is None or not link.usable(now):
-                return link
-            qdef = await self._questionnaire(tx, plans, link)
-            answers: dict[str, Any] = {}
-            answered_at = None
-            if qdef is not None:
-                params = {"campaign_id": link.campaign_id, "unit_id": link.unit_id}
-                for submitted_at, key, value in await tx.rows(plans._CURRENT_ANSWERS, params):
-                    answered_at = submitted_at
-                    if key is not None:
-                        answers[key] = value
-            payments: tuple[PaymentRow, ...] = ()
-            if link.ask_confirmations:
-                rows = await tx.rows(plans._PAYMENTS, {"unit_id": link.unit_id})
-                payments = tuple(PaymentRow(*r) for r in rows)
-            return PageData(link, qdef, answers, answered_at, payments)
+            return await self._page(tx, plans, token_hash, now)
 
         return await self._read.run(work, write=False)
+
+    async def _page(
+        self, tx: _Tx, plans: _Plans, token_hash: str, now: datetime
+    ) -> PageData | LinkRow | None:
+        link = await self._link(tx, plans, token_hash, for_update=False)
+        if link is None:
+            return None
+        closed = False
+        if not link.usable(now):
+            if not link.closed(now):
+                return link
+            closed = True
+        qdef = await self._questionnaire(tx, plans, link)
+        answers: dict[str, Any] = {}
+        answered_at = None
+        if qdef is not None:
+            params = {"campaign_id": link.campaign_id, "unit_id": link.unit_id}
+            for submitted_at, key, value in await tx.rows(plans._CURRENT_ANSWERS, params):
+                answered_at = submitted_at
+                if key is not None:
+                    answers[key] = value
+        payments: tuple[PaymentRow, ...] = ()
+        if link.ask_confirmations:
+            rows = await tx.rows(plans._PAYMENTS, {"unit_id": link.unit_id})
+            payments = tuple(PaymentRow(*r) for r in rows)
+        page = PageData(link, qdef, answers, answered_at, payments, closed)
+        if closed and not page.submitted_anything:
+            return link  # nothing to show: the same page as any unusable link
+        return page
 
     # -- writes
 
@@ -816,7 +845,8 @@ class LinkPageStore:
         """Store a new version of the unit's confirmation (or dispute) of one disbursement.
 
         Same order and rules as ``store.answers.submit_confirmation`` after the link check:
-        ``syntax_errors`` (from parsing the form) are raised first as ``AnswerErrors``; a known
+        ``syntax_errors`` (from parsing the form) are reported with the semantic ones, all at
+        once, as ``AnswerErrors``; a known
         key returns ``created=False`` with the stored values (``ResubmittedDifferently`` with
         others); more than ``store.answers.MAX_VERSIONS`` versions raise ``TooManyVersions``; the campaign must ask for confirmations (``Invalid``);
         the disbursement must be the unit's (``NotFound``); semantic errors (``AnswerErrors``,
@@ -829,8 +859,6 @@ class LinkPageStore:
             link = await self._link(tx, plans, token_hash, for_update=True)
             if link is None or not link.usable(now):
                 return UNUSABLE
-            if syntax_errors:
-                raise AnswerErrors(dict(syntax_errors))
             key = key_for(link.link_id)
             known = await tx.rows(plans._CONFIRMATION_BY_KEY, {"key": key})
             clean_voucher, clean_reason = confirmation_texts(voucher, reason)
@@ -865,6 +893,8 @@ class LinkPageStore:
                 reason=clean_reason,
                 today=today_in(link.timezone, now),
             )
+            if syntax_errors:  # the parser's message is the more precise one for its field
+                errors.update(syntax_errors)
             if errors:
                 raise AnswerErrors(errors)
             confirmed = status == "confirmed"

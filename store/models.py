@@ -75,6 +75,25 @@ class ProjectVersion(SQLModel, table=True):
     loaded_by: str = Field(default="", max_length=100)
 
 
+class ProjectNarrative(SQLModel, table=True):
+    """The text people write about a project (``config.narrative.Narrative`` as JSON): 背景,
+    目标, per-indicator evidence and deviation notes, 经验做法, 问题, 建议. Append-only: each edit
+    (from ``narrative.toml`` on load, or the API) is a new revision; the newest one applies.
+    ``definition_version`` records the definition it was written against (its indicator keys)."""
+
+    __tablename__ = "project_narrative"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("project_id", "revision"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    revision: int
+    definition_version: int
+    content_hash: str = Field(max_length=64)
+    body: dict[str, Any] = _json()
+    created_at: datetime
+    created_by: str = Field(default="", max_length=100)
+
+
 class Unit(SQLModel, table=True):
     """A project-holding unit (项目承担单位). ``key`` is stable across definition versions."""
 

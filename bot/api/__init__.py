@@ -2,7 +2,7 @@
 document at ``/api/openapi.json``.
 
 Resources live in their own modules (projects, units, imports, campaigns, responses, scores,
-outbox, auth); each declares its operations on the shared registry ``bot.api.common.API``.
+documents, outbox, auth); each declares its operations on the shared registry ``bot.api.common.API``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ _DOCUMENT = web.AppKey("api_openapi", dict)
 
 def _load_resources() -> None:
     # Imported for their side effect: registering operations on API (once per process).
-    from bot.api import auth, campaigns, chats, imports, outbox, projects, responses, scores, units  # noqa: F401
+    from bot.api import auth, campaigns, chats, documents, imports, outbox, projects, responses, scores, units  # noqa: F401
 
 
 def registered_models() -> list[type[BaseModel]]:

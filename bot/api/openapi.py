@@ -178,6 +178,7 @@ def build_document(operations: list[Operation], *, version: str = "0.1.0") -> di
                 "campaigns",
                 "responses",
                 "scores",
+                "documents",
                 "delivery",
                 "chats",
                 "auth",

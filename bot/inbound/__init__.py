@@ -18,8 +18,11 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
     """Mount the webhook routes and register the reply adapters (kept if a test passed its own)."""
     del start_workers  # requests are answered inline; the delivery worker sends the replies
     from bot.inbound import dingtalk, feishu, slack, telegram, wecom
+    from bot.inbound.handle import KNOWN_ENDPOINTS, REPLY_CACHE, ReplyCache
     from bot.inbound.senders import reply_adapters
 
+    app[REPLY_CACHE] = ReplyCache()
+    app[KNOWN_ENDPOINTS] = {}
     settings = app[keys.SETTINGS]
     channels = app[keys.CHANNELS]
     for kind, adapter in reply_adapters(settings.channel_base_urls).items():

@@ -5,12 +5,10 @@ outbox.
 Order of work (each step cheap before the next):
 
 1. parse the command (``bot.inbound.commands``); a message that is not for the bot is ignored;
-2. a replayed or re-pushed event (``inbound_event`` already holds its id) is acknowledged and
-   not answered again;
-3. the chat's projects (``store.chats``): none → one line saying how an admin connects it;
+2. the chat's projects (``store.chats``): none → one line saying how an admin connects it;
    ``help``/unknown → the help; otherwise the reply content (``bot.inbound.replies``);
-4. one write transaction: claim the event's unique row (the race-safe dedupe: two deliveries at
-   once still answer once), remember the chat (``seen_chat``), enqueue the reply with dedupe key
+3. one write transaction: claim the event's unique row (the dedupe: a replayed or re-pushed event,
+   even two deliveries at once, is answered once), remember the chat (``seen_chat``), enqueue the reply with dedupe key
    ``reply:{vendor}:{event_id}``; then wake the delivery worker.
 
 Every request and its outcome is logged on ``jixiao.inbound`` (vendor, event id, chat id,
@@ -19,9 +17,11 @@ command, outcome, milliseconds); never a secret, a token or a reply URL.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,8 +81,36 @@ def vendor_config(app: web.Application, vendor: str) -> dict[str, Any] | None:
     return resolve_env(raw, app.get(ENV))
 
 
-#: Environment override for secret resolution (tests); defaults to ``os.environ``.
+#: Environment override for secret resolution (tests); defaults to the process environment.
 ENV = web.AppKey("inbound_env", dict)
+
+
+class ReplyCache:
+    """Built replies, kept ``ttl_s`` seconds (monotonic) per (command, projects): a burst of the
+    same question in many chats reads the database once, and a reply is never more than
+    ``ttl_s`` seconds staler than the data (0 turns the cache off)."""
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._items: dict[tuple[str, tuple[int, ...]], tuple[float, Any]] = {}
+        self._locks: dict[tuple[str, tuple[int, ...]], asyncio.Lock] = {}
+
+    async def get(self, key: tuple[str, tuple[int, ...]], build: Callable[[], Awaitable[Any]]) -> Any:
+        if self.ttl_s <= 0:
+            return await build()
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # concurrent askers wait for one build instead of each building
+            hit = self._items.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
+            value = await build()
+            self._items[key] = (time.monotonic() + self.ttl_s, value)
+            return value
+
+
+REPLY_CACHE = web.AppKey("inbound_reply_cache", ReplyCache)
+#: (kind, address, name, config JSON) → id of the reply endpoint, once committed.
+KNOWN_ENDPOINTS = web.AppKey("inbound_known_endpoints", dict)
 
 
 def log_request(vendor: str, outcome: str, *, status: int, started: float, **fields: Any) -> None:
@@ -112,10 +140,13 @@ async def handle(app: web.Application, msg: Inbound) -> str:
         if not reply_url_allowed(msg.route.kind, str(url), base):
             return "refused: reply URL not the vendor's"
     sm = app[keys.SESSIONMAKER]
+    # Reads go to the read engine (SQLite: concurrent with the one writer connection, which the
+    # delivery worker and the write below need); only the final transaction writes.
+    rsm = app[keys.READ_SESSIONMAKER]
     now = app[keys.CLOCK]()
-    async with sm() as session:
-        if await chats.event_seen(session, msg.vendor, msg.event_id):
-            return "duplicate"
+    async with rsm() as session:
+        # No "already seen?" read first: a replay is rare, and the unique row claimed below
+        # answers it once anyway (its reply, if built, comes from the cache).
         projects = await chats.connected_projects(session, msg.vendor, msg.chat_id)
     settings = app[keys.SETTINGS]
     if not projects:
@@ -123,14 +154,18 @@ async def handle(app: web.Application, msg: Inbound) -> str:
     elif command.name == "help":
         message, outcome = help_message(projects, unknown=command.unknown), "help"
     else:
-        message = await build_reply(
-            sm, command.name, projects, now=now, public_url=settings.public_url, secret=app[keys.SECRET]
+        message = await app[REPLY_CACHE].get(
+            (command.name, tuple(p.id or 0 for p in projects)),
+            lambda: build_reply(
+                rsm, command.name, projects, now=now, public_url=settings.public_url, secret=app[keys.SECRET]
+            ),
         )
         outcome = "replied"
     extra: dict[str, Any] = {"kind": "reply", "command": command.name}
     if msg.route.reply_to:
         extra[REPLY_TO_KEY] = dict(msg.route.reply_to)
     payload = message_to_payload(message, **extra)
+    known = app[KNOWN_ENDPOINTS]
     async with transaction(sm) as session:
         if not await chats.claim_event(
             session,
@@ -145,23 +180,28 @@ async def handle(app: web.Application, msg: Inbound) -> str:
         await chats.record_seen(
             session, msg.vendor, msg.chat_id, now=now, title=msg.title, text=msg.text, sender=msg.sender
         )
-        endpoint = await ensure_endpoint(
-            session,
-            msg.route.kind,
-            msg.route.address,
-            name=f"{msg.vendor} {msg.title or msg.chat_id}"[:200],
-            config=dict(msg.route.config) if msg.route.config is not None else None,
-        )
-        assert endpoint.id is not None
+        name = f"{msg.vendor} {msg.title or msg.chat_id}"[:200]
+        config = dict(msg.route.config) if msg.route.config is not None else None
+        ep_key = (msg.route.kind, msg.route.address, name, json.dumps(config, sort_keys=True))
+        endpoint_id = known.get(ep_key)
+        if endpoint_id is None:
+            endpoint = await ensure_endpoint(
+                session, msg.route.kind, msg.route.address, name=name, config=config
+            )
+            assert endpoint.id is not None
+            endpoint_id = endpoint.id
         await enqueue(
             session,
             dedupe_key=f"reply:{msg.vendor}:{msg.event_id}"[:200],
-            endpoint_id=endpoint.id,
+            endpoint_id=endpoint_id,
             kind="reply",
             payload=payload,
             now=now,
             not_after=msg.route.not_after or now + DEFAULT_REPLY_TTL,
             project_id=projects[0].id if projects else None,
         )
+    # Remembered only once committed: the endpoint row exists and holds this name and config, so
+    # the next reply to the chat skips ensure_endpoint's two statements.
+    known[ep_key] = endpoint_id
     wake(app)
     return outcome

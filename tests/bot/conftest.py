@@ -151,7 +151,8 @@ def hidden_fields(html: str, action: str) -> dict[str, str]:
     """The hidden inputs (csrf, submission_id) of the form posting to ``action`` on a page."""
     import re
 
-    start = html.index(f'action="{action}"')
+    # The action may end with a fragment (the form's section): '…/answers#q'.
+    start = re.search(f'action="{re.escape(action)}(#[^"]*)?"', html).start()  # type: ignore[union-attr]
     end = html.index("</form>", start)
     return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', html[start:end]))
 

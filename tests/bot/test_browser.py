@@ -19,7 +19,6 @@ from store.models import PaymentConfirmation, Response
 from tests.bot.conftest import Launched
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path("/tmp/jixiao-unit-page.png")
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -49,11 +48,11 @@ async def browser() -> AsyncIterator[Any]:
             await b.close()
 
 
-async def _answer_and_confirm(page: Any, base: str, url: str, *, screenshot: bool) -> None:
+async def _answer_and_confirm(page: Any, base: str, url: str, *, screenshot: Path | None) -> None:
     await page.goto(base + url)
     assert "乌鲁木齐" in await page.locator("h1").inner_text()
     if screenshot:
-        await page.screenshot(path=str(SCREENSHOT), full_page=False)
+        await page.screenshot(path=str(screenshot), full_page=False)
     # Answer every scale question by its visible label (the whole row is the tap target).
     for key, choice in (("guide", 1), ("review", 2), ("funds", 1), ("overall", 1)):
         await page.locator(f"#q-{key}-{choice}").check()
@@ -96,7 +95,7 @@ async def _stored(sm: SessionMaker, launched: Launched, key: str) -> tuple[int, 
 
 
 async def test_a_unit_answers_and_confirms_on_a_phone(
-    browser: Any, app_client: TestClient, sessionmaker: SessionMaker, launched: Launched
+    browser: Any, app_client: TestClient, sessionmaker: SessionMaker, launched: Launched, tmp_path: Path
 ) -> None:
     context = await browser.new_context(
         viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True, has_touch=True
@@ -104,7 +103,7 @@ async def test_a_unit_answers_and_confirms_on_a_phone(
     try:
         page = await context.new_page()
         base = str(app_client.make_url("")).rstrip("/")
-        await _answer_and_confirm(page, base, launched.url("u001"), screenshot=True)
+        await _answer_and_confirm(page, base, launched.url("u001"), screenshot=tmp_path / "unit-page.png")
         # The page fits the phone: nothing wider than the viewport.
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390
@@ -122,7 +121,7 @@ async def test_the_same_flow_works_with_javascript_disabled(
     try:
         page = await context.new_page()
         base = str(app_client.make_url("")).rstrip("/")
-        await _answer_and_confirm(page, base, launched.url("u002"), screenshot=False)
+        await _answer_and_confirm(page, base, launched.url("u002"), screenshot=None)
         # A validation error round trip without JavaScript: the message appears by the field.
         card = page.locator("section[id^=pay-]").first
         await card.get_by_label("已收到，金额如下").check()
@@ -133,3 +132,61 @@ async def test_the_same_flow_works_with_javascript_disabled(
     finally:
         await context.close()
     assert await _stored(sessionmaker, launched, "u002") == (1, 1)
+
+
+async def test_a_refused_payment_reopens_at_that_form_with_every_message_without_javascript(
+    browser: Any, app_client: TestClient, launched: Launched, tmp_path: Path
+) -> None:
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="zh-CN", java_script_enabled=False
+    )
+    try:
+        page = await context.new_page()
+        base = str(app_client.make_url("")).rstrip("/")
+        await page.goto(base + launched.url("u050"))
+        card = page.locator("section[id^=pay-]").last
+        section = await card.get_attribute("id")
+        # (a date input only ever holds a valid date: the browser checks that part itself)
+        await card.get_by_label("已收到，金额如下").check()
+        await card.get_by_label("到账金额（元）").fill(" 12 3 ")
+        await card.get_by_role("button").click()
+        await page.wait_for_load_state()
+        assert page.url.endswith(f"#{section}")
+        errors = await page.locator(f"#{section} p.err").all_inner_texts()
+        assert errors == ["有 2 处需要修改。", "请填写到账日期", "金额格式不正确，例如 12,345.67"]
+        # The browser opened the page at that form, not at the top (where the "已提交" badge is).
+        box = await page.locator(f"#{section}").bounding_box()
+        assert box is not None and box["y"] < 844 and await page.evaluate("window.scrollY") > 0
+        await page.screenshot(path=str(tmp_path / "payment-errors-390x844.png"))
+    finally:
+        await context.close()
+
+
+async def test_after_closing_the_unit_reads_its_answers_on_a_phone(
+    browser: Any,
+    app_client: TestClient,
+    sessionmaker: SessionMaker,
+    launched: Launched,
+    clock: Any,
+    tmp_path: Path,
+) -> None:
+    from store.campaigns import close_campaign
+    from store.db import transaction
+
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, locale="zh-CN", is_mobile=True
+    )
+    try:
+        page = await context.new_page()
+        base = str(app_client.make_url("")).rstrip("/")
+        await _answer_and_confirm(page, base, launched.url("u051"), screenshot=None)
+        async with transaction(sessionmaker) as session:
+            await close_campaign(session, launched.campaign_id, now=clock())
+        await page.goto(base + launched.url("u051"))
+        text = await page.locator("main").inner_text()
+        assert "已截止" in text and "<b>希望</b>简化流程" in text and "155,000.00 元" in text
+        assert await page.locator("form").count() == 0
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        await page.screenshot(path=str(tmp_path / "closed-readonly-390x844.png"), full_page=True)
+    finally:
+        await context.close()

@@ -84,3 +84,17 @@ def test_an_unexpected_error_prints_a_short_bilingual_line_and_a_logged_referenc
     ref = message.split("编号 ", 1)[1].split("）", 1)[0]
     log = (tmp_path / "cli-errors.log").read_text(encoding="utf-8")
     assert f"ref={ref}" in log and "Traceback" in log
+
+
+def test_the_published_chizhou_table_loads_and_scores_through_the_cli(tmp_path: Path) -> None:
+    from tests.conftest import REPO
+
+    project = REPO / "config" / "projects" / "chizhou-weituo-2022"
+    assert run(tmp_path, "project", "load", str(project))[0] == 0
+    code, out, err = run(tmp_path, "score", "chizhou-weituo-2022", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["total"], doc["total_weight"], doc["percentage"], doc["grade"]) == ("90", "90", "100", "优")
+    assert doc["funds"]["source"] == "declared" and doc["funds"]["initial"] == "900000.00"
+    budget = next(r for r in doc["indicators"] if r["key"] == "budget.execution")
+    assert (budget["published_score"], budget["score"]) == ("0", "10")

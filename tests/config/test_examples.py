@@ -27,7 +27,7 @@ def demo() -> ProjectDefinition:
     return load_definition(PROJECTS / "zipingbiao-demo" / "project.toml")
 
 
-@pytest.mark.parametrize("name", ["urumqi-ip-2023", "zipingbiao-demo"])
+@pytest.mark.parametrize("name", ["urumqi-ip-2023", "zipingbiao-demo", "chizhou-weituo-2022"])
 def test_example_projects_load_without_problems_and_round_trip(name: str) -> None:
     definition = load_definition(PROJECTS / name)
     assert check_definition(definition) == []
@@ -129,3 +129,33 @@ def test_zipingbiao_demo_is_the_self_evaluation_template(demo: ProjectDefinition
         "一般": 1,
         "不太满意": 1,
     }
+
+
+def test_the_published_chizhou_table_is_reproduced_as_printed() -> None:
+    """池州市贵池区棠溪镇 委托业务项目 2022 自评表: every printed row score is reproduced from its
+    declared amounts and printed actuals, except the budget row the table prints as 0 (its own
+    本年财政拨款 row gives 89.974 of 89.974 万元), which is flagged with both numbers."""
+    from scoring.engine import score_table
+    from scoring.facts import funds_statement
+
+    defn = load_definition(PROJECTS / "chizhou-weituo-2022")
+    statement, facts = funds_statement(
+        defn.budget_fen, [], [], execution_denominator=defn.execution_denominator, declared=defn.declared
+    )
+    actuals = {i.key: facts[i.source] for i in defn.indicators if i.source in facts}
+    actuals.update(defn.entered_actuals())
+    table = score_table(defn.indicator_specs(), actuals, defn.policy, defn.overrides(), funds=statement)
+    printed = {i.key: i.published_score for i in defn.indicators}
+    computed = {r.key: r.score for r in table.indicators}
+    assert {k: v for k, v in computed.items() if k != "budget.execution"} == {
+        k: v for k, v in printed.items() if k != "budget.execution"
+    }
+    assert (printed["budget.execution"], computed["budget.execution"]) == (Decimal(0), Decimal(10))
+    assert sum(printed.values()) == 80  # the printed rows we can read
+    warnings = [w.message for w in table.warnings]
+    assert "预算执行率：公布的得分0分与计算得分10分不一致" in warnings
+    assert (table.total, table.total_weight, table.percentage, table.grade) == (90, 90, 100, "优")
+    assert any("满分90分" in w for w in warnings)
+    assert statement.source == "declared" and statement.initial_fen == 90_000_000
+    budget = next(r for r in table.indicators if r.key == "budget.execution")
+    assert "全年执行数/全年预算数=89.97万元/89.97万元" in budget.explanation

@@ -62,3 +62,17 @@ def test_bad_amounts_are_refused_with_a_reason(value: object, code: str) -> None
     with pytest.raises(MoneyError) as err:
         parse_yuan(value)  # type: ignore[arg-type]
     assert err.value.code == code and err.value.zh and err.value.en
+
+
+def test_wan_is_exact_from_fen_with_at_least_two_decimals() -> None:
+    from decimal import Decimal
+
+    from scoring.money import wan, wan_text
+
+    assert wan(2_244_840_000) == Decimal("2244.84") and wan_text(2_244_840_000) == "2244.84"
+    assert wan_text(185_000_000) == "185.00"
+    assert wan_text(25_000_050) == "25.00005"  # 250 000.50 元: never rounded away
+    assert wan_text(1) == "0.000001" and wan_text(0) == "0.00"
+    assert wan_text(10**17) == "100000000000.00"  # no exponent at any size
+    with pytest.raises(TypeError):
+        wan(1.5)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """Console accounts, sessions, login throttle, audit log; projects granted to accounts and tokens
 
-Revision ID: 0003_console_accounts
-Revises: 0002_inbound_chats
+Revision ID: 0004_console_accounts
+Revises: 0003_project_narrative
 Create Date: 2026-11-30 08:47:30.494523
 """
 from collections.abc import Sequence
@@ -14,8 +14,8 @@ import store.types  # noqa: F401
 from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_type=Text()))
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0003_console_accounts"
-down_revision: str | None = '0002_inbound_chats'
+revision: str = "0004_console_accounts"
+down_revision: str | None = '0003_project_narrative'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

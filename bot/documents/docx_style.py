@@ -1,0 +1,177 @@
+"""Chinese government document styling for python-docx (党政机关公文格式 GB/T 9704 as reports use it).
+
+Levels and fonts (East Asian font first, then the fallback a reader's machine substitutes when
+the first is not installed — both are written into the style's name so whoever edits the draft
+sees what was meant):
+
+=========  ==================  ===========  ============
+level      style                font        size
+=========  ==================  ===========  ============
+title      公文标题 (Normal)    方正小标宋简体 → 宋体   二号 22 pt, centred
+一、       一级标题 (Heading 1) 黑体 → 等线             三号 16 pt
+（一）     二级标题 (Heading 2) 楷体_GB2312 → 楷体      三号 16 pt
+1.         三级标题 (Heading 3) 仿宋_GB2312 → 仿宋, bold 四号 14 pt
+body       正文 (Normal)        仿宋_GB2312 → 仿宋      四号 14 pt, first line indented 2 characters
+tables     (runs)               仿宋_GB2312 → 仿宋      五号 10.5 pt
+=========  ==================  ===========  ============
+
+Latin letters and digits use Times New Roman, as 公文 do. Each style is based on the built-in one
+in brackets, so headings keep their outline levels (Word's navigation pane, a table of contents).
+
+python-docx sets only the Latin font name; the East Asian one is the ``w:eastAsia`` attribute of
+``w:rFonts``, written by :func:`east_asian_font` — the one place that touches oxml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from docx.document import Document as DocxDocument
+from docx.enum.section import WD_ORIENT
+from docx.enum.style import WD_STYLE_TYPE
+from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
+from docx.oxml.ns import qn
+from docx.shared import Cm, Pt, RGBColor
+
+LATIN = "Times New Roman"
+#: (primary East Asian font, fallback) per level.
+TITLE_FONT = ("方正小标宋简体", "宋体")
+H1_FONT = ("黑体", "等线")
+H2_FONT = ("楷体_GB2312", "楷体")
+H3_FONT = ("仿宋_GB2312", "仿宋")
+BODY_FONT = ("仿宋_GB2312", "仿宋")
+
+#: 字号 in points.
+ERHAO, SANHAO, SIHAO, XIAOSI, WUHAO, XIAOWU = Pt(22), Pt(16), Pt(14), Pt(12), Pt(10.5), Pt(9)
+
+
+def east_asian_font(element: Any, name: str) -> None:
+    """Set the East Asian font (``w:rFonts/@w:eastAsia``) of a style's or a run's properties, and
+    drop the template's theme-font attributes, which would otherwise win over named fonts.
+
+    ``element`` is a ``CT_Style`` or ``CT_R`` (``style.element``, ``run._r``)."""
+    rfonts = element.get_or_add_rPr().get_or_add_rFonts()
+    for theme in ("w:asciiTheme", "w:hAnsiTheme", "w:eastAsiaTheme", "w:cstheme"):
+        rfonts.attrib.pop(qn(theme), None)
+    rfonts.set(qn("w:eastAsia"), name)
+
+
+def style_name(role: str) -> str:
+    """The document style for ``role`` (title, h1, h2, h3, body, caption): its name carries the
+    font and its fallback, e.g. ``一级标题（黑体／等线）``."""
+    label, fonts, _, _, _ = _ROLES[role]
+    return f"{label}（{fonts[0]}／{fonts[1]}）"
+
+
+#: role → (label, fonts, size, bold, built-in style it is based on).
+_ROLES: dict[str, tuple[str, tuple[str, str], Pt, bool, str]] = {
+    "title": ("公文标题", TITLE_FONT, ERHAO, False, "Normal"),
+    "h1": ("一级标题", H1_FONT, SANHAO, False, "Heading 1"),
+    "h2": ("二级标题", H2_FONT, SANHAO, False, "Heading 2"),
+    "h3": ("三级标题", H3_FONT, SIHAO, True, "Heading 3"),
+    "body": ("正文", BODY_FONT, SIHAO, False, "Normal"),
+    "caption": ("表题", H1_FONT, SIHAO, False, "Normal"),
+}
+
+
+def setup_document(
+    doc: DocxDocument,
+    *,
+    landscape: bool = False,
+    margins_cm: tuple[float, float, float, float] = (3.7, 3.5, 2.8, 2.6),
+) -> None:
+    """Page (A4; margins top, bottom, left, right in cm) and one style per role (module table).
+
+    Each style is based on the built-in one (so headings keep their outline level for Word's
+    navigation pane and a table of contents) and named for its font and fallback."""
+    section = doc.sections[0]
+    section.page_width, section.page_height = Cm(21), Cm(29.7)
+    if landscape:
+        section.orientation = WD_ORIENT.LANDSCAPE
+        section.page_width, section.page_height = Cm(29.7), Cm(21)
+    top, bottom, left, right = margins_cm
+    section.top_margin, section.bottom_margin = Cm(top), Cm(bottom)
+    section.left_margin, section.right_margin = Cm(left), Cm(right)
+
+    normal = doc.styles["Normal"]
+    normal.font.name = LATIN
+    normal.font.size = SIHAO
+    east_asian_font(normal.element, BODY_FONT[0])
+    for role, (_, fonts, size, bold, base) in _ROLES.items():
+        style = doc.styles.add_style(style_name(role), WD_STYLE_TYPE.PARAGRAPH)
+        style.base_style = doc.styles[base]
+        style.quick_style = True
+        font = style.font
+        font.name = LATIN
+        font.size = size
+        font.bold = bold
+        font.italic = False
+        font.color.rgb = RGBColor(0, 0, 0)
+        east_asian_font(style.element, fonts[0])
+        pf = style.paragraph_format
+        pf.space_before = Pt(0)
+        pf.space_after = Pt(0)
+        pf.line_spacing_rule = WD_LINE_SPACING.EXACTLY
+        pf.line_spacing = Pt(28)
+        pf.first_line_indent = Pt(28)  # two characters of 四号
+        pf.widow_control = True
+        if role in ("h1", "h2", "h3", "caption"):
+            pf.keep_with_next = True
+        if role == "title":
+            pf.alignment = WD_ALIGN_PARAGRAPH.CENTER
+            pf.first_line_indent = Pt(0)
+            pf.line_spacing = Pt(36)
+            pf.space_after = Pt(18)
+        if role == "caption":
+            pf.alignment = WD_ALIGN_PARAGRAPH.CENTER
+            pf.first_line_indent = Pt(0)
+            pf.space_before = Pt(6)
+            pf.space_after = Pt(4)
+        if role == "body":
+            pf.alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
+
+
+def table_run(
+    paragraph: Any, text: str, *, bold: bool = False, size: Pt = WUHAO, font: str = BODY_FONT[0]
+) -> Any:
+    """A run of table text (五号 by default) with its East Asian font."""
+    run = paragraph.add_run(text)
+    run.font.size = size
+    run.font.bold = bold
+    run.font.name = LATIN
+    east_asian_font(run._r, font)
+    return run
+
+
+def set_cell(
+    cell: Any,
+    text: str,
+    *,
+    bold: bool = False,
+    align: str = "center",
+    size: Pt = WUHAO,
+    font: str = BODY_FONT[0],
+) -> None:
+    """Replace a table cell's text: one paragraph per line, no indent, single spacing,
+    vertically centred."""
+    cell.vertical_alignment = WD_CELL_VERTICAL_ALIGNMENT.CENTER
+    lines = text.split("\n") if text else [""]
+    first = cell.paragraphs[0]
+    for p in cell.paragraphs[1:]:
+        p._p.getparent().remove(p._p)
+    for i, line in enumerate(lines):
+        p = first if i == 0 else cell.add_paragraph()
+        for r in list(p.runs):
+            r._r.getparent().remove(r._r)
+        pf = p.paragraph_format
+        pf.first_line_indent = Pt(0)
+        pf.line_spacing_rule = WD_LINE_SPACING.SINGLE
+        pf.space_before = pf.space_after = Pt(1)
+        pf.alignment = {
+            "center": WD_ALIGN_PARAGRAPH.CENTER,
+            "left": WD_ALIGN_PARAGRAPH.LEFT,
+            "right": WD_ALIGN_PARAGRAPH.RIGHT,
+            "justify": WD_ALIGN_PARAGRAPH.JUSTIFY,
+        }[align]
+        table_run(p, line, bold=bold, size=size, font=font)
