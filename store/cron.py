@@ -213,3 +213,53 @@ def last_fire_at_or_before(trigger: CronTrigger, now: datetime) -> datetime | No
                 return current
             current = nxt
     return None
+
+
+# ------------------------------------------------------------------------------ as a pattern
+
+#: What ``str.split()`` treats as whitespace (the separators :func:`validate_cron` accepts).
+_SPACE = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace())
+
+
+def _numbers(lo: int, hi: int) -> str:
+    """Regex alternatives for the decimal numbers lo…hi (0 ≤ lo ≤ hi ≤ 99), without leading
+    zeros (the caller allows those)."""
+    out = []
+    for tens in range(lo // 10, hi // 10 + 1):
+        a = lo % 10 if tens == lo // 10 else 0
+        b = hi % 10 if tens == hi // 10 else 9
+        digit = str(a) if a == b else f"[{a}-{b}]"
+        out.append(("" if tens == 0 else str(tens)) + digit)
+    return "|".join(out)
+
+
+def _name(name: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in name)
+
+
+def _tokens(field: _Field, lo: int, hi: int) -> str:
+    """A value token (digits, leading zeros allowed, or a name in any case) worth lo…hi."""
+    names = [_name(n) for i, n in enumerate(field.names) if lo <= field.low + i <= hi]
+    return "|".join([f"0*(?:{_numbers(lo, hi)})", *names])
+
+
+def _field_pattern(field: _Field) -> str:
+    one = _tokens(field, field.low, field.high)
+    # A range a-b is valid only when a ≤ b: one alternative per start value.
+    ranges = "|".join(
+        f"(?:{_tokens(field, a, a)})-(?:{_tokens(field, a, field.high)})"
+        for a in range(field.low, field.high + 1)
+    )
+    item = f"(?:\\*|{ranges}|{one})(?:/0*[1-9][0-9]*)?"
+    return f"{item}(?:,{item})*"
+
+
+def cron_pattern() -> str:
+    """A regular expression (ECMA-262 and Python) matching exactly the expressions
+    :func:`validate_cron` accepts: five fields separated by whitespace, any case, every value in
+    range, ranges ascending, steps positive, and day of month or day of week left as ``*``. The
+    API publishes it in its OpenAPI document, so the document and the check cannot disagree."""
+    f = [_field_pattern(field) for field in FIELDS]
+    sp, ws = f"[{_SPACE}]+", f"[{_SPACE}]*"
+    tail = f"(?:\\*{sp}{f[3]}{sp}(?:{f[4]})|(?:{f[2]}){sp}{f[3]}{sp}\\*)"
+    return f"^{ws}(?:{f[0]}){sp}(?:{f[1]}){sp}{tail}{ws}$"

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config.definition import CHANNEL_KINDS, ChannelRef
 from config.secrets import redact_channel
 from store.cron import CronError, next_fire_times, validate_cron, validate_timezone
-from store.errors import Invalid, NotFound
+from store.errors import Conflict, Invalid, NotFound
 from store.models import Campaign, Project, Schedule, ScheduleChange, ScheduleRun
 
 KINDS: tuple[str, ...] = ("launch", "remind", "close", "recompute", "summarise")
@@ -37,6 +37,8 @@ CAMPAIGN_KINDS = frozenset({"launch", "remind", "close"})
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 #: Fields an admin may set; everything else is derived.
 EDITABLE = ("kind", "project", "campaign_id", "cron", "timezone", "enabled", "grace_seconds", "params")
+#: ``deviation_threshold``: a fraction strictly between 0 and 1 as text, at most 4 decimals.
+DEVIATION_PATTERN = r"^0\.([1-9][0-9]{0,3}|0[1-9][0-9]{0,2}|00[1-9][0-9]?|000[1-9])$"
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _PARAM_KEYS = frozenset({"endpoints", "quiet_hours", "first_n", "report_days", "deviation_threshold", "note"})
 
@@ -136,17 +138,11 @@ def check_params(params: Any, *, known_kinds: tuple[str, ...] | None = None) -> 
             )
     dev = out.get("deviation_threshold")
     if dev is not None:
-        from decimal import Decimal, InvalidOperation
-
-        try:
-            d = Decimal(str(dev))
-        except InvalidOperation:
-            d = Decimal(-1)
-        if not Decimal(0) < d < Decimal(1):
+        if not isinstance(dev, str) or not re.fullmatch(DEVIATION_PATTERN, dev):
             raise _invalid(
                 "params.deviation_threshold",
-                'deviation_threshold 应为 0 到 1 之间的小数（如 "0.10"）',
-                'deviation_threshold must be a fraction between 0 and 1 (e.g. "0.10")',
+                'deviation_threshold 应为 0 到 1 之间、至多4位小数的文本（如 "0.10"）',
+                'deviation_threshold must be text for a fraction between 0 and 1, at most 4 decimals (e.g. "0.10")',
             )
         out["deviation_threshold"] = str(dev)
     return out
@@ -164,6 +160,9 @@ def _check_channel(where: str, kind: str, address: str, config: dict[str, str]) 
         err = exc.errors()[0]
         ctx = err.get("ctx") or {}
         en = str(ctx.get("en", err["msg"]))
+        if err["type"] == "channel_secret_missing":
+            # Well-formed, but this server's environment lacks the variable: a state conflict.
+            raise Conflict(str(ctx.get("zh", err["msg"])), en, where=f"{where}.config") from None
         loc = err.get("loc") or ("",)
         part = "config" if "channel config" in en or loc[0] == "config" else "address"
         raise _invalid(f"{where}.{part}", str(ctx.get("zh", err["msg"])), en) from None

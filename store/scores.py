@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.errors import Invalid, NotFound
+from store.errors import Conflict, Invalid, NotFound
 from store.models import Project, ScoreOverride, ScoreSnapshot
 
 
@@ -139,10 +139,13 @@ async def override_indicator(
     reason = reason.strip()
     if not reason:
         raise Invalid("须写明理由", "a reason is required", where="reason")
-    if score < 0 or score > weight:
-        raise Invalid(
-            f"score：{score} 应在 0 到指标 {key} 的分值 {weight} 之间",
-            f"score: {score} must be between 0 and indicator {key}'s weight {weight}",
+    if score < 0:
+        raise Invalid(f"score：{score} 不能为负", f"score: {score} must not be negative", where="score")
+    if score > weight:
+        # well-formed, but above this indicator's 分值 (the project's data): a conflict
+        raise Conflict(
+            f"score：{score} 超过指标 {key} 的分值 {weight}",
+            f"score: {score} exceeds indicator {key}'s weight {weight}",
             where="score",
         )
     if score.as_tuple().exponent < -2:  # type: ignore[operator]

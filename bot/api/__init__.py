@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from bot.api.common import API, mounted_operations, wrap
+from bot.api.common import API, METHODS, documented_methods, mounted_operations, wrap
 
 _DOCUMENT = web.AppKey("api_openapi", dict)
 
@@ -59,6 +59,8 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
         app.router.add_route(op.method, op.path, wrap(op), name=op.operation_id)
     app.router.add_get("/api/openapi.json", openapi_document, name="openapi")
     app[_DOCUMENT] = {}
+    app[METHODS] = {}
+    app.middlewares.append(documented_methods)
 
 
 def operations() -> list[Any]:

@@ -10,11 +10,11 @@ import datetime as dt
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import AwareDatetime, Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator
 from sqlalchemy import select
 
 from bot import keys
-from bot.api.common import API, Body, Call, Key, Line, Out, iso, ok
+from bot.api.common import API, Body, Call, IsoDateTime, Key, Line, Out, iso, ok
 from bot.errors import ApiError
 from store.campaigns import (
     close_campaign,
@@ -50,8 +50,8 @@ def _sane(value: dt.datetime) -> dt.datetime:
 
 class CampaignCreate(Body):
     name: Line(200, 1)  # type: ignore[valid-type]
-    opens_at: AwareDatetime
-    closes_at: AwareDatetime
+    opens_at: IsoDateTime(2000, 2100)  # type: ignore[valid-type]
+    closes_at: IsoDateTime(2000, 2100)  # type: ignore[valid-type]
     #: unit keys; omitted or null = every active unit at launch time
     units: list[Key] | None = Field(default=None, max_length=10000)
     policy: PolicyIn | None = None

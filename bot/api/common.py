@@ -21,7 +21,16 @@ from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from bot import keys
 from bot.errors import ApiError, api_error_body
@@ -61,6 +70,7 @@ NO_PROJECTS = Grants(False, frozenset())
 
 _NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 _NO_CONTROL_LINE = r"^[^\x00-\x1f\x7f]*$"
+NO_CONTROL_LINE = _NO_CONTROL_LINE
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 CODE_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 MONEY_PATTERN = r"^\d{1,12}(\.\d{1,2})?$"
@@ -83,6 +93,72 @@ def Para(max_length: int, min_length: int = 0) -> Any:
 Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=KEY_PATTERN)]
 #: 元 with at most 2 decimals, as text: money never travels as a JSON number (float).
 Money = Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=MONEY_PATTERN)]
+
+
+_MONTH_DAY = r"(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_CLOCK = r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+
+
+def _years(lo: int, hi: int) -> str:
+    """A regex for the four-digit years lo…hi (both multiples of 100 apart at most 300)."""
+    centuries = [str(c) for c in range(lo // 100, hi // 100)]
+    return f"(({'|'.join(centuries)})[0-9]{{2}}|{hi})"
+
+
+def _shape(pattern: str, zh: str, en: str, parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+    """A before-validator: the raw JSON value must be a string matching ``pattern``, then a real
+    calendar date (``parse``: ``fromisoformat``)."""
+    compiled = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not compiled.fullmatch(value):
+            raise PydanticCustomError("iso_format", en, {"zh": zh, "en": en})
+        try:
+            return parse(value)
+        except ValueError:
+            raise PydanticCustomError("iso_format", en, {"zh": zh, "en": en}) from None
+
+    return check
+
+
+def IsoDateTime(lo_year: int, hi_year: int) -> Any:
+    """An RFC 3339 date-time with offset (``2026-03-01T09:00:00+08:00``, seconds required, ``T``
+    and ``Z`` upper case) in years lo…hi, as an aware datetime. The same regular expression is
+    enforced here and published (with ``format: date-time``), so the document is the check."""
+    pattern = f"^{_years(lo_year, hi_year)}-{_MONTH_DAY}T{_CLOCK}$"
+    zh = f"应为 {lo_year}–{hi_year} 年之间带时区的日期时间，如 2026-03-01T09:00:00+08:00"
+    en = f"must be a date-time with offset in {lo_year}–{hi_year}, e.g. 2026-03-01T09:00:00+08:00"
+    return Annotated[
+        AwareDatetime,
+        BeforeValidator(_shape(pattern, zh, en, datetime.fromisoformat)),
+        WithJsonSchema({"type": "string", "format": "date-time", "pattern": pattern}),
+    ]
+
+
+def IsoDate(lo_year: int, hi_year: int) -> Any:
+    """An ISO date ``YYYY-MM-DD`` in years lo…hi (see :func:`IsoDateTime`)."""
+    pattern = f"^{_years(lo_year, hi_year)}-{_MONTH_DAY}$"
+    zh = f"应为 {lo_year}–{hi_year} 年之间的日期 YYYY-MM-DD"
+    en = f"must be a date YYYY-MM-DD in {lo_year}–{hi_year}"
+    return Annotated[
+        date,
+        BeforeValidator(_shape(pattern, zh, en, date.fromisoformat)),
+        WithJsonSchema({"type": "string", "format": "date", "pattern": pattern}),
+    ]
+
+
+def map_schema(key_pattern: str, value_schema: dict[str, Any], max_properties: int) -> WithJsonSchema:
+    """The JSON Schema of a ``dict[constrained key, value]`` field as enforced: every key matches
+    ``key_pattern`` (pydantic alone would publish ``patternProperties``, which leaves keys that
+    do not match unconstrained)."""
+    return WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": max_properties,
+            "propertyNames": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": key_pattern},
+            "additionalProperties": value_schema,
+        }
+    )
 
 
 class Body(BaseModel):
@@ -189,6 +265,7 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             await check_scope(request, path, grants)
             if op.role == "admin" and token.role != "admin":
                 raise _forbidden()
+        refuse_unknown_query(request, op.query)
         query = parse_query(request, op.query) if op.query is not None else None
         body = None
         if isinstance(op.body, type) and issubclass(op.body, BaseModel):
@@ -198,6 +275,70 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
     handler.__name__ = op.handler.__name__
     handler.api_operation = op  # type: ignore[attr-defined]  # read by the OpenAPI builder
     return handler
+
+
+def refuse_unknown_query(request: web.Request, model: type[BaseModel] | None) -> None:
+    """400 for query parameters the operation does not declare (the document lists them all;
+    a misspelt filter must not silently return everything)."""
+    known = set(model.model_fields) if model is not None else set()
+    unknown = sorted({k for k in request.query if k not in known})
+    if unknown:
+        names = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise ApiError(400, "unknown_parameter", f"未知的查询参数：{names}", f"unknown query parameter(s): {names}",
+                       where=f"query.{unknown[0][:40]}")  # fmt: skip
+
+
+class MethodTable:
+    """The methods the OpenAPI document gives each path, for ``405`` and ``Allow``.
+
+    Paths are matched as OpenAPI says: a concrete path wins over a templated one
+    (``/units/import`` over ``/units/{unit_key}``), so a method documented only for the template
+    is refused on the concrete path, exactly as the document reads."""
+
+    def __init__(self, paths: dict[str, set[str]]) -> None:
+        self._paths = sorted(
+            (
+                (
+                    -sum(1 for seg in path.split("/") if seg and "{" not in seg),
+                    re.compile(self._regex(path)),
+                    methods,
+                )
+                for path, methods in paths.items()
+            ),
+            key=lambda item: item[0],
+        )
+
+    @staticmethod
+    def _regex(template: str) -> str:
+        parts = re.split(r"({\w+})", template)
+        return "^" + "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$"
+
+    def allowed(self, path: str) -> set[str] | None:
+        """The documented methods of the most specific documented path matching ``path``."""
+        for _, pattern, methods in self._paths:
+            if pattern.match(path):
+                return methods
+        return None
+
+
+METHODS = web.AppKey("api_method_table", dict)
+
+
+@web.middleware
+async def documented_methods(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Under ``/api/``: a method the document does not give the path is 405 with a true
+    ``Allow`` (aiohttp alone would merge the methods of every route whose pattern matches)."""
+    if request.path.startswith("/api/"):
+        cache = request.app[METHODS]
+        if "table" not in cache:
+            paths: dict[str, set[str]] = {"/api/openapi.json": {"GET"}}
+            for op in mounted_operations(request.app):
+                paths.setdefault(op.path, set()).add(op.method.upper())
+            cache["table"] = MethodTable(paths)
+        allowed = cache["table"].allowed(request.path)
+        if allowed is not None and request.method not in allowed:
+            raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
+    return await handler(request)
 
 
 def mounted_operations(app: web.Application) -> list[Operation]:
@@ -304,11 +445,31 @@ _ZH = {
 }
 
 
+#: Tags of discriminated unions (``kind`` values): pydantic names them in error locations.
+union_tags: set[str] = set()
+
+
+def _path_of(loc: tuple[int | str, ...]) -> str:
+    """``("params", "endpoints", 0, "wecom", "config", "key", "[key]")`` → ``params.endpoints[0].config.key``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in union_tags or part == "[key]":
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
 def validation_details(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
     """pydantic errors → ``[{field, code, message, message_en}]`` (field as a dotted path)."""
     out = []
     for err in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(p) for p in err.get("loc", ()))
+        loc = _path_of(err.get("loc", ()))
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            tag = str((err.get("ctx") or {}).get("discriminator", "")).strip("'\"")
+            loc = f"{loc}.{tag}" if loc else tag
         where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "body"
         ctx = err.get("ctx") or {}
         zh = str(ctx["zh"]) if "zh" in ctx else _ZH.get(err["type"], "取值无效")
@@ -359,14 +520,43 @@ async def parse_json(request: web.Request, model: type[BaseModel], *, required: 
     if request.content_type not in ("application/json", "application/octet-stream", ""):
         raise ApiError(415, "unsupported_media_type", f"请求体应为 JSON（收到 {request.content_type}）",
                        f"the body must be JSON (got {request.content_type})", where="Content-Type")  # fmt: skip
+    raw = _integral_floats_as_ints(raw)
     try:
-        return model.model_validate_json(raw)
+        # Strict: JSON types are what the document says (``"active": 0`` is not a boolean,
+        # ``"3"`` is not an integer); dates and datetimes stay ISO strings, as JSON has no others.
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         if errors and errors[0]["type"] == "json_invalid":
             raise ApiError(400, "malformed_json", f"JSON 格式错误：{errors[0]['msg']}",
                            f"malformed JSON: {errors[0]['msg']}", where="body") from None  # fmt: skip
         raise invalid_input(validation_details(exc)) from None
+
+
+def _integral_floats_as_ints(raw: bytes) -> bytes:
+    """JSON Schema counts ``3.0`` as an integer; pydantic's strict mode does not. Rewrite such
+    numbers as integers before validating (``3.5`` stays a float and is refused where an integer
+    is due). Anything ``json`` cannot read is left for pydantic's parser to report."""
+    if b"." not in raw and b"e" not in raw and b"E" not in raw:
+        return raw
+    changed = False
+
+    def walk(value: Any) -> Any:
+        nonlocal changed
+        if isinstance(value, float) and value.is_integer():
+            changed = True
+            return int(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    try:
+        doc = walk(json.loads(raw))
+    except (ValueError, RecursionError):
+        return raw
+    return json.dumps(doc).encode() if changed else raw
 
 
 def parse_query(request: web.Request, model: type[BaseModel]) -> Any:

@@ -7,10 +7,10 @@ the indicator's 分值 and needs a written reason (it is kept forever, append-on
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from bot import keys
 from bot.api.common import API, Body, Call, Out, Para, iso, ok
@@ -48,9 +48,12 @@ class RecomputeOut(Out):
 
 
 class OverrideIn(Body):
-    """``score`` in points (string or number, ≤ 2 decimals, 0 … 分值); ``reason`` is required."""
+    """``score`` in points as text (≤ 2 decimals, 0 … the indicator's 分值: above it is a 409,
+    as the 分值 is the project's data); ``reason`` is required."""
 
-    score: Decimal = Field(ge=0, le=1000, max_digits=8, decimal_places=2)
+    score: Annotated[
+        str, StringConstraints(max_length=7, pattern=r"^(1000(\.0{1,2})?|[0-9]{1,3}(\.[0-9]{1,2})?)$")
+    ]
     reason: Para(2000, 1)  # type: ignore[valid-type]
 
 
@@ -144,7 +147,7 @@ async def list_overrides(request: web.Request, call: Call) -> web.Response:
 
 @API.op("POST", "/api/projects/{code}/overrides/{indicator_key}", role="admin", tag="scores",
         summary="设置人工评分（须写明理由）/ set an override", body=OverrideIn, data=OverrideOut, success=201,
-        errors=(400, 404, 413, 415))  # fmt: skip
+        errors=(400, 404, 409, 413, 415))  # fmt: skip
 async def set_override_(request: web.Request, call: Call) -> web.Response:
     """The evaluator's score for one indicator (0 … its 分值), with the reason; takes effect at
     the next recompute."""
@@ -154,7 +157,7 @@ async def set_override_(request: web.Request, call: Call) -> web.Response:
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         project = await get_project(session, call.path["code"])
         row = await override_indicator(
-            session, project, key, score=b.score, reason=b.reason,
+            session, project, key, score=Decimal(b.score), reason=b.reason,
             by=f"api:{call.token.name}", now=request.app[keys.CLOCK](),
         )  # fmt: skip
     return ok(_override_out(row), status=201)

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from bot import keys
-from bot.api.common import API, Body, Call, Key, Line, Money, Out, iso, ok
+from bot.api.common import (
+    API,
+    KEY_PATTERN,
+    NO_CONTROL_LINE,
+    Body,
+    Call,
+    IsoDate,
+    Key,
+    Line,
+    Money,
+    Out,
+    iso,
+    map_schema,
+    ok,
+)
 from bot.errors import ApiError
 from config.definition import ChannelKind
 from config.secrets import redact_channel
@@ -32,6 +45,12 @@ from store.units import (
 )
 
 ConfigValue = Line(500)
+#: A unit's channel config: keys like unit keys, one-line string values, at most 20.
+ConfigMap = Annotated[
+    dict[Key, ConfigValue],  # type: ignore[valid-type]
+    Field(max_length=20),
+    map_schema(KEY_PATTERN, {"type": "string", "maxLength": 500, "pattern": NO_CONTROL_LINE}, 20),
+]
 
 
 class UnitOut(Out):
@@ -114,54 +133,46 @@ class UnitCreate(Body):
     uscc: Line(30) | None = None  # type: ignore[valid-type]
     channel_kind: ChannelKind = "console"
     channel_address: Line(500) = ""  # type: ignore[valid-type]
-    channel_config: dict[Key, ConfigValue] = Field(default_factory=dict, max_length=20)  # type: ignore[valid-type]
+    channel_config: ConfigMap = Field(default_factory=dict)
     active: bool = True
 
 
 class UnitPatch(Body):
-    name: Line(200, 1) | None = None  # type: ignore[valid-type]
+    """Only the fields sent change; none may be null except ``uscc`` (null clears it)."""
+
+    name: Line(200, 1) = None  # type: ignore[valid-type]
     uscc: Line(30) | None = None  # type: ignore[valid-type]
-    channel_kind: ChannelKind | None = None
-    channel_address: Line(500) | None = None  # type: ignore[valid-type]
-    channel_config: dict[Key, ConfigValue] | None = Field(default=None, max_length=20)  # type: ignore[valid-type]
-    active: bool | None = None
+    channel_kind: ChannelKind = None  # type: ignore[assignment]
+    channel_address: Line(500) = None  # type: ignore[valid-type]
+    channel_config: ConfigMap = None  # type: ignore[assignment]
+    active: bool = None  # type: ignore[assignment]
 
 
 class UnitQuery(Body):
     active: bool | None = None
 
 
-def _date_in_range(value: dt.date | None) -> dt.date | None:
-    if value is not None and not 1900 <= value.year <= 2200:
-        raise ValueError("date must be between 1900 and 2200")
-    return value
+#: A payment date: ISO ``YYYY-MM-DD`` in 1900–2200 (the document states the same pattern).
+PaidOn = IsoDate(1900, 2200)
 
 
 class DisbursementCreate(Body):
     unit: Key
     amount: Money
-    paid_on: dt.date
+    paid_on: PaidOn  # type: ignore[valid-type]
     batch: Line(50) = ""  # type: ignore[valid-type]
     voucher: Line(100) = ""  # type: ignore[valid-type]
     key: Line(100, 1) | None = None  # type: ignore[valid-type]
 
-    @field_validator("paid_on")
-    @classmethod
-    def _paid_on(cls, value: dt.date | None) -> dt.date | None:
-        return _date_in_range(value)
-
 
 class DisbursementPatch(Body):
-    unit: Key | None = None
-    amount: Money | None = None
-    paid_on: dt.date | None = None
-    batch: Line(50) | None = None  # type: ignore[valid-type]
-    voucher: Line(100) | None = None  # type: ignore[valid-type]
+    """Only the fields sent change; none may be null."""
 
-    @field_validator("paid_on")
-    @classmethod
-    def _paid_on(cls, value: dt.date | None) -> dt.date | None:
-        return _date_in_range(value)
+    unit: Key = None  # type: ignore[assignment]
+    amount: Money = None  # type: ignore[assignment]
+    paid_on: PaidOn = None  # type: ignore[valid-type]
+    batch: Line(50) = None  # type: ignore[valid-type]
+    voucher: Line(100) = None  # type: ignore[valid-type]
 
 
 class DisbursementQuery(Body):

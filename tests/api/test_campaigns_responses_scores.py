@@ -222,10 +222,13 @@ async def test_an_override_needs_a_reason_and_a_score_within_the_weight_and_can_
     path = f"/api/projects/{CODE}/overrides/{key}"
     async with transaction(sessionmaker) as session:
         before = await session.scalar(select(func.count()).select_from(ScoreOverride))
-    for payload in ({"score": "1.5"}, {"score": "1.5", "reason": ""}, {"score": "999", "reason": "x"},
-                    {"score": "-1", "reason": "x"}, {"score": "1.555", "reason": "x"}):  # fmt: skip
+    for payload in ({"score": "1.5"}, {"score": "1.5", "reason": ""}, {"score": "1001", "reason": "x"},
+                    {"score": "-1", "reason": "x"}, {"score": "1.555", "reason": "x"}, {"score": 1.5, "reason": "x"}):  # fmt: skip
         status, body = await api.post(path, json=payload)
         assert status == 400, (payload, body)
+    # Well-formed but above this indicator's 分值 (the project's data): a conflict, not bad input.
+    status, body = await api.post(path, json={"score": "999", "reason": "x"})
+    assert status == 409 and body["error"]["where"] == "score", body
     assert (await api.post(f"/api/projects/{CODE}/overrides/nope", json={"score": "1", "reason": "x"}))[
         0
     ] == 404

@@ -150,7 +150,7 @@ async def test_api_rejects_a_bad_cron_with_400_and_stores_nothing(api, sessionma
 async def test_api_names_the_bad_field(api, sessionmaker, body, where) -> None:
     resp = await api.post("/api/schedules", json=body, headers=api.admin)
     assert resp.status == 400, await resp.text()
-    assert (await resp.json())["error"]["where"] == where
+    assert (await resp.json())["error"]["where"].startswith(where)
     assert await count(sessionmaker, Schedule) == 0
 
 
