@@ -125,7 +125,12 @@ def message_from_payload(payload: Mapping[str, Any], *, link_url: str | None = N
             blocks.append(Text(fill(raw["text"])))
         elif kind == "table":
             blocks.append(
-                Table(tuple(fill(h) for h in raw["headers"]), [[fill(c) for c in r] for r in raw["rows"]])
+                Table(
+                    tuple(fill(h) for h in raw["headers"]),
+                    [[fill(c) for c in r] for r in raw["rows"]],
+                    group=int(raw.get("group", -1)),
+                    line=str(raw.get("line", "")),
+                )
             )
         elif kind == "bullets":
             blocks.append(Bullets([fill(i) for i in raw["items"]]))

@@ -39,6 +39,7 @@ from bot.documents import DOCUMENTS, load_document_data
 from bot.documents.data import score_table_from_json
 from bot.errors import error_page
 from bot.links import SECURITY_HEADERS
+from config.timefmt import local_time
 from scoring import money
 from scoring.report import pct
 from store.models import Project, ProjectVersion, ScoreSnapshot
@@ -339,7 +340,7 @@ async def report_page(request: web.Request) -> web.StreamResponse:
             project=project,
             doc=doc,
             snapshot=snap,
-            computed_local=snap.computed_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if snap else "",
+            computed_local=local_time(snap.computed_at, tz) if snap else "",
             rows=_rows(doc) if doc else [],
             groups=grouped_rows(_rows(doc)) if doc else [],
             warnings=warnings,

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from bot.channels.message import Block, Bullets, Link, Message, Table, Text
 from bot.report import deviation_warnings, period_of, yuan
+from config.timefmt import local_time
 from scoring.report import HEADERS, pct
 from store.db import SessionMaker
 from store.models import (
@@ -117,7 +118,7 @@ class SummaryData:
 
     project_code: str
     project_name: str
-    when_local: str  # e.g. "2026-03-02 09:00"
+    when_local: str  # e.g. "2026-03-02 09:00（北京时间）" (config.timefmt.local_time)
     snapshot: dict[str, Any]
     previous: dict[str, Any] | None
     invited: int
@@ -163,7 +164,8 @@ def build_summary(data: SummaryData) -> Message:
             f"项目：{data.project_name}（{data.project_code}）\n总分 {snap.get('total')}，等级 {snap.get('grade')}"
         )
     ]
-    blocks.append(Table(HEADERS, table_rows(snap.get("indicators", []))))
+    # In chat apps without tables: 一级 as headings, one "名称 得分/分值" line per indicator.
+    blocks.append(Table(HEADERS, table_rows(snap.get("indicators", [])), group=0, line="{2} {4}/{3}"))
     if data.previous is None:
         blocks.append(Text("变化：首次汇总"))
     else:
@@ -211,7 +213,14 @@ def message_to_payload(message: Message, **extra: Any) -> dict[str, Any]:
         if isinstance(b, Text):
             blocks.append({"type": "text", "text": b.text})
         elif isinstance(b, Table):
-            blocks.append({"type": "table", "headers": list(b.headers), "rows": [list(r) for r in b.rows]})
+            table: dict[str, Any] = {
+                "type": "table",
+                "headers": list(b.headers),
+                "rows": [list(r) for r in b.rows],
+            }
+            if b.line:
+                table.update(group=b.group, line=b.line)
+            blocks.append(table)
         else:
             blocks.append({"type": "bullets", "items": list(b.items)})
     out: dict[str, Any] = {**extra, "title": message.title, "blocks": blocks}
@@ -226,7 +235,14 @@ def payload_to_message(payload: dict[str, Any], *, link_url: str | None = None) 
     for b in payload.get("blocks", []):
         kind = b.get("type")
         if kind == "table":
-            blocks.append(Table(tuple(b["headers"]), tuple(tuple(r) for r in b["rows"])))
+            blocks.append(
+                Table(
+                    tuple(b["headers"]),
+                    tuple(tuple(r) for r in b["rows"]),
+                    group=int(b.get("group", -1)),
+                    line=str(b.get("line", "")),
+                )
+            )
         elif kind == "bullets":
             blocks.append(Bullets(tuple(b["items"])))
         else:
@@ -357,7 +373,7 @@ async def gather_summary(
     data = SummaryData(
         project_code=project.code,
         project_name=project.name,
-        when_local=local.strftime("%Y-%m-%d %H:%M"),
+        when_local=local_time(local, tz),
         snapshot=snap.table if snap is not None else {},
         previous=previous_doc,
         invited=invited,

@@ -28,6 +28,7 @@ from markupsafe import escape
 
 from bot.forms import Errors, yuan
 from config.definition import QuestionDef, QuestionnaireDef
+from config.timefmt import zone_name
 from store.linkpage import PageData, PaymentRow
 
 STATUS_TEXT = {"confirmed": "已确认收到", "disputed": "有异议"}
@@ -266,7 +267,7 @@ def render_page(
         " 至 ",
         fmt_dt(link.closes_at, tz),
         "（",
-        "北京时间" if link.timezone == "Asia/Shanghai" else _e(link.timezone),
+        _e(zone_name(link.timezone)),
         "）；截止前可随时修改。</span></p>\n</header>\n\n",
     ]
     _thanks(out, done, cq, cur_answers, answered_at, payments, tz)

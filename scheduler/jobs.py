@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, exists, false, literal, or_, select, update
 
 from bot.summary import gather_summary, report_token_url
+from config.timefmt import local_time
 from store.campaigns import (
     DEFAULT_POLICY,
     LINK_URL_PLACEHOLDER,
@@ -82,7 +83,7 @@ async def recompute_job(sm: SessionMaker, project_code: str, *, now: datetime) -
 
 
 def reminder_payload(
-    campaign: Campaign, unit: Unit, link_id: int, n: int, *, questionnaire: bool, confirm: bool
+    campaign: Campaign, unit: Unit, link_id: int, n: int, *, questionnaire: bool, confirm: bool, tz: str
 ) -> dict[str, Any]:
     """A reminder in the outbox payload shape. The URL is the ``{link_url}`` placeholder: the
     sender builds it from the link at send time, so no token rests in the database."""
@@ -91,7 +92,7 @@ def reminder_payload(
         todo.append("填写满意度问卷")
     if confirm:
         todo.append("确认收到的项目资金")
-    closes = campaign.closes_at.strftime("%Y-%m-%d %H:%M UTC")
+    closes = local_time(campaign.closes_at, tz)  # the project's timezone, with its name
     return {
         "kind": "remind",
         "link_id": link_id,
@@ -136,6 +137,7 @@ async def remind(
         project = await session.get(Project, campaign.project_id)
         assert project is not None
         tz = ZoneInfo(project.timezone)
+        tz_name = project.timezone  # a plain str: the project row expires when this transaction ends
         policy = {**DEFAULT_POLICY, **(campaign.policy or {})}
         defer = quiet_until(now, policy.get("quiet_hours"), tz)
         # Invites units added since the launch (one SELECT when there are none); its invitations
@@ -257,7 +259,13 @@ async def remind(
                         endpoint_id=endpoint_id,
                         kind="remind",
                         payload=reminder_payload(
-                            campaign, unit, link_id, n, questionnaire=owes_question, confirm=owes_confirm
+                            campaign,
+                            unit,
+                            link_id,
+                            n,
+                            questionnaire=owes_question,
+                            confirm=owes_confirm,
+                            tz=tz_name,
                         ),
                         not_before=defer,
                         not_after=campaign.closes_at,

@@ -32,6 +32,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from config.timefmt import local_time
 from store.errors import Conflict, Invalid, NotFound
 from store.models import Campaign, Link, OutboxMessage, Project, Unit
 from store.outbox import EndpointSpec, NewMessage, enqueue_many, ensure_endpoint, ensure_endpoints
@@ -219,16 +220,17 @@ async def audience(session: AsyncSession, campaign: Campaign) -> list[Unit]:
 
 
 def invitation_payload(
-    campaign: Campaign, unit: Unit, link: Link | int, *, kind: str = "invite"
+    campaign: Campaign, unit: Unit, link: Link | int, *, tz: str, kind: str = "invite"
 ) -> dict[str, Any]:
     """The platform-neutral message for an invitation (or reminder), JSON-able. ``link`` is the
     link or its id (the bulk launch has ids only).
 
     Shape (mirrors ``bot.channels.message.Message``): ``title``, ``blocks`` (``{"type": "text",
     "text": …}``), ``link`` (``{"url": "{link_url}", "text": …}``), plus ``link_id`` and ``kind``.
-    The URL is a placeholder on purpose: the raw token never rests in the database.
+    The URL is a placeholder on purpose: the raw token never rests in the database. The deadline is
+    shown in the project's timezone ``tz`` with its name (``2026-12-15 18:00（北京时间）``).
     """
-    closes = campaign.closes_at.strftime("%Y-%m-%d %H:%M UTC")
+    closes = local_time(campaign.closes_at, tz)
     verb = "提醒" if kind == "remind" else "邀请"
     return {
         "kind": kind,
@@ -256,6 +258,7 @@ def _invitation(
     link_id: int,
     endpoint_id: int,
     *,
+    tz: str,
     dedupe_key: str,
     not_before: datetime | None,
 ) -> NewMessage:
@@ -263,7 +266,7 @@ def _invitation(
         dedupe_key=dedupe_key,
         endpoint_id=endpoint_id,
         kind="invite",
-        payload=invitation_payload(campaign, unit, link_id),
+        payload=invitation_payload(campaign, unit, link_id, tz=tz),
         not_before=not_before,
         not_after=campaign.closes_at,
         project_id=campaign.project_id,
@@ -285,8 +288,13 @@ async def invitation_not_before(
     quiet = {**DEFAULT_POLICY, **(campaign.policy or {})}.get("quiet_hours")
     if not quiet:
         return not_before
+    return _later(not_before, quiet_until(now, quiet, ZoneInfo(await project_timezone(session, campaign))))
+
+
+async def project_timezone(session: AsyncSession, campaign: Campaign) -> str:
+    """The IANA timezone of the campaign's project (what people read times in)."""
     tz = await session.scalar(select(Project.timezone).where(Project.id == campaign.project_id))
-    return _later(not_before, quiet_until(now, quiet, ZoneInfo(tz or "Asia/Shanghai")))
+    return tz or "Asia/Shanghai"
 
 
 async def _enqueue_invitation(
@@ -298,7 +306,10 @@ async def _enqueue_invitation(
     )
     assert endpoint.id is not None
     defer = await invitation_not_before(session, campaign, now=now)
-    message = _invitation(campaign, unit, link.id, endpoint.id, dedupe_key=dedupe_key, not_before=defer)
+    tz = await project_timezone(session, campaign)
+    message = _invitation(
+        campaign, unit, link.id, endpoint.id, tz=tz, dedupe_key=dedupe_key, not_before=defer
+    )
     return bool(await enqueue_many(session, [message], now=now))
 
 
@@ -382,12 +393,14 @@ async def launch_campaign(
             },
         )
         defer = await invitation_not_before(session, campaign, now=now, not_before=not_before)
+        tz = await project_timezone(session, campaign)
         invitations = [
             _invitation(
                 campaign,
                 unit,
                 link_ids[unit.id],  # type: ignore[index]
                 endpoints[(unit.channel_kind, unit.channel_address)].id,  # type: ignore[arg-type]
+                tz=tz,
                 dedupe_key=f"invite:{campaign.id}:{unit.id}",
                 not_before=defer,
             )

@@ -188,12 +188,27 @@ class MarkdownFlavor(Flavor):
                 Seg("| " + " | ".join(md_cell(c) for c in row) + " |\n", group, opener=head + rule)
                 for row in block.rows
             ]
+        if block.line:
+            return self.compact_table(block, group)
         segs = []
         for row in block.rows:
             first, *rest = row
             pairs = [f"{md_cell(h)}: {md_cell(c)}" for h, c in zip(block.headers[1:], rest, strict=True)]
             label = f"**{md_cell(first)}**" if first.strip() else md_cell(block.headers[0])
             segs.append(Seg("- " + " · ".join([label, *pairs]) + self.line_end, group))
+        return segs
+
+    def compact_table(self, block: Table, group: int) -> list[Seg]:
+        """The table as a person writes it in a chat app: a bold heading per group, then one list item
+        per row from the producer's `line` template (e.g. "- 立项程序规范性 5.00/5"). The template filled
+        with the headers ("三级指标 得分/分值") opens the table in every part, as a legend."""
+        legend = block.line.format(*(md_cell(h) for h in block.headers)) + self.line_end
+        segs = []
+        for row in block.rows:
+            if block.group >= 0 and row[block.group].strip():
+                segs.append(Seg(f"**{md_cell(row[block.group])}**" + self.line_end, group, opener=legend))
+            cells = [md_cell(c) for c in row]
+            segs.append(Seg("- " + block.line.format(*cells) + self.line_end, group, opener=legend))
         return segs
 
     def link(self, link: Link) -> list[Seg]:

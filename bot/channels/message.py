@@ -27,10 +27,21 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """A table of raw strings. Every row must have as many cells as there are headers."""
+    """A table of raw strings. Every row must have as many cells as there are headers.
+
+    Chat apps without tables (DingTalk, Feishu card markdown) cannot show a grid, so the producer may
+    say how a person would write the table there instead:
+
+    - `group`: the index of a column that groups rows (e.g. 一级指标), blank where the row belongs to
+      the group above; each new group becomes a heading line. -1: no grouping column.
+    - `line`: a ``str.format`` template over a row's cells by index (e.g. ``"{2} {4}/{3}"`` for
+      "名称 得分/分值"); each row becomes one list item. Empty: the generic "header: value" items.
+    """
 
     headers: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    group: int = -1
+    line: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "headers", tuple(str(h) for h in self.headers))
@@ -41,6 +52,13 @@ class Table:
                 raise ValueError(
                     f"Table row {number} has {len(row)} cells, expected {width} (one per header)"
                 )
+        if not -1 <= self.group < width:
+            raise ValueError(f"Table.group {self.group} is not a column index (0–{width - 1}) or -1")
+        if self.line:
+            try:
+                self.line.format(*self.headers)
+            except (IndexError, KeyError, ValueError) as exc:
+                raise ValueError(f"Table.line {self.line!r} does not fit {width} columns: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

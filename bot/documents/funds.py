@@ -73,7 +73,8 @@ def _parts(data: DocumentData) -> tuple[tuple[FundsRow, FundsRow, FundsRow], lis
             if label is None or rows[label].budget_fen is not None:
                 notes.append(f"申报的资金行“{row.name}”不属于表中三类来源，未列入")
                 continue
-            rows[label] = FundsRow(label, row.initial_fen, row.annual_fen, row.executed_fen)
+            # the row keeps the name the table prints (本年财政拨款 as well as 当年财政拨款)
+            rows[label] = FundsRow(row.name, row.initial_fen, row.annual_fen, row.executed_fen)
     else:
         rows["当年财政拨款"] = FundsRow("当年财政拨款", initial, budget, executed)
     a, b, c = (rows[label] for label, _ in PART_ROWS)

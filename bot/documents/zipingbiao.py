@@ -228,6 +228,8 @@ def _notes(data: DocumentData, funds_notes: tuple[str, ...], skip: str | None) -
     if table.published_total is not None:
         out.append(f"公布的总分：{points(table.published_total)} 分")
     out.extend(sentence(w.message) for w in table.warnings if w.indicator is None and w.code != "rescaled")
+    if skip is not None:  # the 预算执行率 row is printed in the funds block: its warnings go here
+        out.extend(sentence(w.message) for w in table.warnings if w.indicator == skip)
     if data.definition.project.illustrative:
         out.append(f"示例数据：{data.definition.project.illustrative}")
     return out

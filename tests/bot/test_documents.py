@@ -307,3 +307,17 @@ async def test_a_published_table_is_printed_with_its_declared_funds_total_and_tr
     assert "公布的自评表总分为94分，与按指标计算的结果不一致（计算总分104分）" in text
     assert "本表满分110分，得分104分，折合百分制95分" in text
     assert "家长满意度指标得分9分，照录公布的评分" in text
+
+
+async def test_a_row_printed_in_the_funds_block_keeps_its_printed_name_and_its_warnings(
+    sessionmaker: SessionMaker, clock: Clock
+) -> None:
+    project = REPO / "config" / "projects" / "chizhou-weituo-2022"
+    if not project.is_dir():
+        pytest.skip("the chizhou example project is not in this tree")
+    data = await _data(sessionmaker, project, clock, narrative=False)
+    ws = load_workbook(io.BytesIO(render("zipingbiao.xlsx", data))).active
+    texts = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    assert "其中：本年财政拨款" in texts  # as the table prints it, not the template's 当年
+    notes = next(t for t in texts if t.startswith("评分依据"))
+    assert "预算执行率：公布的得分0分与计算得分10分不一致。" in notes  # the row is not among the indicators

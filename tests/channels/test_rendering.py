@@ -146,3 +146,44 @@ def test_rendered_parts_never_contain_credentials() -> None:
     for kind in SPLITTING_KINDS:
         for part in adapter_for(kind).render(summary_message()):
             assert SECRET not in json.dumps(part.payload, ensure_ascii=False)
+
+
+SCORE_TABLE = Table(
+    ("一级指标", "二级指标", "三级指标", "分值", "得分", "得分率"),
+    [
+        ("决策", "项目立项", "立项依据充分性", "4", "4.00", "100.00%"),
+        ("", "", "立项程序规范性", "4", "3.50", "87.50%"),
+        ("", "绩效目标", "绩效目标合理性", "3", "3.00", "100.00%"),
+        ("过程", "资金管理", "资金到位率", "5", "5.00", "100.00%"),
+    ],
+    group=0,
+    line="{2} {4}/{3}",
+)
+
+
+@pytest.mark.parametrize("kind", ["dingtalk", "feishu"])
+def test_chat_apps_without_tables_get_the_score_table_as_a_person_would_write_it(kind: str) -> None:
+    (part,) = adapter_for(kind).render(Message("汇总", (SCORE_TABLE,)))
+    body = (
+        part.payload["markdown"]["text"]
+        if kind == "dingtalk"
+        else part.payload["card"]["elements"][0]["content"]
+    )
+    lines = [ln for ln in body.split("\n") if ln and not ln.startswith("## ")]
+    assert lines == [
+        "三级指标 得分/分值",
+        "**决策**",
+        "- 立项依据充分性 4.00/4",
+        "- 立项程序规范性 3.50/4",
+        "- 绩效目标合理性 3.00/3",
+        "**过程**",
+        "- 资金到位率 5.00/5",
+    ]
+    assert "· " not in body and ": " not in body, "no blank-cell 'header: value' artifacts"
+
+
+def test_a_table_line_template_must_fit_its_columns() -> None:
+    with pytest.raises(ValueError, match="does not fit 2 columns"):
+        Table(("a", "b"), [("1", "2")], line="{0} {5}")
+    with pytest.raises(ValueError, match="not a column index"):
+        Table(("a", "b"), [("1", "2")], group=2, line="{0}")

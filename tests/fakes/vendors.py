@@ -112,6 +112,9 @@ class FakeVendor:
         self._queue: deque[Reply] = deque()
         self._hits: dict[str, deque[float]] = {}
         self._blocked_until: dict[str, float] = {}
+        #: When set to an unset Event, every reply waits for it (after the request is recorded): a test
+        #: can hold the vendor's answers until it has seen what it needs in flight.
+        self.hold: asyncio.Event | None = None
         self.app = web.Application()
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
 
@@ -124,6 +127,22 @@ class FakeVendor:
     def delivered(self) -> list[Received]:
         """Requests the fake accepted as delivered messages."""
         return [r for r in self.received if r.reply_status == 200 and self.is_ok(r.reply_body)]
+
+    async def wait_until(
+        self, predicate: Callable[[FakeVendor], bool], *, what: str, deadline_s: float = 30.0
+    ) -> None:
+        """Wait until ``predicate(self)`` holds (re-checked every 10 ms while the loop runs the fake and
+        the senders); fail naming ``what`` if ``deadline_s`` seconds pass first. The deadline only stops
+        a broken test from hanging: it is not a timing assertion."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_s
+        while not predicate(self):
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"{self.kind} fake: not reached within {deadline_s:.0f} s: {what} "
+                    f"({len(self.received)} requests, {len(self.delivered)} delivered)"
+                )
+            await asyncio.sleep(0.01)
 
     async def serve(self, aiohttp_server: Callable[..., Any]) -> str:
         """Start on 127.0.0.1 with pytest-aiohttp's `aiohttp_server`; returns and stores the base URL."""
@@ -210,6 +229,8 @@ class FakeVendor:
             reply = self._queue.popleft()
         else:
             reply = self.ok()
+        if self.hold is not None:
+            await self.hold.wait()
         rec.reply_status, rec.reply_body = reply.status, reply.body
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)

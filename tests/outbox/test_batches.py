@@ -126,10 +126,9 @@ async def test_a_crash_before_results_are_written_resends_only_the_rows_with_in_
     assert all(r.status == "sent" for r in await rig.rows())
     more = [k for ep in endpoints for k in await rig.enqueue(ep, 4, prefix="more")]
     task = doomed.start()
-    for _ in range(1000):  # real time: until every request of the second batch was answered
-        if len(fake.delivered) == len(keys) + len(more):
-            break
-        await asyncio.sleep(0.01)
+    await fake.wait_until(
+        lambda f: len(f.delivered) == len(keys) + len(more), what="every request of the second batch answered"
+    )
     # Crash: the loop, the sends and the result writer die; nothing queued gets written.
     task.cancel()
     pending = [*doomed._tasks, *([doomed._results._task] if doomed._results._task else [])]

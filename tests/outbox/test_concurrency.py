@@ -14,20 +14,14 @@ from store.models import DeliveryAttempt
 from .conftest import Rig, SlowWebhookFake, delivered_keys
 
 
-async def _until(predicate, *, limit_s: float = 10.0) -> None:
-    """Wait (in real time) until predicate() is true; fails the test if it never becomes true."""
-    for _ in range(int(limit_s / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
-
-
 async def test_two_workers_on_one_database_never_send_a_row_twice(rig: Rig, db_url: str) -> None:
     fake = rig.fakes["webhook"]
     assert isinstance(fake, SlowWebhookFake)
-    # Slow enough replies that one worker cannot drain the queue before the other's first claim.
-    fake.delay_s = 0.03
+    # The vendor holds its answers until six requests are in flight. Each worker holds one row per
+    # endpoint (per_endpoint_hold=1, four endpoints) and sends at most three at once (concurrency=3),
+    # so each reaches exactly three in flight, and six in flight means both are sending: "both really
+    # worked" follows from the setup, not from how the machine happens to schedule the two loops.
+    fake.hold = asyncio.Event()
     endpoints = [await rig.endpoint("webhook", f"hook-{i}") for i in range(4)]
     keys = [k for ep in endpoints for k in await rig.enqueue(ep, 15)]
     other_engine = create_engine(db_url)  # a second process would have its own engine and pool
@@ -36,22 +30,28 @@ async def test_two_workers_on_one_database_never_send_a_row_twice(rig: Rig, db_u
         # everything in some runs, which proves nothing about two workers.
         async with other_engine.connect():
             pass
-        a = rig.worker(worker_id="A", concurrency=3, max_held=7)
-        b = rig.worker(make_sessionmaker(other_engine), worker_id="B", concurrency=3, max_held=7)
+        a = rig.worker(worker_id="A", concurrency=3, max_held=7, per_endpoint_hold=1)
+        b = rig.worker(
+            make_sessionmaker(other_engine), worker_id="B", concurrency=3, max_held=7, per_endpoint_hold=1
+        )
         # Both run their real loops side by side (not run_until_idle: a claim that finds every due
         # row momentarily locked by the other worker would end that worker's run at once).
         a.start()
         b.start()
         try:
-            await _until(lambda: len(fake.received) >= len(keys), limit_s=30)
+            await fake.wait_until(lambda f: len(f.received) >= 6, what="three sends in flight per worker")
+            assert len(fake.received) == 6, "neither worker exceeds its three concurrent sends"
+            fake.hold.set()
+            await fake.wait_until(lambda f: len(f.delivered) >= len(keys), what="every row delivered")
         finally:
+            fake.hold.set()  # never leave the workers' sends hanging on a failed wait
             await asyncio.gather(a.stop(), b.stop())
     finally:
         await other_engine.dispose()
     got = Counter(delivered_keys(fake))
     assert set(got) == set(keys)
     assert max(got.values()) == 1 and len(fake.received) == len(keys)
-    assert a.stats["sent"] > 0 and b.stats["sent"] > 0  # both really worked
+    assert a.stats["sent"] >= 3 and b.stats["sent"] >= 3  # both really worked
     assert a.stats["sent"] + b.stats["sent"] == len(keys)
 
 
@@ -65,7 +65,7 @@ async def test_a_worker_killed_mid_send_is_taken_over_after_the_lease_without_lo
     fake.delay_s = 30.0  # replies hang: the vendor has the request, we never see the answer
     doomed = rig.worker(worker_id="doomed", concurrency=4, lease_s=120)
     task = doomed.start()
-    await _until(lambda: len(fake.received) == 4)
+    await fake.wait_until(lambda f: len(f.received) == 4, what="four sends in flight (then the kill)")
     # Kill it: its run loop and every send in flight are cancelled, nothing gets recorded.
     task.cancel()
     for t in list(doomed._tasks):

@@ -4,7 +4,7 @@ exactly-once across two instances, failures recorded."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,14 +24,52 @@ ENDPOINTS = [
 ]
 
 
-async def wait_until(pred: Callable[[], object], *, limit: float = 10.0) -> None:
-    """Poll ``pred`` (not a timing assertion: the bound only stops a broken test hanging)."""
+#: Deadline for a condition the service reaches by itself. Not a timing assertion: it only stops a
+#: broken test from hanging, and is long enough for a machine with both cores busy.
+DEADLINE_S = 30.0
+
+
+async def wait_until(pred: Callable[[], object], *, what: str, limit: float = DEADLINE_S) -> None:
+    """Wait until ``pred()`` holds, re-checking as the loop runs; fail naming ``what`` at the deadline."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
     while not pred():
         if loop.time() > deadline:
-            raise AssertionError("condition not reached")
+            raise AssertionError(f"not reached within {limit:.0f} s: {what}")
         await asyncio.sleep(0.02)
+
+
+async def wait_until_async(
+    pred: Callable[[], Awaitable[bool]], *, what: str, limit: float = DEADLINE_S
+) -> None:
+    """:func:`wait_until` for a condition that needs the database."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not await pred():
+        if loop.time() > deadline:
+            raise AssertionError(f"not reached within {limit:.0f} s: {what}")
+        await asyncio.sleep(0.02)
+
+
+def job_executed(svc: SchedulerService, schedule_id: int) -> asyncio.Event:
+    """An event set when APScheduler reports the schedule's job finished (after its fire ran)."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+
+    event = asyncio.Event()
+    job_id = svc.job_id(schedule_id)
+
+    def listener(ev: object) -> None:
+        if getattr(ev, "job_id", None) == job_id:
+            event.set()
+
+    assert svc.scheduler is not None
+    svc.scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    return event
+
+
+def is_fire_time(cron: str, when: datetime) -> bool:
+    """True if `when` is one of `cron`'s fire times in Shanghai."""
+    return next_fire_times(cron, "Asia/Shanghai", now=when - timedelta(seconds=1), count=1)[0] == when
 
 
 async def add(sm: SessionMaker, clock: Clock, kind: str, cron: str, **kw: object) -> int:
@@ -60,19 +98,30 @@ async def service(sessionmaker, clock):
 async def test_new_and_changed_schedules_take_effect_without_restart(
     sessionmaker, project, clock, service
 ) -> None:
+    # APScheduler plans from the wall clock, so the expected time is bracketed by wall-clock readings
+    # taken before and after, instead of recomputed later (which fails if 09:00 passes in between).
+    before = datetime.now(UTC)
     sid = await add(sessionmaker, clock, "recompute", "0 9 * * *")
-    await wait_until(lambda: service.next_run_time(sid) is not None)
-    expected = next_fire_times("0 9 * * *", "Asia/Shanghai", now=datetime.now(UTC), count=1)[0]
-    assert service.next_run_time(sid) == expected
+    await wait_until(lambda: service.next_run_time(sid) is not None, what="the new schedule gets a job")
+    planned = service.next_run_time(sid)
+    assert planned is not None and is_fire_time("0 9 * * *", planned)
+    first_after = next_fire_times("0 9 * * *", "Asia/Shanghai", now=before, count=1)[0]
+    assert (
+        first_after
+        <= planned
+        <= next_fire_times("0 9 * * *", "Asia/Shanghai", now=datetime.now(UTC), count=1)[0]
+    )
 
     async with transaction(sessionmaker) as session:
         await update_schedule(session, sid, changes={"cron": "30 17 * * 1-5"}, by="test", now=clock())
-    new = next_fire_times("30 17 * * 1-5", "Asia/Shanghai", now=datetime.now(UTC), count=1)[0]
-    await wait_until(lambda: service.next_run_time(sid) == new)
+    await wait_until(
+        lambda: (t := service.next_run_time(sid)) is not None and is_fire_time("30 17 * * 1-5", t),
+        what="the changed cron (17:30 on weekdays) replaces 09:00 daily",
+    )
 
     async with transaction(sessionmaker) as session:
         await update_schedule(session, sid, changes={"enabled": False}, by="test", now=clock())
-    await wait_until(lambda: service.next_run_time(sid) is None)
+    await wait_until(lambda: service.next_run_time(sid) is None, what="the disabled schedule loses its job")
 
 
 async def test_missed_fire_within_grace_runs_once_after_restart(sessionmaker, project, clock) -> None:
@@ -126,12 +175,15 @@ async def test_two_instances_on_one_database_run_each_fire_once_and_post_one_sum
     b = SchedulerService(other, deps=DEPS, clock=clock, poll_seconds=60, name="b")
     try:
         await asyncio.gather(a.start(), b.start())
-        # Both APSchedulers fire the job now, through APScheduler's own executor.
+        # Both APSchedulers fire the job now, through APScheduler's own executor; wait for each to
+        # report the job executed (its fire claimed and run, or lost to the other).
+        executed = [job_executed(svc, sid) for svc in (a, b)]
         for svc in (a, b):
             svc.scheduler.modify_job(svc.job_id(sid), next_run_time=datetime.now(UTC))  # type: ignore[union-attr]
-        await wait_until(lambda: a.scheduler.get_job(a.job_id(sid)).next_run_time > datetime.now(UTC))  # type: ignore[union-attr]
-        await wait_until(lambda: b.scheduler.get_job(b.job_id(sid)).next_run_time > datetime.now(UTC))  # type: ignore[union-attr]
-        await asyncio.sleep(0.05)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in executed)), timeout=DEADLINE_S)
+        except TimeoutError:
+            pytest.fail(f"APScheduler did not run the job in both instances within {DEADLINE_S:.0f} s")
         await a.idle()
         await b.idle()
         # And the same fire claimed head-on by both at once.
@@ -194,37 +246,38 @@ async def test_run_now_request_is_taken_by_the_scheduler(sessionmaker, project, 
     async with transaction(sessionmaker) as session:
         run_id = await request_run(session, sid, now=clock())
     service.poke()
-    await wait_until(lambda: service.syncs >= 1)
 
     async def done() -> bool:
         return [r.status for r in await runs(sessionmaker, sid)] == ["ok"]
 
-    for _ in range(500):
-        if await done():
-            break
-        await asyncio.sleep(0.02)
+    await wait_until_async(done, what="the requested run is taken and finishes ok")
     (run,) = await runs(sessionmaker, sid)
     assert run.id == run_id and run.status == "ok" and run.result["changed"] is True  # type: ignore[index]
 
 
 async def test_stop_waits_for_a_running_job(sessionmaker, project, clock) -> None:
     started, release = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
 
     async def slow(schedule, code, fire_time, now):  # the network edge of a job: stands in for a slow send
         started.set()
         await release.wait()
+        order.append("job finished")
         return {"done": True}
 
     sid = await add(sessionmaker, clock, "recompute", "0 9 * * *")
     svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, runner=slow, poll_seconds=60)
     await svc.start()
     task = svc.fire(sid, datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
-    await started.wait()
+    await asyncio.wait_for(started.wait(), timeout=DEADLINE_S)
     stopping = asyncio.create_task(svc.stop(grace=30))
-    await asyncio.sleep(0.05)
-    assert not stopping.done()  # still waiting for the job
+    stopping.add_done_callback(lambda _: order.append("stop finished"))
+    for _ in range(200):  # let stop() run as far as it can without the job (no wall-clock wait)
+        await asyncio.sleep(0)
+    assert order == [], "stop() returned while the job was still running"
     release.set()
-    await stopping
+    await asyncio.wait_for(stopping, timeout=DEADLINE_S)
+    assert order == ["job finished", "stop finished"]
     assert task.done() and task.result()[1] == "ok"
     (run,) = await runs(sessionmaker, sid)
     assert run.status == "ok" and run.result == {"done": True}
