@@ -13,13 +13,11 @@ import jinja2
 from aiohttp import web
 
 from bot.console.i18n import lang_of, translator
+from config.timefmt import zone_name
 from scoring import money
 
 TEMPLATES = Path(__file__).parent / "templates"
 ENV = web.AppKey("console_templates", jinja2.Environment)
-
-#: Chinese names of the time zones people pick most (others show their IANA name).
-TZ_NAMES = {"Asia/Shanghai": "北京时间", "Asia/Urumqi": "乌鲁木齐时间", "UTC": "UTC"}
 
 
 def environment() -> jinja2.Environment:
@@ -51,7 +49,8 @@ def local(value: datetime | None, tz: str = "Asia/Shanghai", fmt: str = "%Y-%m-%
 
 
 def tz_label(tz: str) -> str:
-    return TZ_NAMES.get(tz, tz)
+    """The zone's name as people read it (``config.timefmt.zone_name``: 北京时间 …)."""
+    return zone_name(tz)
 
 
 def render_page(
