@@ -43,17 +43,60 @@ def template_env() -> jinja2.Environment:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Liveness and database reachability, for load balancers and ``jixiao serve`` checks."""
+    """Liveness and database reachability (a read), for load balancers and ``jixiao serve``
+    checks. It can say ok while writes fail (full disk): use ``/readyz`` to route traffic."""
     from sqlalchemy import text
+
+    from store.faults import classify_fault
 
     try:
         async with request.app[keys.SESSIONMAKER]() as session:
             await session.execute(text("SELECT 1"))
         db = "ok"
     except Exception as exc:  # report, don't crash: health must always answer
-        db = f"error: {type(exc).__name__}"
+        fault = classify_fault(exc)
+        db = f"error: {fault.kind if fault else type(exc).__name__}"
     status = 200 if db == "ok" else 503
     return web.json_response({"ok": db == "ok", "database": db}, status=status)
+
+
+def replica_name() -> str:
+    """This process's name in the ``heartbeat`` table: host and pid."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"[:100]
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: a write commits (this replica's heartbeat row) and, on a SQLite file, its
+    directory is writable with free space left. 503 + ``Retry-After`` with the fault otherwise,
+    so a reverse proxy stops sending answers to a replica that cannot store them."""
+    from store.faults import StoreUnavailable, check_writable, classify_fault
+
+    settings = request.app[keys.SETTINGS]
+    try:
+        await check_writable(
+            request.app[keys.SESSIONMAKER],
+            name=replica_name(),
+            now=request.app[keys.CLOCK](),
+            url=_bound_url(request.app[keys.SESSIONMAKER]) or settings.db_url,
+        )
+    except StoreUnavailable as exc:
+        fault = exc.fault
+    except Exception as exc:
+        fault = classify_fault(exc)
+        if fault is None:
+            raise
+    else:
+        return web.json_response({"ok": True, "database": "ok", "write": "ok"})
+    body = {"ok": False, "database": f"error: {fault.kind}", "write": fault.kind, "detail": fault.en}
+    return web.json_response(body, status=503, headers={"Retry-After": str(fault.retry_after_s)})
+
+
+def _bound_url(sessionmaker: SessionMaker) -> str:
+    engine = sessionmaker.kw.get("bind")
+    return "" if engine is None else engine.url.render_as_string(hide_password=False)
 
 
 async def index(request: web.Request) -> web.Response:
@@ -109,6 +152,7 @@ def create_app(
         app.cleanup_ctx.append(_own_http)
 
     app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", ready)
     app.router.add_get("/", index)
     for setup in _feature_setups():
         setup(app, start_workers=start_workers)
@@ -141,7 +185,8 @@ def _feature_setups() -> list[Callable[..., None]]:
 
 
 async def _own_database(app: web.Application) -> AsyncIterator[None]:
-    engine, read_engine = create_engines(app[keys.SETTINGS].db_url)
+    settings = app[keys.SETTINGS]
+    engine, read_engine = create_engines(settings.db_url, **settings.engine_options())
     await ensure_schema(engine)
     app[keys.SESSIONMAKER] = make_sessionmaker(engine)
     app[keys.READ_SESSIONMAKER] = make_sessionmaker(read_engine)

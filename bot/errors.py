@@ -1,17 +1,22 @@
 """One error shape. Domain errors become ``{"ok": false, "error": {...}, "status": N}`` under
 ``/api/`` and a friendly page (Chinese first, English by Accept-Language) everywhere else.
+Database faults (unreachable, disk full, read-only, locked past the busy timeout: see
+``store.faults``) are 503 with ``Retry-After`` in the same shapes, logged as one line.
 Unexpected exceptions are logged with a reference id and never show a traceback."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from bot.keys import TEMPLATES
 from bot.logs import redact_tokens
+
+if TYPE_CHECKING:
+    from store.faults import DatabaseFault
 
 log = logging.getLogger("jixiao.http")
 
@@ -127,7 +132,12 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
                     resp.headers[name] = exc.headers[name]
             return resp
         return error_page(request, exc.status, zh, zh, en, en)
-    except Exception:
+    except Exception as exc:
+        from store.faults import StoreUnavailable, classify_fault
+
+        fault = exc.fault if isinstance(exc, StoreUnavailable) else classify_fault(exc)
+        if fault is not None:
+            return fault_response(request, fault)
         ref = uuid.uuid4().hex[:10]
         # The path may hold a personal link or report token: never logged in clear.
         log.exception("unhandled error ref=%s %s %s", ref, request.method, redact_tokens(request.path))
@@ -138,3 +148,28 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if _is_api(request):
             return web.json_response(api_error_body(500, "internal", zh, en), status=500)
         return error_page(request, 500, "服务暂时不可用", zh, "Service unavailable", en)
+
+
+def fault_response(request: web.Request, fault: DatabaseFault) -> web.Response:
+    """503 + ``Retry-After`` for a database fault: JSON under ``/api/``, the friendly page
+    elsewhere. Logged as one warning line (the fault is the operator's, not a bug)."""
+    log.warning("database fault (%s) %s %s: %s", fault.kind, request.method, _log_path(request), fault.detail)
+    zh = f"服务暂时不可用：{fault.zh}。请 {fault.retry_after_s} 秒后重试，已填写的内容请勿关闭页面。"
+    en = (
+        f"Service temporarily unavailable: {fault.en}. Please try again in {fault.retry_after_s} s; "
+        "keep this page open so your answers are not lost."
+    )
+    if _is_api(request):
+        resp = web.json_response(api_error_body(503, f"database_{fault.kind}", zh, en), status=503)
+    else:
+        resp = error_page(request, 503, "服务暂时不可用", zh, "Service unavailable", en)
+    resp.headers["Retry-After"] = str(fault.retry_after_s)
+    return resp
+
+
+def _log_path(request: web.Request) -> str:
+    """The path for a log line, without personal link or report tokens (``/l/<token>/…``)."""
+    parts = request.path.split("/")
+    if len(parts) > 2 and parts[1] in ("l", "r"):
+        parts[2] = "…"
+    return "/".join(parts)

@@ -387,7 +387,8 @@ class _Release(Exception):
 
 
 class DeliveryWorker:
-    """Claims and delivers outbox rows. One per process (the rate limiter lives in it).
+    """Claims and delivers outbox rows. One per process; on PostgreSQL pass
+    ``limiter=limiter_for(sessionmaker)`` so replicas share the vendor budgets (``bot.ratelimit``).
 
     ``concurrency`` sends are in flight at once across all endpoints; up to ``max_held`` rows are
     leased at a time (the others wait for a rate-limit slot of their own endpoint, at most
@@ -770,7 +771,7 @@ class DeliveryWorker:
         """Reserve a rate-limit slot (recorded at the returned time) or raise ``_Release``."""
         while True:
             now = self._now_ts()
-            wait = self.limiter.try_acquire(buckets, now)
+            wait = await self.limiter.acquire(buckets, now)
             if wait <= 0:
                 return now
             if wait > self.max_hold_s or self._stopping:
@@ -804,8 +805,7 @@ class DeliveryWorker:
             attempt_id, row.attempt_count = attempt
             # The slot was booked before the database write and the endpoint lock; re-take it now
             # so the time the limiter records is the moment the request leaves (never earlier).
-            self.limiter.unrecord(buckets, reserved)
-            while (wait := self.limiter.try_acquire(buckets, self._now_ts())) > 0:
+            while (wait := await self.limiter.acquire(buckets, self._now_ts(), replacing=reserved)) > 0:
                 await self.sleep(wait)
             self.stats["requests"] += 1
             try:
@@ -992,6 +992,20 @@ WORKER = web.AppKey("outbox_worker", DeliveryWorker)
 SHUTDOWN_GRACE_S = 20.0
 
 
+def limiter_for(sessionmaker: SessionMaker) -> RateLimiter:
+    """The rate limiter for a worker on this database: shared through the database on
+    PostgreSQL (every replica counts against one budget), in-process on SQLite (one machine)."""
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from bot.ratelimit import SharedRateLimiter
+    from store.rate_buckets import RateWindows
+
+    engine = sessionmaker.kw.get("bind")
+    if isinstance(engine, AsyncEngine) and engine.dialect.driver == "asyncpg":
+        return SharedRateLimiter(RateWindows(engine))
+    return RateLimiter()
+
+
 def wake(app: web.Application) -> None:
     """Nudge the app's delivery worker after enqueueing (no-op when workers are not started)."""
     worker = app.get(WORKER)
@@ -1013,6 +1027,7 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
             clock=app[keys.CLOCK],
             public_url=settings.public_url,
             secret=app[keys.SECRET],
+            limiter=limiter_for(app[keys.SESSIONMAKER]),
         )
         app[WORKER] = worker
         worker.start()

@@ -14,8 +14,12 @@ recorded is the moment just before the request leaves, not a reservation that mi
 Across restarts: nothing is kept in memory between processes; instead the worker seeds a new
 limiter from the ``delivery_attempt`` table (one row per request, inserted before the request) for
 the longest window, so a restarted worker counts the previous process's sends. Within one
-process, every worker must share one limiter; several processes sending to the same endpoint
-each keep their own and could together exceed a cap (run one delivery worker per database).
+process, every worker must share one limiter.
+
+Across replicas (several ``jixiao serve`` on one PostgreSQL database): :class:`SharedRateLimiter`
+keeps the same sliding logs in the database (``store.rate_buckets``: one locked row per bucket,
+one statement per acquire), so the replicas together stay within each budget. The worker uses it
+automatically on PostgreSQL; SQLite is one machine and keeps the in-process limiter.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.channels.base import RateSpec
+from store.rate_buckets import RateWindows, Window
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,20 @@ class RateLimiter:
             self._log(bucket).append(now)
         return 0.0
 
+    async def acquire(
+        self, buckets: Sequence[Bucket], now: float, *, replacing: float | None = None
+    ) -> float:
+        """:meth:`try_acquire`, awaitable (the shared limiter asks the database). With
+        ``replacing``, the send recorded at that time is moved to ``now`` if ``now`` fits without
+        it; otherwise it stays where it was and the wait is returned."""
+        if replacing is None:
+            return self.try_acquire(buckets, now)
+        self.unrecord(buckets, replacing)
+        wait = self.try_acquire(buckets, now)
+        if wait > 0:
+            self.record(buckets, replacing)
+        return wait
+
     def record(self, buckets: Sequence[Bucket], at: float) -> None:
         """Count a send made at ``at`` (seeding from the persisted send log after a restart).
         Kept sorted so windows stay exact even if seeds arrive out of order."""
@@ -122,3 +141,43 @@ class RateLimiter:
         log = self._log(bucket)
         self._prune(log, bucket.spec.per_seconds, now)
         return len(log)
+
+
+def window_of(bucket: Bucket) -> Window:
+    """The database row of a bucket: one per key AND budget (Feishu has two windows per endpoint)."""
+    return Window(
+        f"{bucket.key}|{bucket.spec.count}/{bucket.spec.per_seconds:g}",
+        bucket.spec.count,
+        bucket.spec.per_seconds,
+    )
+
+
+class SharedRateLimiter(RateLimiter):
+    """The sliding logs kept in PostgreSQL for every replica (``store.rate_buckets``).
+
+    :meth:`acquire` is the authority (one statement per call). The in-memory logs inherited from
+    :class:`RateLimiter` mirror what the database returned, so :meth:`delay` (used to skip
+    endpoints whose window is full when claiming) stays a free, slightly stale estimate; pauses
+    stay in memory (the worker also persists them on the endpoint row, which every replica's
+    claims and attempt starts respect). ``try_acquire`` is not used with a shared limiter.
+    """
+
+    def __init__(self, windows: RateWindows) -> None:
+        super().__init__()
+        self.windows = windows
+        self.acquires = 0  # statements sent (observability, benchmarks)
+
+    async def acquire(
+        self, buckets: Sequence[Bucket], now: float, *, replacing: float | None = None
+    ) -> float:
+        paused = max((self._paused.get(b.key, 0.0) - now for b in buckets), default=0.0)
+        if paused > 0:
+            return paused
+        windows = {window_of(b).key: b for b in buckets}
+        self.acquires += 1
+        verdict = await self.windows.acquire([window_of(b) for b in buckets], now=now, replacing=replacing)
+        for key, times in verdict.live.items():
+            bucket = windows.get(key)
+            if bucket is not None:
+                self._logs[(bucket.key, bucket.spec.count, bucket.spec.per_seconds)] = deque(sorted(times))
+        return 0.0 if verdict.ok else verdict.wait_s

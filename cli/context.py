@@ -41,7 +41,7 @@ class Context:
             from store.migrate import ensure_schema
 
             self._announce_new_sqlite_file()
-            self._engine = create_engine(self.settings.db_url)
+            self._engine = create_engine(self.settings.db_url, **self.settings.engine_options())
             await ensure_schema(self._engine)
         from store.db import make_sessionmaker
 

@@ -71,19 +71,23 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     ctx = Context(settings=load_settings(**overrides), out=out or sys.stdout, err=err or sys.stderr)
     try:
         return asyncio.run(_run(args, ctx))
-    except Exception as exc:
-        if not _is_user_error(exc):
-            return _unexpected(exc, ctx)
-        print(str(exc), file=ctx.err)
-        return 1
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:
         # The reader went away (``jixiao … | head``): not an error worth a traceback.
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:
+        if _is_user_error(exc):
+            print(str(exc), file=ctx.err)
+            return 1
+        fault = _database_fault(exc)
+        if fault is None:
+            return _unexpected(exc, ctx)
+        print(f"jixiao: {fault}", file=ctx.err)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def _unexpected(exc: BaseException, ctx: Context) -> int:
@@ -118,6 +122,18 @@ def _unexpected(exc: BaseException, ctx: Context) -> int:
 #: Checked by name so that a command which never loads the definition loader or the store does
 #: not import them just to be able to catch their errors (they can only be raised once loaded).
 _USER_ERRORS = (("config.loader", "DefinitionError"), ("store.errors", "StoreError"))
+
+
+def _database_fault(exc: BaseException) -> str | None:
+    """A database fault (unreachable, read-only, disk full, locked) is the operator's to fix: one
+    clear line, no traceback. None for anything else (a bug keeps its traceback). Only looked at
+    when the store was loaded (a fault can only come from it)."""
+    if "store.db" not in sys.modules:
+        return None
+    from store.faults import StoreUnavailable, classify_fault
+
+    fault = exc.fault if isinstance(exc, StoreUnavailable) else classify_fault(exc)
+    return None if fault is None else fault.one_line()
 
 
 def _is_user_error(exc: BaseException) -> bool:

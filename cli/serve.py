@@ -107,9 +107,11 @@ async def serve(args: argparse.Namespace, ctx: Context) -> int:
     from aiohttp import web
 
     from bot.logs import RedactingAccessLogger, setup_logging
+    from store.faults import check_sqlite_directory
 
     settings = ctx.settings
     setup_logging(settings.log_level)
+    check_sqlite_directory(settings.db_url)  # a read-only or full data directory: one line, exit 1
     host, port = args.host or settings.host, args.port or settings.port
     public_url, warning = public_url_for(settings, host, port)
     if warning:

@@ -10,6 +10,7 @@ import os
 import secrets
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
@@ -59,6 +60,12 @@ class Settings(BaseSettings):
         "(e.g. 127.0.0.1/32,10.0.0.0/8). Empty: the TCP peer is the client.",
     )
     log_level: str = "INFO"
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = Field(
+        default="FULL",
+        description="SQLite PRAGMA synchronous. FULL (default): every commit is on disk before it is "
+        "acknowledged, also across a power cut. NORMAL: survives a process crash, may lose the last "
+        "commits on power loss (bench/README.md, 'SQLite durability').",
+    )
     load_example: bool = Field(
         default=True, description="Load the bundled example project into an empty database on serve."
     )
@@ -116,6 +123,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'jixiao.db').resolve()}"
+
+    def engine_options(self) -> dict[str, str]:
+        """Keyword arguments for ``store.db.create_engine(s)`` that come from the settings."""
+        return {"sqlite_synchronous": self.sqlite_synchronous}
 
     @property
     def tz(self) -> ZoneInfo:

@@ -23,7 +23,7 @@ from scoring.model import Actual, FundsStatement, Override, ScoreTable
 from scoring.money import yuan
 from scoring.report import table_json
 from store.db import SessionMaker
-from store.facts import FactInputs, load_fact_inputs
+from store.facts import FactInputs, ensure_statistics, load_fact_inputs
 from store.models import Project, ScoreSnapshot
 from store.projects import get_definition, get_project
 from store.scores import active_overrides, latest_snapshot, save_snapshot
@@ -163,6 +163,8 @@ async def recompute(
 ) -> RecomputeResult:
     """Compute ``code``'s table and save a snapshot when it differs from the latest one."""
     async with sessionmaker() as session:
+        async with session.begin():
+            await ensure_statistics(session)  # bulk writes since the last analysis: fresh plans
         async with session.begin():
             project, defn, inputs, overrides = await _load(session, code)
         computed = await asyncio.to_thread(_score, project, defn, inputs, overrides, project.current_version)

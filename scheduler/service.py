@@ -4,8 +4,12 @@ our own ``schedule`` table, with every fire claimed in ``schedule_run`` before i
 Why this shape (reference/stack-pitfalls.md §3):
 
 - The job store is a ``MemoryJobStore`` rebuilt from the table on start and re-synced whenever the
-  table's fingerprint (row count, version sum, latest ``updated_at``) changes — polled every
-  ``poll_seconds`` and on an in-process poke after API writes. No pickled jobs, no shared store.
+  table's fingerprint (row count, version sum, latest ``updated_at``) changes — on an in-process
+  poke after API writes, on PostgreSQL at once on every replica through ``LISTEN``/``NOTIFY``
+  (``store.schedules.notify_schedulers`` announces each change and "run now" request on commit;
+  a dedicated connection listens, reconnecting if it drops), and by polling every
+  ``poll_seconds`` (SQLite; on PostgreSQL only every :data:`LISTEN_POLL_SECONDS` as a safety net
+  while the listener is up). No pickled jobs, no shared store.
 - Each fire inserts ``(schedule_id, fire_time)`` under a unique constraint (``ON CONFLICT DO
   NOTHING RETURNING``) and runs only if it got the row, so any number of replicas sharing one
   PostgreSQL database run every fire exactly once. (Leader election with an advisory lock would
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,9 +57,19 @@ from store.schedules import (
 
 log = logging.getLogger("jixiao.scheduler")
 
+#: While a PostgreSQL listener is connected, the fallback poll runs this rarely (seconds).
+LISTEN_POLL_SECONDS = 30.0
+#: Seconds between reconnect attempts of the listener, and between its liveness checks.
+LISTEN_RETRY_SECONDS = 2.0
+LISTEN_CHECK_SECONDS = 15.0
+
 Clock = Callable[[], datetime]
 #: A job runner: (schedule, project code, fire_time, now) → JSON-able result.
 Runner = Callable[[Schedule, str, datetime, datetime], Awaitable[dict[str, Any] | None]]
+
+
+def _set_event(event: asyncio.Event, *_: Any) -> None:
+    event.set()
 
 
 def utc_now() -> datetime:
@@ -174,7 +189,13 @@ class SchedulerService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self.syncs = 0  # how many times jobs were rebuilt (observability, tests)
+        self.notifications = 0  # NOTIFYs received (PostgreSQL)
+        #: Set while the PostgreSQL listener is connected (tests wait on it, never on time).
+        self.listening = asyncio.Event()
+        #: Set after each sync that rebuilt jobs; tests clear it and wait.
+        self.synced = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -188,6 +209,9 @@ class SchedulerService:
         await self.sync(force=True)
         await self.catch_up()
         self._poller = asyncio.create_task(self._poll_loop(), name=f"{self.name}-poll")
+        engine = self.sm.kw.get("bind")
+        if engine is not None and engine.dialect.driver == "asyncpg":
+            self._listener = asyncio.create_task(self._listen_loop(engine), name=f"{self.name}-listen")
 
     def pause(self) -> None:
         if self.scheduler is not None and self.scheduler.running:
@@ -196,10 +220,11 @@ class SchedulerService:
     async def stop(self, *, grace: float = 30.0) -> None:
         """Pause, wait up to ``grace`` seconds for running jobs, then shut APScheduler down."""
         self.pause()
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        for task in (self._poller, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._tasks:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
@@ -263,6 +288,7 @@ class SchedulerService:
                 del self._built[sid]
         self._token = token
         self.syncs += 1
+        self.synced.set()
         return True
 
     def next_run_time(self, schedule_id: int) -> datetime | None:
@@ -270,10 +296,53 @@ class SchedulerService:
         job = self.scheduler.get_job(self.job_id(schedule_id))
         return None if job is None else job.next_run_time
 
+    async def _listen_loop(self, engine: Any) -> None:
+        """PostgreSQL: LISTEN on a dedicated connection (not a pooled one: a listener must stay
+        on one session); each NOTIFY wakes the poll loop. After every (re)connect one re-sync
+        catches up with changes made while it was down."""
+        import asyncpg
+        from sqlalchemy.engine import make_url
+
+        from store.schedules import NOTIFY_CHANNEL
+
+        dsn = make_url(engine.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+        def on_notify(*_: Any) -> None:
+            self.notifications += 1
+            self._wake.set()
+
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(functools.partial(_set_event, lost))
+                await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+                self.listening.set()
+                self._wake.set()  # catch up with what changed before we listened
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=LISTEN_CHECK_SECONDS)
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1")  # a silently dead socket raises here
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away: poll until it is back
+                log.warning("schedule listener lost (%s); polling until it reconnects", type(exc).__name__)
+            finally:
+                self.listening.clear()
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+            await asyncio.sleep(LISTEN_RETRY_SECONDS)
+
     async def _poll_loop(self) -> None:
         while True:
+            every = (
+                max(self.poll_seconds, LISTEN_POLL_SECONDS) if self.listening.is_set() else self.poll_seconds
+            )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=every)
             self._wake.clear()
             try:
                 await self.sync()

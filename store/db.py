@@ -21,6 +21,18 @@ Three SQLite-only refinements, all measured with ``bench/submit.py`` (see bench/
   wake-up that dominated request time under load. :class:`_OneHopCursor` runs all four in one trip.
 
 On PostgreSQL there is one engine; :func:`create_engines` returns it twice.
+
+**Durability (SQLite).** ``synchronous=FULL`` by default (``JIXIAO_SQLITE_SYNCHRONOUS``): in WAL
+mode every commit is fsynced before it returns, so an acknowledged answer, confirmation or outbox
+row survives a power cut, not only a process crash (``NORMAL`` survives a crash of the process but
+may lose the last commits on power loss). bench/README.md ("SQLite durability") has the cost.
+
+**Healthy connections (PostgreSQL) without a round trip per checkout.** ``pool_pre_ping`` costs
+three round trips per checkout on asyncpg (BEGIN, ``;``, ROLLBACK) — 7–13 % of a link submission.
+Instead a checkout hook discards a connection whose socket asyncpg already saw closed (a killed
+backend, a restarted server: free, no I/O), and only for :data:`SUSPECT_SECONDS` after a
+disconnect error pings the connections it hands out. A connection that dies while in use fails
+that one request, which the error middleware answers 503 + ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -28,12 +40,13 @@ from __future__ import annotations
 import collections
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
@@ -48,6 +61,15 @@ T = TypeVar("T")
 
 #: Connections of a SQLite read engine (readers do not block each other or the writer in WAL).
 READ_POOL_SIZE = 4
+
+#: ``PRAGMA synchronous`` values accepted for SQLite (see the module docstring).
+SQLITE_SYNCHRONOUS = ("FULL", "NORMAL", "EXTRA")
+
+#: How long SQLite waits for another process's write lock before "database is locked" (ms).
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+#: After a disconnect error, checkouts ping their connection for this many seconds.
+SUSPECT_SECONDS = 10.0
 
 
 def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
@@ -69,14 +91,28 @@ def _create_private(path: Path) -> None:
         pass
 
 
-def create_engine(url: str, *, echo: bool = False, readonly: bool = False, **kw: Any) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    readonly: bool = False,
+    sqlite_synchronous: str = "FULL",
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    **kw: Any,
+) -> AsyncEngine:
     """Build the async engine for ``url``; creates the SQLite file's directory if needed.
 
     ``readonly`` (SQLite files only) builds a read engine: deferred ``BEGIN``, ``query_only``,
     a few pooled connections. Without it a SQLite file engine has exactly one pooled connection
     (the process's single writer; pass ``pool_size``/``max_overflow`` to override).
+    ``sqlite_synchronous`` and ``busy_timeout_ms`` apply to SQLite only.
     """
     if is_sqlite(url):
+        level = sqlite_synchronous.upper()
+        if level not in SQLITE_SYNCHRONOUS:
+            raise ValueError(
+                f"sqlite synchronous must be one of {SQLITE_SYNCHRONOUS}, got {sqlite_synchronous!r}"
+            )
         if _is_sqlite_file(url):
             db = make_url(url).database
             assert db is not None
@@ -87,12 +123,83 @@ def create_engine(url: str, *, echo: bool = False, readonly: bool = False, **kw:
         elif readonly:
             raise ValueError("a read engine needs a SQLite file (an in-memory database is per connection)")
         kw.setdefault("module", _sqlite_dbapi())
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, **kw)
-        _configure_sqlite(engine, readonly=readonly)
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000}, **kw)
+        _configure_sqlite(engine, readonly=readonly, synchronous=level, busy_timeout_ms=busy_timeout_ms)
         return engine
     kw.setdefault("pool_size", 10)
     kw.setdefault("max_overflow", 20)
-    return create_async_engine(url, echo=echo, pool_pre_ping=True, **kw)
+    engine = create_async_engine(url, echo=echo, **kw)
+    _configure_health_checks(engine)
+    return engine
+
+
+def _configure_health_checks(engine: AsyncEngine) -> None:
+    """Hand out only live connections, without a round trip in the normal case (see the module
+    docstring): a closed driver connection is replaced at checkout; after a disconnect error the
+    next :data:`SUSPECT_SECONDS` of checkouts are pinged (the pool's own invalidation already
+    drops the connections that were idle at the time of the error)."""
+    suspect_until = [0.0]
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(ctx: Any) -> None:
+        if not ctx.is_disconnect and connection_is_broken(ctx.original_exception):
+            ctx.is_disconnect = True  # SQLAlchemy then drops this connection and the idle ones
+        if ctx.is_disconnect:
+            suspect_until[0] = time.monotonic() + SUSPECT_SECONDS
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        driver = getattr(dbapi_conn, "driver_connection", None)
+        is_closed = getattr(driver, "is_closed", None)
+        if is_closed is not None and is_closed():
+            suspect_until[0] = time.monotonic() + SUSPECT_SECONDS
+            raise exc.DisconnectionError("connection closed by the server")
+        if time.monotonic() < suspect_until[0]:
+            try:
+                dbapi_conn.ping()
+            except Exception as error:  # any failure: this one is dead, try a fresh one
+                raise exc.DisconnectionError(f"ping failed: {error}") from error
+
+
+def connection_is_broken(error: BaseException | None) -> bool:
+    """True if ``error`` (or what it wraps) means the driver connection is dead or its protocol
+    state is lost — it must not go back to the pool. asyncpg reports a backend killed while the
+    connection sat idle as "cannot switch to state …; another operation is in progress" on the
+    next use (the server's FATAL message arrived before the socket's EOF was processed): nothing
+    was sent, so the unit of work can be retried on a fresh connection."""
+    seen = 0
+    while error is not None and seen < 10:
+        seen += 1
+        name = type(error).__name__
+        text = str(error)
+        if name in ("ConnectionDoesNotExistError", "ConnectionFailureError", "CannotConnectNowError"):
+            return True
+        if name in ("InternalClientError", "InterfaceError") and (
+            "another operation is in progress" in text or "connection is closed" in text
+        ):
+            return True
+        if getattr(error, "sqlstate", None) in ("57P01", "57P02", "57P03"):
+            return True  # admin / crash shutdown, cannot connect now
+        error = getattr(error, "orig", None) or error.__cause__
+    return False
+
+
+def nothing_was_sent(error: BaseException | None) -> bool:
+    """True for the asyncpg error raised before a statement leaves (see
+    :func:`connection_is_broken`): retrying the whole unit of work cannot apply it twice."""
+    seen = 0
+    while error is not None and seen < 10:
+        seen += 1
+        if type(error).__name__ == "InternalClientError" and "cannot switch to state" in str(error):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+    return False
+
+
+def note_disconnect(engine: AsyncEngine) -> None:
+    """Tell the engine's pool that a connection used outside SQLAlchemy (raw driver calls) died:
+    every connection idle in the pool is replaced at its next checkout."""
+    engine.sync_engine.pool._invalidate_time = time.time()  # type: ignore[attr-defined]
 
 
 def create_engines(url: str, *, echo: bool = False, **kw: Any) -> tuple[AsyncEngine, AsyncEngine]:
@@ -120,8 +227,19 @@ def read_sessionmaker_for(sessionmaker: SessionMaker) -> SessionMaker:
     return make_sessionmaker(create_engine(url, readonly=True))
 
 
-def _configure_sqlite(engine: AsyncEngine, *, readonly: bool = False) -> None:
-    pragmas = ["journal_mode=WAL", "busy_timeout=30000", "synchronous=NORMAL", "foreign_keys=ON"]
+def _configure_sqlite(
+    engine: AsyncEngine,
+    *,
+    readonly: bool = False,
+    synchronous: str = "FULL",
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+) -> None:
+    pragmas = [
+        "journal_mode=WAL",
+        f"busy_timeout={int(busy_timeout_ms)}",
+        f"synchronous={synchronous}",
+        "foreign_keys=ON",
+    ]
     if readonly:
         pragmas.append("query_only=ON")
     begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"

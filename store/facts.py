@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import and_, case, distinct, func, select
+from sqlalchemy import and_, case, distinct, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Disbursement, FundArrival, Link, PaymentConfirmation, Project, Response, Unit
@@ -91,24 +91,36 @@ async def load_fact_inputs(session: AsyncSession, project: Project) -> FactInput
         )
     ).all()
     by_status = {s: (int(n), int(fen or 0), int(diff or 0)) for s, n, fen, diff in conf}
-    # One scan of the current responses gives both the label counts and the responding units.
-    per_unit_label = (
-        await session.execute(
-            select(Response.unit_id, Response.satisfaction, func.count())
-            .where(Response.project_id == pid, Response.is_current.is_(True))
-            .group_by(Response.unit_id, Response.satisfaction)
-        )
-    ).all()
+    # Label counts: one grouped scan (a handful of groups, index-only on ix_response_current).
     satisfaction: Counter[str] = Counter()
-    responded: set[int] = set()
-    for unit_id, label, n in per_unit_label:
-        responded.add(unit_id)
+    for label, n in (
+        await session.execute(
+            select(Response.satisfaction, func.count())
+            .where(Response.project_id == pid, Response.is_current.is_(True))
+            .group_by(Response.satisfaction)
+        )
+    ).all():
         if label is not None:
             satisfaction[str(label)] += int(n)
+    # Responding and invited units: one index probe per unit of the project (``EXISTS`` on
+    # ``response.unit_id`` / ``link.unit_id``). Grouping responses by (unit, label) shipped tens
+    # of thousands of rows to Python, and ``count(DISTINCT link.unit_id)`` joined to ``unit``
+    # became a nested loop over millions of rows when PostgreSQL had no statistics: these forms
+    # cost the same whatever the planner believes.
+    responded = await session.scalar(
+        select(func.count())
+        .select_from(Unit)
+        .where(
+            Unit.project_id == pid,
+            exists().where(
+                Response.unit_id == Unit.id, Response.project_id == pid, Response.is_current.is_(True)
+            ),
+        )
+    )
     invited = await session.scalar(
-        select(func.count(distinct(Link.unit_id)))
-        .join(Unit, Unit.id == Link.unit_id)
-        .where(Unit.project_id == pid, Link.revoked_at.is_(None))
+        select(func.count())
+        .select_from(Unit)
+        .where(Unit.project_id == pid, exists().where(Link.unit_id == Unit.id, Link.revoked_at.is_(None)))
     )
     active_units = await session.scalar(
         select(func.count()).select_from(Unit).where(Unit.project_id == pid, Unit.active.is_(True))
@@ -125,7 +137,7 @@ async def load_fact_inputs(session: AsyncSession, project: Project) -> FactInput
         disputed_count=by_status.get("disputed", (0, 0, 0))[0],
         discrepancy_count=confirmed[2],
         satisfaction_counts=dict(satisfaction),
-        responded_units=len(responded),
+        responded_units=int(responded or 0),
         # Before any campaign, the whole active population counts as invited (coverage = census).
         invited_units=int(invited or 0) or int(active_units or 0),
         active_units=int(active_units or 0),
@@ -205,3 +217,32 @@ async def load_funds_detail(session: AsyncSession, project: Project) -> FundsDet
         paid_units=int(paid_units or 0),
         disbursed_fen=sum(b.amount_fen for b in batches),
     )
+
+
+#: The tables whose statistics the fact queries rely on.
+FACT_TABLES = ("unit", "link", "response", "disbursement", "payment_confirmation", "fund_arrival")
+
+
+async def ensure_statistics(session: AsyncSession, tables: tuple[str, ...] = FACT_TABLES) -> list[str]:
+    """PostgreSQL: ``ANALYZE`` the tables never analysed or changed by more than 10 % (at least
+    1,000 rows) since their last analysis — bulk launches, loads and imports, with autovacuum off
+    or not yet run. Returns the tables analysed (none on SQLite). One catalogue query otherwise."""
+    if session.get_bind().dialect.name != "postgresql":
+        return []
+    stale = (
+        (
+            await session.execute(
+                text(
+                    "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:tables) AND ("
+                    "(last_analyze IS NULL AND last_autoanalyze IS NULL AND n_live_tup + n_mod_since_analyze > 0)"
+                    " OR n_mod_since_analyze > greatest(1000, n_live_tup / 10))"
+                ),
+                {"tables": list(tables)},
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if stale:
+        await session.execute(text("ANALYZE " + ", ".join(sorted(str(t) for t in stale if t in tables))))
+    return sorted(stale)

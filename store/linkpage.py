@@ -68,7 +68,7 @@ from store.answers import (
     validate_answers,
     validate_confirmation,
 )
-from store.db import OneHopSqliteDBAPI
+from store.db import OneHopSqliteDBAPI, connection_is_broken, note_disconnect, nothing_was_sent
 from store.errors import Conflict, Invalid, NotFound
 from store.models import (
     Answer,
@@ -549,15 +549,32 @@ class _Engine:
         if self.mode == "portable":
             async with self.engine.connect() as conn, conn.begin():
                 return await work(_DriverSqlTx(conn), self.plans)
-        raw = await self.engine.raw_connection()  # asyncpg
+        try:
+            return await self._run_asyncpg(work, write=write)
+        except Exception as error:
+            # A backend killed while its connection sat idle in the pool fails the next use
+            # before anything is sent (store.db.connection_is_broken): the pool has been told,
+            # so one retry gets a fresh connection. Anything else is the caller's answer.
+            if not nothing_was_sent(error):
+                raise
+        return await self._run_asyncpg(work, write=write)
+
+    async def _run_asyncpg(self, work: Work[T], *, write: bool) -> T:
+        raw = await self.engine.raw_connection()
         driver = raw.driver_connection
+        broken = False
         try:
             if not write:
                 return await work(_AsyncpgTx(driver), self.plans)
             async with driver.transaction():  # type: ignore[union-attr]
                 return await work(_AsyncpgTx(driver), self.plans)
+        except Exception as error:
+            if connection_is_broken(error):
+                broken = True
+                note_disconnect(self.engine)  # the other idle connections died with it
+            raise
         finally:
-            await _release(raw, clean=self._clean(driver))
+            await _release(raw, clean=not broken and self._clean(driver))
 
     @staticmethod
     def _clean(driver: Any) -> bool:
@@ -612,6 +629,15 @@ class _Batcher:
         return await future
 
     async def _drain(self) -> None:
+        # Leave the drainer set in the same step as the last look at the queue (the finally
+        # runs with no await in between): a task's done-callback runs a loop turn later, and a
+        # submit() in that turn would see every lane taken and leave its unit unserved forever.
+        try:
+            await self._drain_queue()
+        finally:
+            self._drainers.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def _drain_queue(self) -> None:
         while self._queue:
             batch = [(u, f) for u, f in self._queue if not f.cancelled()]
             self._queue = []

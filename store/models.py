@@ -17,7 +17,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, UniqueConstraint, false
+from sqlalchemy import JSON, BigInteger, Column, Double, Index, MetaData, UniqueConstraint, false
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 from store.types import DecimalText, JsonDoc
@@ -605,3 +606,29 @@ class InboundEvent(SQLModel, table=True):
     command: str = Field(default="", max_length=20)
     outcome: str = Field(default="", max_length=20)
     received_at: datetime
+
+
+# ============================================================================ operations
+
+
+class Heartbeat(SQLModel, table=True):
+    """One row per serving process, rewritten by ``/readyz``: proves a write commits."""
+
+    __tablename__ = "heartbeat"  # type: ignore[assignment]
+
+    name: str = Field(primary_key=True, max_length=100)
+    beat_at: datetime
+
+
+class RateBucket(SQLModel, table=True):
+    """A vendor rate window shared by every replica (PostgreSQL): ``key`` names the bucket and its
+    budget (``ep:12|18/60``); ``sends`` is the sliding log, the epoch seconds of the sends still
+    inside the window, updated atomically by ``store.outbox.acquire_rate_slot``."""
+
+    __tablename__ = "rate_bucket"  # type: ignore[assignment]
+
+    key: str = Field(primary_key=True, max_length=200)
+    sends: list[float] = Field(
+        default_factory=list,
+        sa_column=Column(JSON().with_variant(ARRAY(Double()), "postgresql"), nullable=False),
+    )

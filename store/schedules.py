@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -256,6 +256,19 @@ async def _record(
         )
     )
     await session.flush()
+    await notify_schedulers(session)
+
+
+#: PostgreSQL channel on which schedule changes and "run now" requests are announced.
+NOTIFY_CHANNEL = "jixiao_schedules"
+
+
+async def notify_schedulers(session: AsyncSession) -> None:
+    """Tell every replica's scheduler to re-sync when this transaction commits (PostgreSQL
+    ``NOTIFY``, delivered only on commit, at most once per transaction and payload). SQLite has
+    one machine: its schedulers poll."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
 
 
 async def create_schedule(
@@ -507,6 +520,7 @@ async def request_run(session: AsyncSession, schedule_id: int, *, now: datetime)
         run_id = await session.scalar(
             select(ScheduleRun.id).where(ScheduleRun.schedule_id == schedule_id, ScheduleRun.fire_time == now)
         )
+    await notify_schedulers(session)
     return int(run_id)  # type: ignore[arg-type]
 
 

@@ -281,3 +281,76 @@ async def test_stop_waits_for_a_running_job(sessionmaker, project, clock) -> Non
     assert task.done() and task.result()[1] == "ok"
     (run,) = await runs(sessionmaker, sid)
     assert run.status == "ok" and run.result == {"done": True}
+
+
+async def test_a_schedule_change_reaches_another_replica_through_notify_not_polling(
+    sessionmaker, project, clock, db_url
+) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite schedulers poll")
+    other_engine = create_engine(db_url)  # replica B: its own process, engine and listener
+    b = SchedulerService(make_sessionmaker(other_engine), deps=DEPS, clock=clock, poll_seconds=3600)
+    await b.start()
+    try:
+        await asyncio.wait_for(b.listening.wait(), timeout=30)
+        b.synced.clear()
+        sid = await add(sessionmaker, clock, "recompute", "7 * * * *")  # written by replica A
+        await asyncio.wait_for(b.synced.wait(), timeout=30)  # an hourly poll cannot explain this
+        assert b.notifications >= 1 and b.next_run_time(sid) is not None
+        b.synced.clear()
+        async with transaction(sessionmaker) as session:
+            await update_schedule(session, sid, changes={"cron": "9 * * * *"}, by="test", now=clock())
+        await asyncio.wait_for(b.synced.wait(), timeout=30)
+        job_fire = b.next_run_time(sid)
+        assert job_fire is not None and job_fire.minute == 9
+        # A "run now" request made on A is taken by B's scheduler, woken by the same channel.
+        async with transaction(sessionmaker) as session:
+            run_id = await request_run(session, sid, now=clock())
+        status = "requested"
+        for _ in range(1500):  # readiness poll of the run row (the bound only stops a broken test)
+            async with sessionmaker() as session:
+                status = await session.scalar(select(ScheduleRun.status).where(ScheduleRun.id == run_id))
+            if status != "requested":
+                break
+            await asyncio.sleep(0.02)
+        assert status in ("running", "ok", "failed") and b.notifications >= 3
+        await b.idle()
+    finally:
+        await b.stop(grace=5)
+        await other_engine.dispose()
+
+
+async def test_the_listener_reconnects_after_its_backend_is_killed(
+    sessionmaker, project, clock, db_url
+) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    import scheduler.service as service_module
+
+    service_module.LISTEN_RETRY_SECONDS = 0.05
+    b = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=3600)
+    await b.start()
+    try:
+        await asyncio.wait_for(b.listening.wait(), timeout=30)
+        name = make_url(db_url).database
+        admin = make_url(db_url).set(drivername="postgresql", database="postgres")
+        conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = '{name}' AND query LIKE 'LISTEN%'"
+            )
+        finally:
+            await conn.close()
+        await wait_until(lambda: not b.listening.is_set())
+        await asyncio.wait_for(b.listening.wait(), timeout=30)
+        b.synced.clear()
+        sid = await add(sessionmaker, clock, "recompute", "11 * * * *")
+        await asyncio.wait_for(b.synced.wait(), timeout=30)
+        assert b.next_run_time(sid) is not None
+    finally:
+        service_module.LISTEN_RETRY_SECONDS = 2.0
+        await b.stop(grace=5)

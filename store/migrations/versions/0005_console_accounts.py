@@ -1,7 +1,7 @@
 """Console accounts, sessions, login throttle, audit log; projects granted to accounts and tokens
 
-Revision ID: 0004_console_accounts
-Revises: 0003_project_narrative
+Revision ID: 0005_console_accounts
+Revises: 0004_heartbeat_rate_bucket
 Create Date: 2026-11-30 08:47:30.494523
 """
 from collections.abc import Sequence
@@ -14,8 +14,8 @@ import store.types  # noqa: F401
 from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_type=Text()))
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0004_console_accounts"
-down_revision: str | None = '0003_project_narrative'
+revision: str = "0005_console_accounts"
+down_revision: str | None = '0004_heartbeat_rate_bucket'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
