@@ -121,20 +121,21 @@ async def answer_link(
             done["errors"] += 1
             return done
     for form in read_forms(page):
-        if "/pay/" in form.action:
-            payment = payments.get(int(form.action.rsplit("/", 1)[-1]))
+        action = form.action.split("#", 1)[0]  # the fragment only scrolls a refused form into view
+        if "/pay/" in action:
+            payment = payments.get(int(action.rsplit("/", 1)[-1]))
             if payment is None:
                 continue
             data = payment_answer(form, payment, rng)
         else:
             data = questionnaire_answers(form, rng)
         async with http.post(
-            aiohttp.client.URL(url).join(aiohttp.client.URL(form.action)), data=data, allow_redirects=False
+            aiohttp.client.URL(url).join(aiohttp.client.URL(action)), data=data, allow_redirects=False
         ) as resp:
             ok = resp.status == 303
         if not ok:
             done["errors"] += 1
-        elif "/pay/" in form.action:
+        elif "/pay/" in action:
             done["confirmed"] += 1
         else:
             done["answered"] = True
