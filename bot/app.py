@@ -165,7 +165,15 @@ def _feature_setups() -> list[Callable[..., None]]:
     import importlib
 
     out = []
-    for name in ("bot.links", "bot.pages", "bot.api", "bot.report", "bot.inbound", "bot.outbox"):
+    for name in (
+        "bot.links",
+        "bot.pages",
+        "bot.api",
+        "bot.report",
+        "bot.inbound",
+        "bot.outbox",
+        "bot.console",
+    ):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -142,6 +142,10 @@ class Series:
     color: str
     points: str  # SVG polyline "x,y x,y …"
     last: str
+    #: SVG stroke-dasharray and width: series that sit on the same value (all at 100) stay
+    #: distinguishable — the total is a wide pale band, the rates thinner dashed lines on it
+    dash: str = ""
+    width: str = "2"
 
 
 def _rate(n: int, d: int) -> Decimal | None:
@@ -170,7 +174,7 @@ def chart(
         return dict((s.table or {}).get("facts") or {})
 
     getters: list[tuple[str, str, Any]] = [
-        ("总分", "#0b63c4", lambda s: Decimal(str(s.total))),
+        ("总分", "#7fb0e6", lambda s: Decimal(str(s.total))),
         (
             "问卷回收率 %",
             "#1a7f37",
@@ -187,8 +191,9 @@ def chart(
             lambda s: _pct100(_rate(facts(s).get("disbursed_fen", 0), facts(s).get("budget_fen", 0))),
         ),
     ]
+    styles = [("", "6"), ("8 4", "2.5"), ("3 3", "2.5"), ("1 4", "3")]
     series = []
-    for name, color, get in getters:
+    for (name, color, get), (dash, stroke) in zip(getters, styles, strict=True):
         pts = []
         last = None
         for s, t in zip(snapshots, times, strict=True):
@@ -200,7 +205,12 @@ def chart(
         if pts:
             series.append(
                 Series(
-                    name, color, " ".join(pts), "—" if last is None else f"{last.quantize(Decimal('0.01'))}"
+                    name,
+                    color,
+                    " ".join(pts),
+                    "—" if last is None else f"{last.quantize(Decimal('0.01'))}",
+                    dash=dash,
+                    width=stroke,
                 )
             )
     grid = [{"y": f"{y(Decimal(v)):.1f}", "label": str(v)} for v in (0, 25, 50, 75, 100)]
@@ -332,8 +342,10 @@ async def report_page(request: web.Request) -> web.StreamResponse:
             snapshot=snap,
             computed_local=local_time(snap.computed_at, tz) if snap else "",
             rows=_rows(doc) if doc else [],
+            groups=grouped_rows(_rows(doc)) if doc else [],
             warnings=warnings,
             chart=chart(history, tz),
+            phone_chart=chart(history, tz, width=360, height=220),
             signed=signed,
             pct=pct,
         )
@@ -346,12 +358,41 @@ async def report_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+#: Internal references an evaluator leaves in a definition — "（§7 #12）", "(§四(三)1)" — are
+#: for the people who maintain it, not for readers of the report.
+_INTERNAL_NOTE = re.compile(r"\s*[（(]\s*§[^（）()]*(?:[（(][^（）()]*[)）][^（）()]*)*[)）]")
+
+
+def clean_explanation(text: str) -> str:
+    """An explanation as a reader should see it: internal § references removed."""
+    return _INTERNAL_NOTE.sub("", text or "").strip()
+
+
 def _rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for r in doc.get("indicators", []):
         rate = None if r.get("rate") is None else Decimal(str(r["rate"]))
-        out.append({**r, "rate_text": pct(rate), "score_text": "—" if r.get("score") is None else r["score"]})
+        out.append(
+            {
+                **r,
+                "explanation": clean_explanation(r.get("explanation", "")),
+                "rate_text": pct(rate),
+                "score_text": "—" if r.get("score") is None else r["score"],
+            }
+        )
     return out
+
+
+def grouped_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows grouped by 一级/二级 (in order), so a phone shows the group as a heading row
+    instead of two narrow columns that wrap one character per line."""
+    groups: list[dict[str, Any]] = []
+    for r in rows:
+        heading = f"{r.get('level1', '')} · {r.get('level2', '')}".strip(" ·")
+        if not groups or groups[-1]["heading"] != heading:
+            groups.append({"heading": heading, "rows": []})
+        groups[-1]["rows"].append(r)
+    return groups
 
 
 async def report_xlsx(request: web.Request) -> web.StreamResponse:

@@ -22,7 +22,14 @@ def register(sub: Any) -> None:
     c = ts.add_parser("create", help="创建令牌（只显示一次）/ create a token (shown once)")
     c.add_argument("--name", required=True)
     c.add_argument("--role", required=True, choices=("admin", "coordinator"))
+    c.add_argument("--project", action="append", default=[], metavar="CODE",
+                   help="grant a project (repeat for several); a token sees only its projects")  # fmt: skip
+    c.add_argument("--all-projects", action="store_true", help="admin token that sees every project")
     c.set_defaults(handler=token_create)
+    g = ts.add_parser("grant", help="设置令牌可访问的项目 / set a token's projects")
+    g.add_argument("id", type=int)
+    g.add_argument("--project", action="append", default=[], metavar="CODE", required=True)
+    g.set_defaults(handler=token_grant)
     ls = ts.add_parser("list", help="列出令牌 / list tokens")
     ls.set_defaults(handler=token_list)
     r = ts.add_parser("revoke", help="吊销令牌 / revoke a token")
@@ -78,27 +85,57 @@ def register(sub: Any) -> None:
 
 
 async def token_create(args: argparse.Namespace, ctx: Context) -> int:
+    from store.access import projects_by_codes
     from store.tokens import create_token
 
+    if not args.project and not args.all_projects:
+        raise CommandError(
+            "请用 --project CODE 指定令牌可访问的项目，或用 --all-projects（仅管理员）\n"
+            "name the token's projects with --project CODE, or --all-projects (admin only)"
+        )
     async with transaction(await ctx.sessionmaker()) as session:
-        row, plain = await create_token(session, name=args.name, role=args.role, now=ctx.now())
-    print(f"已创建令牌 #{row.id} {row.name}（{row.role}）/ token created. 请立即保存，之后无法再次查看 / "
+        projects = await projects_by_codes(session, args.project)
+        row, plain = await create_token(
+            session, name=args.name, role=args.role, now=ctx.now(),
+            projects=[p.id for p in projects if p.id is not None], all_projects=args.all_projects,
+        )  # fmt: skip
+    scope = "全部项目 all projects" if args.all_projects else ", ".join(p.code for p in projects)
+    print(f"已创建令牌 #{row.id} {row.name}（{row.role}; {scope}）/ token created. 请立即保存，之后无法再次查看 / "
           f"save it now, it is not shown again:", file=ctx.out)  # fmt: skip
     print(plain, file=ctx.out)
     return 0
 
 
 async def token_list(args: argparse.Namespace, ctx: Context) -> int:
+    from store.access import granted_codes
     from store.tokens import list_tokens
 
     async with transaction(await ctx.sessionmaker()) as session:
         rows = await list_tokens(session)
+        scopes = {
+            t.id: "*" if t.all_projects else (",".join(await granted_codes(session, token_id=t.id)) or "-")
+            for t in rows
+        }
     if not rows:
         print("没有令牌 / no tokens", file=ctx.out)
     for t in rows:
         state = f"已吊销 revoked {t.revoked_at.isoformat()}" if t.revoked_at else "有效 active"
         used = t.last_used_at.isoformat() if t.last_used_at else "-"
-        print(f"{t.id}\t{t.name}\t{t.role}\t{state}\tlast used {used}", file=ctx.out)
+        print(f"{t.id}\t{t.name}\t{t.role}\tprojects {scopes[t.id]}\t{state}\tlast used {used}", file=ctx.out)
+    return 0
+
+
+async def token_grant(args: argparse.Namespace, ctx: Context) -> int:
+    from store.access import projects_by_codes, set_grants
+    from store.tokens import get_token
+
+    async with transaction(await ctx.sessionmaker()) as session:
+        row = await get_token(session, args.id)
+        projects = await projects_by_codes(session, args.project)
+        await set_grants(
+            session, token_id=args.id, project_ids=[p.id for p in projects if p.id], now=ctx.now()
+        )
+    print(f"令牌 #{row.id} {row.name} 可访问 / may see: {', '.join(p.code for p in projects)}", file=ctx.out)
     return 0
 
 

@@ -24,6 +24,7 @@ GROUPS = (
     "cli.score",
     "cli.report",
     "cli.admin",
+    "cli.users",
     "cli.schedules",
     "cli.bot",
     "cli.db",

@@ -29,8 +29,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from config.definition import QuestionnaireDef
 from config.text import clean_text
@@ -654,3 +655,135 @@ async def discrepancies(session: AsyncSession, project_id: int) -> list[Confirma
         ConfirmationRecord(c, key, name, d.key, d.batch, d.amount_fen, d.paid_on)
         for c, key, name, d in (await session.execute(stmt)).all()
     ]
+
+
+async def question_labels(session: AsyncSession, project_id: int) -> dict[str, str]:
+    """Question key → its text in the project's current questionnaire (for exports people read)."""
+    from store.projects import current_questionnaire
+
+    q = await current_questionnaire(session, project_id)
+    if q is None:
+        return {}
+    return {question.key: question.text for question in questionnaire_def(q).questions}
+
+
+#: How confirmation states read in exports and pages (the JSON API keeps the codes).
+CONFIRMATION_STATUS_ZH = {"confirmed": "已确认", "disputed": "有争议"}
+CONFIRMATION_KIND_ZH = {"ok": "金额一致", "amount_differs": "金额不一致", "disputed": "有争议"}
+DISPUTE_KIND_ZH = {"not_received": "未收到", "amount_differs": "金额不符"}
+
+
+async def unconfirmed_disbursements(
+    session: AsyncSession, project_id: int, *, limit: int = 50
+) -> tuple[int, list[tuple[Disbursement, str, str]]]:
+    """``(count, first rows)`` of the project's disbursements with no current confirmation or
+    dispute, as ``(disbursement, unit key, unit name)`` in entry order."""
+    current = (
+        select(PaymentConfirmation.id)
+        .where(
+            PaymentConfirmation.disbursement_id == Disbursement.id, PaymentConfirmation.is_current.is_(True)
+        )
+        .exists()
+    )
+    where = (Disbursement.project_id == project_id, ~current)
+    # count = payments − current answers (one current row per payment): two index counts instead
+    # of an anti-join over every payment
+    payments = await session.scalar(
+        select(func.count()).select_from(Disbursement).where(Disbursement.project_id == project_id)
+    )
+    answered = await session.scalar(
+        select(func.count())
+        .select_from(PaymentConfirmation)
+        .where(PaymentConfirmation.project_id == project_id, PaymentConfirmation.is_current.is_(True))
+    )
+    total = max(int(payments or 0) - int(answered or 0), 0)
+    stmt = (
+        select(Disbursement, Unit.key, Unit.name)
+        .join(Unit, Unit.id == Disbursement.unit_id)
+        .where(*where)
+        .order_by(Disbursement.id)  # entry order: stops after ``limit`` rows, no sort of all payments
+        .limit(limit)
+    )
+    return total, [(d, k, n) for d, k, n in (await session.execute(stmt)).all()]
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One disbursement with its unit's current answer: ``state`` is ``pending`` (no answer),
+    ``confirmed``, ``amount_differs`` (confirmed with another amount) or ``disputed``;
+    ``difference_fen`` is confirmed minus disbursed (None unless confirmed)."""
+
+    disbursement: Disbursement
+    unit_key: str
+    unit_name: str
+    confirmation: PaymentConfirmation | None
+
+    @property
+    def state(self) -> str:
+        c = self.confirmation
+        if c is None:
+            return "pending"
+        if c.status == "disputed":
+            return "disputed"
+        return "amount_differs" if self.difference_fen else "confirmed"
+
+    @property
+    def difference_fen(self) -> int | None:
+        c = self.confirmation
+        if c is None or c.status != "confirmed" or c.amount_fen is None:
+            return None
+        return c.amount_fen - self.disbursement.amount_fen
+
+
+LEDGER_STATE_ZH = {
+    "pending": "待确认",
+    "confirmed": "已确认",
+    "amount_differs": "确认金额不一致",
+    "disputed": "有争议",
+}
+
+
+async def ledger_page(
+    session: AsyncSession,
+    project_id: int,
+    *,
+    state: str = "all",
+    search: str = "",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[LedgerRow]]:
+    """``(matching count, one page)`` of the ledger by paid date; ``state`` filters
+    (all | pending | confirmed | amount_differs | disputed), ``search`` matches unit key or name."""
+    current = aliased(PaymentConfirmation)
+    if state in ("confirmed", "amount_differs", "disputed"):
+        # answered states: start from the project's current answers (ix_confirmation_state)
+        stmt = (
+            select(Disbursement, Unit.key, Unit.name, current)
+            .select_from(current)
+            .join(Disbursement, Disbursement.id == current.disbursement_id)
+            .join(Unit, Unit.id == Disbursement.unit_id)
+            .where(current.project_id == project_id, current.is_current.is_(True))
+        )
+    else:
+        stmt = (
+            select(Disbursement, Unit.key, Unit.name, current)
+            .join(Unit, Unit.id == Disbursement.unit_id)
+            .outerjoin(
+                current, and_(current.disbursement_id == Disbursement.id, current.is_current.is_(True))
+            )
+            .where(Disbursement.project_id == project_id)
+        )
+    if search:
+        like = f"%{search.replace('%', '').replace('_', '')}%"
+        stmt = stmt.where(or_(Unit.key.like(like), Unit.name.like(like)))  # type: ignore[attr-defined]
+    if state == "pending":
+        stmt = stmt.where(current.id.is_(None))
+    elif state == "disputed":
+        stmt = stmt.where(current.status == "disputed")
+    elif state == "confirmed":
+        stmt = stmt.where(current.status == "confirmed", current.amount_fen == Disbursement.amount_fen)
+    elif state == "amount_differs":
+        stmt = stmt.where(current.status == "confirmed", current.amount_fen != Disbursement.amount_fen)
+    total = int((await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one())
+    page = stmt.order_by(Disbursement.paid_on, Unit.key, Disbursement.id).limit(limit).offset(offset)
+    return total, [LedgerRow(d, k, n, c) for d, k, n, c in (await session.execute(page)).all()]

@@ -24,11 +24,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from config.timefmt import local_time
 from store.errors import Conflict, Invalid, NotFound
@@ -582,3 +584,193 @@ async def link_status(
             )
         )
     return out
+
+
+# ----------------------------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """How far a campaign got: live links (invited) → sent → opened → answered → confirmed."""
+
+    invited: int
+    sent: int
+    opened: int
+    answered: int
+    confirmed: int
+
+    @property
+    def answer_rate(self) -> Decimal | None:
+        """answered / invited, or None before any invitation."""
+        return None if self.invited == 0 else Decimal(self.answered) / Decimal(self.invited)
+
+
+async def campaign_funnel(session: AsyncSession, campaign_id: int) -> Funnel:
+    """The funnel over the campaign's live (not revoked) links: one aggregate over the links
+    (indexed by campaign) plus one over the sent outbox rows of links whose own ``sent_at`` is
+    not set yet — "sent" reads like :func:`link_status` (the link's field, else a sent message)."""
+    live = (Link.campaign_id == campaign_id, Link.revoked_at.is_(None))  # type: ignore[union-attr]
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count(Link.sent_at),
+                func.count(Link.opened_at),
+                func.count(Link.answered_at),
+                func.count(Link.confirmed_at),
+            ).where(*live)
+        )
+    ).one()
+    sent_by_outbox = await session.scalar(
+        select(func.count(func.distinct(OutboxMessage.link_id)))
+        .join(Link, Link.id == OutboxMessage.link_id)
+        .where(
+            OutboxMessage.status == "sent",
+            OutboxMessage.campaign_id == campaign_id,
+            Link.sent_at.is_(None),
+            *live,
+        )  # type: ignore[union-attr]
+    )
+    invited, sent, opened, answered, confirmed = (int(v or 0) for v in row)
+    return Funnel(invited, sent + int(sent_by_outbox or 0), opened, answered, confirmed)
+
+
+@dataclass(frozen=True)
+class UnitProgress:
+    """One row of the campaign's unit table (console): the live link's lifecycle, reminders,
+    and the newest outbox message's delivery state for that link."""
+
+    unit_key: str
+    unit_name: str
+    channel_kind: str
+    link_id: int
+    created_at: datetime
+    sent_at: datetime | None
+    opened_at: datetime | None
+    answered_at: datetime | None
+    confirmed_at: datetime | None
+    reminder_count: int
+    last_status: str | None
+    last_error: str
+
+
+PROGRESS_FILTERS = ("all", "not_answered", "answered", "not_sent", "failed")
+
+
+async def unit_progress_page(
+    session: AsyncSession,
+    campaign_id: int,
+    *,
+    search: str = "",
+    state: str = "all",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[UnitProgress]]:
+    """``(total matching, one page)`` of live links in launch order (the audience's order; a
+    reissued link moves to the end); ``search`` matches the unit key or name (substring),
+    ``state`` is one of :data:`PROGRESS_FILTERS`. Paging walks ``ix_link_campaign_id`` in id
+    order (no sort: sorting 10,000 joined rows by unit key cost ~50 ms a page), and the newest
+    message per link is one indexed lookup per row of the page, so any page stays fast at 10,000
+    units."""
+    conds: list[Any] = [Link.campaign_id == campaign_id, Link.revoked_at.is_(None)]  # type: ignore[union-attr]
+    if search:
+        like = f"%{search.replace('%', '').replace('_', '')}%"
+        conds.append(or_(Unit.key.like(like), Unit.name.like(like)))  # type: ignore[attr-defined]
+    if state == "not_answered":
+        conds.append(Link.answered_at.is_(None))  # type: ignore[union-attr]
+    elif state == "answered":
+        conds.append(Link.answered_at.is_not(None))  # type: ignore[union-attr]
+    elif state == "not_sent":
+        conds.append(Link.sent_at.is_(None))  # type: ignore[union-attr]
+    elif state == "failed":
+        conds.append(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.link_id == Link.id, OutboxMessage.status.in_(("failed", "dead")))  # type: ignore[attr-defined]
+            .exists()
+        )
+    counted = select(func.count()).select_from(Link)
+    if search:  # only a search needs the unit's columns to count
+        counted = counted.join(Unit, Unit.id == Link.unit_id)
+    total = int((await session.execute(counted.where(*conds))).scalar_one())
+    base = select(Link.id).join(Unit, Unit.id == Link.unit_id).where(*conds)
+    inner = aliased(OutboxMessage)
+    newest = (
+        select(inner.id)
+        .where(inner.link_id == Link.id)
+        .order_by(inner.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+        .correlate(Link)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(Link, Unit.key, Unit.name, Unit.channel_kind, OutboxMessage.status, OutboxMessage.last_error)
+        .join(Unit, Unit.id == Link.unit_id)
+        .outerjoin(OutboxMessage, OutboxMessage.id == newest)
+        .where(Link.id.in_(base.order_by(Link.id).limit(limit).offset(offset)))  # type: ignore[union-attr]
+        .order_by(Link.id)
+    )
+    rows = []
+    for link, key, name, kind, status, error in (await session.execute(stmt)).all():
+        rows.append(
+            UnitProgress(
+                unit_key=key,
+                unit_name=name,
+                channel_kind=kind,
+                link_id=link.id,
+                created_at=link.created_at,
+                sent_at=link.sent_at,
+                opened_at=link.opened_at,
+                answered_at=link.answered_at,
+                confirmed_at=link.confirmed_at,
+                reminder_count=link.reminder_count,
+                last_status=status,
+                last_error=error or "",
+            )
+        )
+    return total, rows
+
+
+async def live_links(session: AsyncSession, campaign_id: int) -> list[tuple[Link, Unit]]:
+    """Every live link of the campaign with its unit, by unit key (for the links export)."""
+    stmt = (
+        select(Link, Unit)
+        .join(Unit, Unit.id == Link.unit_id)
+        .where(Link.campaign_id == campaign_id, Link.revoked_at.is_(None))  # type: ignore[union-attr]
+        .order_by(Unit.key)
+    )
+    return [(link, unit) for link, unit in (await session.execute(stmt)).all()]
+
+
+async def running_campaign(session: AsyncSession, project_id: int) -> Campaign | None:
+    """The newest open campaign of the project, if any."""
+    stmt = (
+        select(Campaign)
+        .where(Campaign.project_id == project_id, Campaign.status == "open")
+        .order_by(Campaign.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def resend_invitation(session: AsyncSession, link_id: int, *, now: datetime) -> bool:
+    """Queue the invitation for a live link again (admin's "re-send"), with a fresh dedupe key
+    ``invite:{campaign}:{unit}:s{n}`` so each request sends once. Only for an open campaign."""
+    link = await get_link(session, link_id)
+    campaign = await get_campaign(session, link.campaign_id)
+    if campaign.status != "open" or now >= campaign.closes_at:
+        raise Conflict("活动未开放，不能重新发送", "campaign is not open", where="campaign")
+    if link.revoked_at is not None:
+        raise Conflict("链接已吊销，请补发新链接", "the link is revoked; reissue it", where="link")
+    unit = await session.get(Unit, link.unit_id)
+    assert unit is not None
+    sends = await session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.link_id == link_id)
+    )
+    return await _enqueue_invitation(
+        session,
+        campaign,
+        unit,
+        link,
+        dedupe_key=f"invite:{campaign.id}:{unit.id}:l{link_id}s{int(sends or 0)}",
+        now=now,
+    )

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Double, Index, MetaData, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Double, Index, MetaData, UniqueConstraint, false
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -260,6 +260,8 @@ class PaymentConfirmation(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_confirmation_current", "disbursement_id", "is_current"),
+        # the ledger's state filters (disputed, confirmed with another amount) and their counts
+        Index("ix_confirmation_state", "project_id", "is_current", "status"),
         UniqueConstraint("submission_key"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -334,9 +336,88 @@ class ApiToken(SQLModel, table=True):
     name: str = Field(max_length=100)
     role: str = Field(max_length=20)
     token_hash: str = Field(max_length=64, unique=True, index=True)
+    #: sees every project (only set by an explicit ``--all-projects``); otherwise only the
+    #: projects granted in ``project_grant`` — a token with no grant sees none
+    all_projects: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+
+
+class Account(SQLModel, table=True):
+    """A person who logs in to the console. ``password_hash`` is argon2id (PHC string);
+    ``role`` admin | coordinator; projects come from ``project_grant`` unless ``all_projects``."""
+
+    __tablename__ = "account"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True, index=True)
+    role: str = Field(max_length=20)
+    password_hash: str = Field(max_length=200)
+    all_projects: bool = False
+    created_at: datetime
+    updated_at: datetime
+    disabled_at: datetime | None = None
+
+
+class ProjectGrant(SQLModel, table=True):
+    """One project granted to one account or one API token (exactly one of the two is set)."""
+
+    __tablename__ = "project_grant"  # type: ignore[assignment]
+
+    __table_args__ = (UniqueConstraint("project_id", "account_id", "token_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    account_id: int | None = Field(default=None, foreign_key="account.id", index=True)
+    token_id: int | None = Field(default=None, foreign_key="api_token.id", index=True)
+    created_at: datetime
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A server-side login session. The cookie carries a random token; only its SHA-256 is here.
+    A session ends at ``expires_at`` (absolute), after ``idle`` without use, or when revoked
+    (logout, password change, account disabled)."""
+
+    __tablename__ = "console_session"  # type: ignore[assignment]
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    client: str = Field(default="", max_length=64)
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed console login (for throttling per account and per client, across replicas)."""
+
+    __tablename__ = "login_failure"  # type: ignore[assignment]
+
+    __table_args__ = (
+        Index("ix_login_failure_name_at", "account_name", "at"),
+        Index("ix_login_failure_client_at", "client", "at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    account_name: str = Field(max_length=64)
+    client: str = Field(max_length=64)
+    at: datetime
+
+
+class AuditEntry(SQLModel, table=True):
+    """Every change made through the console: who, when, what (action + object + detail)."""
+
+    __tablename__ = "audit_entry"  # type: ignore[assignment]
+
+    __table_args__ = (Index("ix_audit_project_at", "project_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime
+    actor: str = Field(max_length=100)
+    action: str = Field(max_length=50)
+    project_id: int | None = Field(default=None, foreign_key="project.id")
+    object: str = Field(default="", max_length=200)
+    detail: dict[str, Any] = _json()
 
 
 # ============================================================================ delivery
@@ -382,7 +463,8 @@ class OutboxMessage(SQLModel, table=True):
     kind: str = Field(max_length=20)
     project_id: int | None = Field(default=None, foreign_key="project.id")
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
-    link_id: int | None = Field(default=None, foreign_key="link.id")
+    #: indexed: a campaign's funnel and unit table look up each link's messages
+    link_id: int | None = Field(default=None, foreign_key="link.id", index=True)
     payload: dict[str, Any] = _json()
     status: str = Field(default="pending", max_length=20)
     attempt_count: int = 0

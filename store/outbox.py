@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.access import Grants, endpoint_visible_clause
 from store.errors import NotFound
 from store.models import ChannelEndpoint, DeliveryAttempt, Link, OutboxMessage
 
@@ -821,10 +822,21 @@ async def enable_endpoint(session: AsyncSession, endpoint_id: int) -> ChannelEnd
 
 
 async def list_endpoints(
-    session: AsyncSession, *, kind: str | None = None, disabled: bool | None = None
+    session: AsyncSession,
+    *,
+    kind: str | None = None,
+    disabled: bool | None = None,
+    grants: Grants | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[ChannelEndpoint]:
-    """Endpoints by id; ``disabled`` True/False filters on ``disabled_at``."""
+    """Endpoints by id; ``disabled`` True/False filters on ``disabled_at``; ``grants`` keeps the
+    endpoints of the caller's projects (``store.access.endpoint_visible_clause``)."""
     stmt = select(ChannelEndpoint).order_by(ChannelEndpoint.id)
+    if grants is not None and not grants.all_projects:
+        stmt = stmt.where(endpoint_visible_clause(grants))
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
     if kind is not None:
         stmt = stmt.where(ChannelEndpoint.kind == kind)
     if disabled is True:
@@ -842,9 +854,16 @@ async def list_outbox(
     endpoint_id: int | None = None,
     limit: int = 100,
     offset: int = 0,
+    grants: Grants | None = None,
+    project_id: int | None = None,
 ) -> list[OutboxMessage]:
-    """Outbox rows, newest first, optionally filtered by status, message kind and endpoint."""
+    """Outbox rows, newest first, optionally filtered by status, message kind, endpoint, project
+    and the caller's grants."""
     stmt = select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit).offset(offset)  # type: ignore[union-attr]
+    if grants is not None and not grants.all_projects:
+        stmt = stmt.where(grants.where(OutboxMessage.project_id))
+    if project_id is not None:
+        stmt = stmt.where(OutboxMessage.project_id == project_id)
     if status is not None:
         stmt = stmt.where(OutboxMessage.status == status)
     if kind is not None:
@@ -862,22 +881,20 @@ async def list_attempts(session: AsyncSession, *, message_id: int) -> list[Deliv
     return list((await session.execute(stmt)).scalars())
 
 
-async def outbox_stats(session: AsyncSession) -> dict[str, int]:
-    """Row counts by status (every status present, zeros included) plus ``endpoints_disabled``."""
+async def outbox_stats(session: AsyncSession, *, grants: Grants | None = None) -> dict[str, int]:
+    """Row counts by status (every status present, zeros included) plus ``endpoints_disabled``,
+    within ``grants`` when given."""
     counts = {s: 0 for s in ("pending", "sending", "sent", "failed", "dead", "cancelled")}
-    for status, n in (
-        await session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
-    ).all():
-        counts[status] = int(n)
-    counts["endpoints_disabled"] = int(
-        (
-            await session.execute(
-                select(func.count())
-                .select_from(ChannelEndpoint)
-                .where(ChannelEndpoint.disabled_at.is_not(None))  # type: ignore[union-attr]
-            )
-        ).scalar_one()
+    by_status = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    disabled = (
+        select(func.count()).select_from(ChannelEndpoint).where(ChannelEndpoint.disabled_at.is_not(None))  # type: ignore[union-attr]
     )
+    if grants is not None and not grants.all_projects:
+        by_status = by_status.where(grants.where(OutboxMessage.project_id))
+        disabled = disabled.where(endpoint_visible_clause(grants))
+    for status, n in (await session.execute(by_status)).all():
+        counts[status] = int(n)
+    counts["endpoints_disabled"] = int((await session.execute(disabled)).scalar_one())
     return counts
 
 
@@ -893,3 +910,34 @@ async def recent_send_times(session: AsyncSession, *, since: datetime) -> list[t
         .order_by(DeliveryAttempt.started_at)
     )
     return [(int(e), str(k), t) for e, k, t in (await session.execute(stmt)).all()]
+
+
+async def last_sent_at(session: AsyncSession, project_id: int, *, kind: str) -> datetime | None:
+    """When the newest message of ``kind`` (e.g. ``summary``) for the project was delivered."""
+    stmt = select(func.max(OutboxMessage.sent_at)).where(
+        OutboxMessage.project_id == project_id, OutboxMessage.kind == kind, OutboxMessage.status == "sent"
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def retry_message(
+    session: AsyncSession, message_id: int, *, grants: Grants | None = None, now: datetime
+) -> None:
+    """Put a failed or dead message back in the queue (due now, its attempt count kept)."""
+    stmt = select(OutboxMessage).where(OutboxMessage.id == message_id)
+    if grants is not None and not grants.all_projects:
+        stmt = stmt.where(grants.where(OutboxMessage.project_id))
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"消息不存在：{message_id}", f"no such message: {message_id}", where="message")
+    if row.status not in ("failed", "dead"):
+        from store.errors import Conflict
+
+        raise Conflict(f"只有失败的消息可以重试（当前 {row.status}）", f"only failed messages can be retried (now {row.status})",
+                       where="message")  # fmt: skip
+    row.status = "pending"
+    row.next_attempt_at = now
+    row.not_after = None if row.not_after is not None and row.not_after <= now else row.not_after
+    row.lease_until = None
+    row.lease_owner = None
+    await session.flush()

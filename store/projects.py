@@ -553,3 +553,19 @@ async def _sync_overrides(
                 created_at=now,
             )
         )
+
+
+async def definition_period(session: AsyncSession, project: Project) -> tuple[str | None, str | None]:
+    """``(period_start, period_end)`` ISO texts of the current definition, read inside the JSON
+    by the database (a 10,000-unit definition is megabytes; pages need two dates of it)."""
+    doc = ProjectVersion.definition
+    row = (
+        await session.execute(
+            select(
+                doc["project"]["period_start"].as_string(), doc["project"]["period_end"].as_string()
+            ).where(
+                ProjectVersion.project_id == project.id, ProjectVersion.version == project.current_version
+            )
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)

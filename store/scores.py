@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.errors import NotFound
-from store.models import ScoreOverride, ScoreSnapshot
+from store.errors import Conflict, Invalid, NotFound
+from store.models import Project, ScoreOverride, ScoreSnapshot
 
 
 @dataclass(frozen=True)
@@ -117,3 +117,55 @@ async def save_snapshot(
     session.add(row)
     await session.flush()
     return row
+
+
+async def indicator_weight(session: AsyncSession, project: Project, key: str) -> Decimal:
+    """The 分值 of indicator ``key`` in the project's current definition; NotFound otherwise."""
+    from store.projects import get_definition
+
+    defn = await get_definition(session, project)
+    for indicator in defn.indicators:
+        if indicator.key == key:
+            return indicator.weight
+    raise NotFound(f"指标不存在：{key}", f"no such indicator: {key}", where="indicator_key")
+
+
+async def override_indicator(
+    session: AsyncSession, project: Project, key: str, *, score: Decimal, reason: str, by: str, now: datetime
+) -> ScoreOverride:
+    """Set an evaluator's score (0 … the indicator's 分值, at most 2 decimals) with a reason —
+    the one rule the API, the console and the CLI apply."""
+    weight = await indicator_weight(session, project, key)
+    reason = reason.strip()
+    if not reason:
+        raise Invalid("须写明理由", "a reason is required", where="reason")
+    if score < 0:
+        raise Invalid(f"score：{score} 不能为负", f"score: {score} must not be negative", where="score")
+    if score > weight:
+        # well-formed, but above this indicator's 分值 (the project's data): a conflict
+        raise Conflict(
+            f"score：{score} 超过指标 {key} 的分值 {weight}",
+            f"score: {score} exceeds indicator {key}'s weight {weight}",
+            where="score",
+        )
+    if score.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise Invalid("score：最多两位小数", "score: at most 2 decimals", where="score")
+    assert project.id is not None
+    return await set_override(session, project.id, key, score=score, reason=reason, by=by, now=now)
+
+
+async def withdraw_indicator_override(
+    session: AsyncSession, project: Project, key: str, *, reason: str, by: str, now: datetime
+) -> ScoreOverride:
+    """Withdraw the indicator's active override (NotFound when there is none)."""
+    await indicator_weight(session, project, key)
+    assert project.id is not None
+    if key not in await active_overrides(session, project.id):
+        raise NotFound(
+            f"指标 {key} 没有生效中的人工评分",
+            f"indicator {key} has no active override",
+            where="indicator_key",
+        )
+    if not reason.strip():
+        raise Invalid("须写明理由", "a reason is required", where="reason")
+    return await set_override(session, project.id, key, score=None, reason=reason.strip(), by=by, now=now)

@@ -4,7 +4,8 @@ A token is ``jx_`` + 256 random bits (``secrets.token_urlsafe(32)``); the prefix
 scanners recognise a leaked one. Only its SHA-256 is stored, so the database alone cannot be used
 to call the API. The plain token is returned exactly once, by :func:`create_token`.
 
-Roles: ``admin`` (everything) and ``coordinator`` (read-only). Functions take the session first
+Roles: ``admin`` (everything on its projects) and ``coordinator`` (read-only). Each token is
+granted projects (``store.access``); only an explicit ``all_projects`` admin token sees them all. Functions take the session first
 and never commit (the caller owns the transaction).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -35,8 +37,18 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-async def create_token(session: AsyncSession, *, name: str, role: str, now: datetime) -> tuple[ApiToken, str]:
-    """Create a token; returns the row and the plain token (shown once, never stored)."""
+async def create_token(
+    session: AsyncSession,
+    *,
+    name: str,
+    role: str,
+    now: datetime,
+    projects: Sequence[int] = (),
+    all_projects: bool = False,
+) -> tuple[ApiToken, str]:
+    """Create a token granted ``projects`` (ids), or every project with ``all_projects`` (admin
+    tokens only). Returns the row and the plain token (shown once, never stored). A token with
+    neither sees no project (see ``store.access``)."""
     name = name.strip()
     if not name or len(name) > 100:
         raise Invalid("令牌名称不能为空且不超过100字", "token name must be 1–100 characters", where="name")
@@ -46,10 +58,23 @@ async def create_token(session: AsyncSession, *, name: str, role: str, now: date
             f"role {role!r} is invalid: admin or coordinator expected",
             where="role",
         )
+    if all_projects and role != "admin":
+        raise Invalid(
+            "只有管理员令牌可以访问全部项目（--all-projects）",
+            "only an admin token may see every project (--all-projects)",
+            where="all_projects",
+        )
     plain = new_token()
-    row = ApiToken(name=name, role=role, token_hash=hash_token(plain), created_at=now)
+    row = ApiToken(
+        name=name, role=role, token_hash=hash_token(plain), created_at=now, all_projects=all_projects
+    )
     session.add(row)
     await session.flush()
+    if projects:
+        from store.access import set_grants
+
+        assert row.id is not None
+        await set_grants(session, token_id=row.id, project_ids=projects, now=now)
     return row, plain
 
 

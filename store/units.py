@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import UnitDef
@@ -726,3 +726,17 @@ async def import_disbursements(
                 out.append(RowProblem(0, column, p.code, f"导入后{p.zh}", f"after this import, {p.en}"))
         raise ImportRejected(out)
     return summary
+
+
+async def units_page(
+    session: AsyncSession, project_id: int, *, search: str = "", limit: int = 50, offset: int = 0
+) -> tuple[int, list[Unit]]:
+    """``(matching count, one page)`` of the project's units by key; ``search`` matches key,
+    name or USCC (substring). Uses the (project_id, key) unique index: fast at 10,000 units."""
+    stmt = select(Unit).where(Unit.project_id == project_id)
+    if search:
+        like = f"%{search.replace('%', '').replace('_', '')}%"
+        stmt = stmt.where(or_(Unit.key.like(like), Unit.name.like(like), Unit.uscc.like(like)))  # type: ignore[union-attr,attr-defined]
+    total = int((await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one())
+    rows = list((await session.execute(stmt.order_by(Unit.key).limit(limit).offset(offset))).scalars())
+    return total, rows

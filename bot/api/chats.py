@@ -8,11 +8,14 @@ from typing import Literal
 
 from aiohttp import web
 from pydantic import Field
+from sqlalchemy import select
 
 from bot import keys
 from bot.api.common import API, CODE_PATTERN, Body, Call, Line, Out, ok
+from store.access import visible_project
 from store.chats import HINTS, connect_chat, disconnect_chat, list_chats
 from store.db import transaction
+from store.models import Project
 
 Vendor = Literal["telegram", "feishu", "dingtalk", "wecom", "slack"]
 
@@ -77,6 +80,7 @@ async def connect_chat_(request: web.Request, call: Call) -> web.Response:
     b: ConnectIn = call.body
     by = call.token.name if call.token is not None else ""
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
+        await visible_project(session, call.grants, b.project)  # 404 for a project not granted
         chat = await connect_chat(
             session, b.vendor, b.chat_id, b.project, now=request.app[keys.CLOCK](), by=by
         )
@@ -89,5 +93,16 @@ async def disconnect_chat_(request: web.Request, call: Call) -> web.Response:
     """Disconnect a chat from one project, or from all of them without ``project``."""
     b: DisconnectIn = call.body
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
-        removed = await disconnect_chat(session, b.vendor, b.chat_id, b.project)
+        if b.project is not None:
+            await visible_project(session, call.grants, b.project)
+            removed = await disconnect_chat(session, b.vendor, b.chat_id, b.project)
+        elif call.grants.all_projects:
+            removed = await disconnect_chat(session, b.vendor, b.chat_id, None)
+        else:  # "from all projects" means all the projects this token may see
+            codes = (
+                await session.execute(select(Project.code).where(call.grants.where(Project.id)))
+            ).scalars()
+            removed = 0
+            for code in list(codes):
+                removed += await disconnect_chat(session, b.vendor, b.chat_id, code)
     return ok(DisconnectOut(removed=removed))

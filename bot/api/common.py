@@ -34,6 +34,14 @@ from pydantic_core import PydanticCustomError
 
 from bot import keys
 from bot.errors import ApiError, api_error_body
+from store.access import (
+    Grants,
+    check_campaign,
+    check_disbursement,
+    check_schedule,
+    grants_of_token,
+    visible_project,
+)
 from store.db import transaction
 from store.models import ApiToken
 from store.tokens import authenticate
@@ -55,6 +63,8 @@ MULTIPART_ERRORS: tuple[type[Exception], ...] = (
 
 Role = Literal["admin", "reader"]
 TOKEN = web.RequestKey("api_token", ApiToken)
+GRANTS = web.RequestKey("api_grants", Grants)
+NO_PROJECTS = Grants(False, frozenset())
 
 # ---------------------------------------------------------------------------- reusable types
 
@@ -184,6 +194,8 @@ class Call:
     path: dict[str, Any]
     query: Any = None
     body: Any = None
+    #: the projects the token may see (public operations: none)
+    grants: Grants = NO_PROJECTS
 
 
 Handler = Callable[[web.Request, Call], Awaitable[web.StreamResponse]]
@@ -238,7 +250,9 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
-            token = await require_role(request, op.role) if op.role is not None else None
+            # Authenticate first (401), then scope (404 for another project's resources, so a
+            # coordinator cannot probe them through admin operations), then the role (403).
+            token = await require_role(request, "reader") if op.role is not None else None
         except ApiError as exc:
             if exc.status != 401:
                 raise
@@ -246,12 +260,17 @@ def wrap(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             body = api_error_body(exc.status, exc.code, exc.zh, exc.en, exc.where)
             return web.json_response(body, status=401, headers={"WWW-Authenticate": 'Bearer realm="jixiao"'})
         path = parse_path(request)
+        grants = request.get(GRANTS, NO_PROJECTS)
+        if token is not None:
+            await check_scope(request, path, grants)
+            if op.role == "admin" and token.role != "admin":
+                raise _forbidden()
         refuse_unknown_query(request, op.query)
         query = parse_query(request, op.query) if op.query is not None else None
         body = None
         if isinstance(op.body, type) and issubclass(op.body, BaseModel):
             body = await parse_json(request, op.body, required=op.body_required)
-        return await op.handler(request, Call(token, path, query, body))
+        return await op.handler(request, Call(token, path, query, body, grants))
 
     handler.__name__ = op.handler.__name__
     handler.api_operation = op  # type: ignore[attr-defined]  # read by the OpenAPI builder
@@ -335,6 +354,11 @@ def mounted_operations(app: web.Application) -> list[Operation]:
 # ---------------------------------------------------------------------------- auth
 
 
+def _forbidden() -> ApiError:
+    return ApiError(403, "forbidden", "此操作需要管理员令牌（协调员只能查看）",
+                    "this operation needs an admin token (coordinators can only read)")  # fmt: skip
+
+
 def _unauthorized(zh: str, en: str) -> ApiError:
     return ApiError(401, "unauthorized", zh, en, where="Authorization")
 
@@ -351,13 +375,36 @@ async def require_role(request: web.Request, role: Role) -> ApiToken:
         )
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         token = await authenticate(session, value.strip(), now=request.app[keys.CLOCK]())
+        if token is not None:
+            request[GRANTS] = await grants_of_token(session, token)
     if token is None:
         raise _unauthorized("访问令牌无效或已吊销", "the token is invalid or revoked")
     if role == "admin" and token.role != "admin":
-        raise ApiError(403, "forbidden", "此操作需要管理员令牌（协调员只能查看）",
-                       "this operation needs an admin token (coordinators can only read)")  # fmt: skip
+        raise _forbidden()
     request[TOKEN] = token
     return token
+
+
+async def check_scope(request: web.Request, path: dict[str, Any], grants: Grants) -> None:
+    """404 when a path parameter names a resource of a project the token is not granted —
+    the same answer as for one that does not exist (``store.access``). Runs for every operation,
+    so no handler can forget it; list operations filter by ``call.grants`` themselves."""
+    if grants.all_projects or not path:
+        return
+    from store.errors import NotFound
+
+    async with request.app[keys.READ_SESSIONMAKER]() as session, session.begin():
+        try:
+            if "code" in path:
+                await visible_project(session, grants, path["code"])
+            if "campaign_id" in path:
+                await check_campaign(session, grants, path["campaign_id"])
+            if "schedule_id" in path:
+                await check_schedule(session, grants, path["schedule_id"])
+            if "disbursement_id" in path:
+                await check_disbursement(session, grants, path["disbursement_id"])
+        except NotFound as exc:
+            raise ApiError(404, "not_found", exc.zh, exc.en, where=exc.where) from None
 
 
 # ---------------------------------------------------------------------------- inputs

@@ -8,6 +8,7 @@ Every bad row is reported (row number, column, reason) and nothing is stored.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
@@ -108,18 +109,31 @@ def _rejected(exc: ImportRejected) -> ApiError:
     )
 
 
+async def run_import(
+    sessionmaker: Any, code: str, table: Table, importer: Any, *, dry_run: bool, now: Any
+) -> Any:
+    """Import ``table`` into project ``code`` with ``importer`` (``import_units`` or
+    ``import_disbursements``), all-or-nothing; a dry run does the whole import and rolls it back,
+    so it finds exactly the problems the real one would. Raises ``ImportRejected``. Shared by the
+    API and the console."""
+    try:
+        async with transaction(sessionmaker) as session:
+            project = await get_project(session, code)
+            assert project.id is not None
+            summary = await importer(session, project.id, table, now=now)
+            if dry_run:
+                raise _DryRun
+    except _DryRun:
+        pass
+    return summary
+
+
 async def _run(request: web.Request, call: Call, importer: object) -> web.Response:
     table = await _table(request)
     dry = bool(call.query.dry_run)
     try:
-        async with transaction(request.app[keys.SESSIONMAKER]) as session:
-            project = await get_project(session, call.path["code"])
-            assert project.id is not None
-            summary = await importer(session, project.id, table, now=request.app[keys.CLOCK]())  # type: ignore[operator]
-            if dry:
-                raise _DryRun
-    except _DryRun:
-        pass
+        summary = await run_import(request.app[keys.SESSIONMAKER], call.path["code"], table, importer,
+                                   dry_run=dry, now=request.app[keys.CLOCK]())  # fmt: skip
     except ImportRejected as exc:
         raise _rejected(exc) from None
     out = ImportOut(

@@ -164,7 +164,9 @@ def build_document(operations: list[Operation], *, version: str = "0.1.0") -> di
                 "JSON in, JSON out. Money is 元 as a decimal string with exactly 2 decimals; dates are "
                 "ISO (YYYY-MM-DD); datetimes ISO 8601 with offset. Success: {ok: true, data}; errors: "
                 "{ok: false, error: {code, message, message_en, where, details}, status}. Roles: admin "
-                "(everything), coordinator (read only). Create tokens with `jixiao token create`."
+                "(everything on its projects), coordinator (read only). Each token is granted projects "
+                "(`jixiao token create --project CODE`, or `--all-projects` for an admin); anything of "
+                "another project answers 404."
             ),
         },
         "security": [{"bearer": []}],

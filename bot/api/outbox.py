@@ -67,8 +67,10 @@ async def list_outbox_(request: web.Request, call: Call) -> web.Response:
     """Counts by status and the newest messages (payloads are not shown)."""
     q: OutboxQuery = call.query
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
-        stats = await outbox_stats(session)
-        rows = await list_outbox(session, status=q.status, kind=q.kind, limit=q.limit, offset=q.offset)
+        stats = await outbox_stats(session, grants=call.grants)
+        rows = await list_outbox(
+            session, status=q.status, kind=q.kind, limit=q.limit, offset=q.offset, grants=call.grants
+        )
     messages = [
         OutboxRowOut(
             id=m.id or 0,
@@ -96,7 +98,7 @@ async def list_outbox_(request: web.Request, call: Call) -> web.Response:
 async def list_endpoints_(request: web.Request, call: Call) -> web.Response:
     """Every endpoint; disabled ones carry ``disabled_at`` and the vendor's reason."""
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
-        rows = await list_endpoints(session, disabled=call.query.disabled)
+        rows = await list_endpoints(session, disabled=call.query.disabled, grants=call.grants)
     return ok(
         [
             EndpointOut(

@@ -29,6 +29,7 @@ from bot.errors import ApiError
 from config.definition import ProjectDefinition
 from config.loader import DefinitionError, Problem, parse_definition_text
 from config.tables import TableError, decode
+from store.access import check_load_allowed
 from store.db import transaction
 from store.models import (
     Campaign,
@@ -297,6 +298,7 @@ async def load_project_(request: web.Request, call: Call) -> web.Response:
     dry = bool(call.query.dry_run)
     try:
         async with transaction(request.app[keys.SESSIONMAKER]) as session:
+            await check_load_allowed(session, call.grants, defn.project.code)
             result = await load_project(
                 session, defn, now=request.app[keys.CLOCK](), by=f"api:{call.token.name}"
             )
@@ -337,7 +339,7 @@ async def load_project_(request: web.Request, call: Call) -> web.Response:
 async def list_projects_(request: web.Request, call: Call) -> web.Response:
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         projects = await list_projects(session)
-    return ok([project_out(p) for p in projects])
+    return ok([project_out(p) for p in projects if call.grants.allows(p.id)])
 
 
 async def _count(session: Any, stmt: Any) -> int:

@@ -21,11 +21,15 @@ from pydantic import Field
 from bot import keys
 from bot.api.common import API, Body, Call, Out, iso, ok
 from store.answers import (
+    CONFIRMATION_KIND_ZH,
+    CONFIRMATION_STATUS_ZH,
+    DISPUTE_KIND_ZH,
     ConfirmationRecord,
     ResponseRecord,
     discrepancies,
     list_confirmations,
     list_responses,
+    question_labels,
 )
 from store.db import transaction
 from store.errors import NotFound
@@ -188,10 +192,16 @@ def _local(value: str, tz: ZoneInfo) -> str:
     return datetime.fromisoformat(value).astimezone(tz).isoformat(timespec="seconds") if value else ""
 
 
-def response_table(rows: list[ResponseRecord], tz: ZoneInfo) -> tuple[list[str], list[list[str]]]:
-    questions = sorted({k for r in rows for k in r.answers})
+def response_table(
+    rows: list[ResponseRecord], tz: ZoneInfo, labels: dict[str, str] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """One row per response; question columns in questionnaire order, headed by the question's
+    text (``labels``, key → text) when known, else by its key."""
+    labels = labels or {}
+    seen = {k for r in rows for k in r.answers}
+    questions = [k for k in labels if k in seen] + sorted(seen - set(labels))
     header = ["单位编号 unit", "单位名称 unit_name", "版本 version", "当前 current", "来源 source",
-              "满意度 satisfaction", "提交时间 submitted_at", *questions]  # fmt: skip
+              "满意度 satisfaction", "提交时间 submitted_at", *(labels.get(q, q) for q in questions)]  # fmt: skip
     body = []
     for r in rows:
         x = response_out(r)
@@ -228,13 +238,13 @@ def confirmation_table(rows: list[ConfirmationRecord], tz: ZoneInfo) -> tuple[li
                 x.disbursed,
                 str(x.version),
                 "是" if x.is_current else "否",
-                x.status,
-                x.kind,
+                CONFIRMATION_STATUS_ZH.get(x.status, x.status),
+                CONFIRMATION_KIND_ZH.get(x.kind, x.kind),
                 x.received_on or "",
                 x.amount or "",
                 x.difference or "",
                 safe_cell(x.voucher),
-                x.dispute_kind or "",
+                DISPUTE_KIND_ZH.get(x.dispute_kind or "", x.dispute_kind or ""),
                 safe_cell(x.reason),
                 _local(x.submitted_at, tz),
             ]  # fmt: skip
@@ -267,7 +277,12 @@ async def _export(
     request: web.Request, call: Call, what: Literal["responses", "confirmations"]
 ) -> web.Response:
     code, tz, rows = await _project_and(request, call, what)
-    header, body = response_table(rows, tz) if what == "responses" else confirmation_table(rows, tz)
+    labels: dict[str, str] = {}
+    if what == "responses":
+        async with request.app[keys.READ_SESSIONMAKER]() as session, session.begin():
+            project = await get_project(session, code)
+            labels = await question_labels(session, project.id or 0)
+    header, body = response_table(rows, tz, labels) if what == "responses" else confirmation_table(rows, tz)
     stamp = request.app[keys.CLOCK]().astimezone(tz).strftime("%Y%m%d-%H%M")
     name = f"{code}-{what}-{stamp}"
     if call.query.format == "xlsx":

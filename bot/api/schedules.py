@@ -37,6 +37,7 @@ from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 from bot import keys
 from bot.api.common import CODE_PATTERN, Body, Call, Line, Registry, map_schema, ok, union_tags, wrap
 from bot.errors import ApiError
+from store.access import visible_project
 from store.cron import CronError, cron_pattern, validate_cron
 from store.db import transaction
 from store.errors import Invalid
@@ -299,7 +300,7 @@ async def list_schedules_op(request: web.Request, call: Call) -> web.StreamRespo
     now = request.app[keys.CLOCK]()
     async with request.app[keys.SESSIONMAKER]() as session, session.begin():
         rows = await list_schedules(session, project=project)
-    return ok([schedule_json(s, code, now=now) for s, code in rows])
+    return ok([schedule_json(s, code, now=now) for s, code in rows if call.grants.allows(s.project_id)])
 
 
 @SCHEDULE_API.op(
@@ -316,6 +317,7 @@ async def create_schedule_op(request: web.Request, call: Call) -> web.StreamResp
     """Create a schedule; the timezone defaults to the project's."""
     b = call.body.root
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
+        await visible_project(session, call.grants, b.project)
         row = await create_schedule(
             session,
             kind=b.kind,
@@ -358,6 +360,9 @@ async def patch_schedule_op(request: web.Request, call: Call) -> web.StreamRespo
     changes = call.body.model_dump(exclude_unset=True)
     if "params" in changes:
         changes["params"] = _params(call.body.params)
+    if changes.get("project") is not None:
+        async with request.app[keys.READ_SESSIONMAKER]() as session, session.begin():
+            await visible_project(session, call.grants, changes["project"])
     try:
         async with transaction(request.app[keys.SESSIONMAKER]) as session:
             await update_schedule(

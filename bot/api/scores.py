@@ -17,8 +17,14 @@ from bot.api.common import API, Body, Call, Out, Para, iso, ok
 from bot.errors import ApiError
 from store.db import transaction
 from store.models import ScoreSnapshot
-from store.projects import get_definition, get_project
-from store.scores import active_overrides, latest_snapshot, list_snapshots, set_override
+from store.projects import get_project
+from store.scores import (
+    active_overrides,
+    latest_snapshot,
+    list_snapshots,
+    override_indicator,
+    withdraw_indicator_override,
+)
 
 Score = Decimal
 
@@ -139,14 +145,6 @@ async def list_overrides(request: web.Request, call: Call) -> web.Response:
     )
 
 
-async def _weight(session: Any, project: Any, key: str) -> Decimal:
-    defn = await get_definition(session, project)
-    for indicator in defn.indicators:
-        if indicator.key == key:
-            return indicator.weight
-    raise ApiError(404, "not_found", f"指标不存在：{key}", f"no such indicator: {key}", where="indicator_key")
-
-
 @API.op("POST", "/api/projects/{code}/overrides/{indicator_key}", role="admin", tag="scores",
         summary="设置人工评分（须写明理由）/ set an override", body=OverrideIn, data=OverrideOut, success=201,
         errors=(400, 404, 409, 413, 415))  # fmt: skip
@@ -158,13 +156,8 @@ async def set_override_(request: web.Request, call: Call) -> web.Response:
     assert call.token is not None
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         project = await get_project(session, call.path["code"])
-        weight = await _weight(session, project, key)
-        score = Decimal(b.score)
-        if score > weight:
-            raise ApiError(409, "exceeds_weight", f"score：{b.score} 超过指标 {key} 的分值 {weight}",
-                           f"score: {b.score} exceeds indicator {key}'s weight {weight}", where="score")  # fmt: skip
-        row = await set_override(
-            session, project.id, key, score=score, reason=b.reason.strip() or b.reason,  # type: ignore[arg-type]
+        row = await override_indicator(
+            session, project, key, score=Decimal(b.score), reason=b.reason,
             by=f"api:{call.token.name}", now=request.app[keys.CLOCK](),
         )  # fmt: skip
     return ok(_override_out(row), status=201)
@@ -179,11 +172,8 @@ async def withdraw_override(request: web.Request, call: Call) -> web.Response:
     assert call.token is not None
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         project = await get_project(session, call.path["code"])
-        await _weight(session, project, key)
-        if key not in await active_overrides(session, project.id):  # type: ignore[arg-type]
-            raise ApiError(404, "not_found", f"指标 {key} 没有生效中的人工评分", f"indicator {key} has no active override", where="indicator_key")  # fmt: skip
-        row = await set_override(
-            session, project.id, key, score=None, reason=call.body.reason,  # type: ignore[arg-type]
+        row = await withdraw_indicator_override(
+            session, project, key, reason=call.body.reason,
             by=f"api:{call.token.name}", now=request.app[keys.CLOCK](),
         )  # fmt: skip
     return ok(_override_out(row))

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from store.db import SessionMaker, transaction
+from store.models import Project
 from store.tokens import create_token
 from tests.bot.conftest import (  # noqa: F401  (fixtures re-exported for this package)
     app_client,
@@ -41,8 +43,13 @@ class Tokens:
 @pytest.fixture
 async def tokens(sessionmaker: SessionMaker, clock: Clock) -> Tokens:
     async with transaction(sessionmaker) as session:
-        admin, admin_plain = await create_token(session, name="管理员", role="admin", now=clock())
-        _, coord_plain = await create_token(session, name="协调员", role="coordinator", now=clock())
+        admin, admin_plain = await create_token(
+            session, name="管理员", role="admin", now=clock(), all_projects=True
+        )
+        project_ids = list((await session.execute(select(Project.id))).scalars())
+        _, coord_plain = await create_token(
+            session, name="协调员", role="coordinator", now=clock(), projects=project_ids
+        )
     assert admin.id is not None
     return Tokens(admin_plain, coord_plain, admin.id)
 

@@ -36,7 +36,7 @@ def cli(tmp_path: Path) -> Cli:
 
 
 def test_a_token_is_printed_once_listed_without_its_value_and_revoked(cli: Cli) -> None:
-    code, out, _ = cli("token", "create", "--name", "ops", "--role", "admin")
+    code, out, _ = cli("token", "create", "--name", "ops", "--role", "admin", "--all-projects")
     assert code == 0
     token = out.strip().splitlines()[-1]
     assert token.startswith("jx_") and len(token) >= 40
@@ -47,6 +47,18 @@ def test_a_token_is_printed_once_listed_without_its_value_and_revoked(cli: Cli) 
     assert "revoked" in cli("token", "list")[1]
     code, _, err = cli("token", "revoke", "99")
     assert code == 1 and "no such token" in err
+
+
+def test_a_token_must_name_its_projects_and_only_admins_see_every_project(cli: Cli) -> None:
+    code, _, err = cli("token", "create", "--name", "ops", "--role", "admin")
+    assert code == 1 and "--project" in err and "--all-projects" in err
+    code, _, err = cli("token", "create", "--name", "c", "--role", "coordinator", "--all-projects")
+    assert code == 1 and "only an admin token" in err
+    code, _, err = cli("token", "create", "--name", "c", "--role", "coordinator", "--project", "ghost")
+    assert code == 1 and "ghost" in err
+    code, out, _ = cli("token", "create", "--name", "c", "--role", "coordinator", "--project", CODE)
+    assert code == 0 and CODE in out
+    assert f"projects {CODE}" in cli("token", "list")[1]
 
 
 def test_a_campaign_is_created_launched_reported_and_closed(cli: Cli) -> None:

@@ -110,7 +110,9 @@ def _serve(db_url: str, data_dir: Path, started: threading.Event, box: dict[str,
         now = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
         async with transaction(sm) as session:
             await load_project(session, load_definition(EXAMPLE_PROJECT), now=now)
-            _, box["token"] = await create_token(session, name="fuzz", role="admin", now=now)
+            _, box["token"] = await create_token(
+                session, name="fuzz", role="admin", now=now, all_projects=True
+            )
             project = await get_project(session, "urumqi-ip-2023")
             assert project.id is not None
             for i, name in enumerate(h for h in HOSTILE if h.strip()):

@@ -128,7 +128,9 @@ async def prepare(url: str, clock: Clock) -> tuple[Launched, str]:
             project = (
                 await load_project(session, load_definition(EXAMPLE_PROJECT), now=clock(), by="test")
             ).project
-            _, admin = await create_token(session, name="管理员", role="admin", now=clock())
+            _, admin = await create_token(
+                session, name="管理员", role="admin", now=clock(), all_projects=True
+            )
         launched = await launch_example_campaign(sm, project, clock())
     finally:
         await engine.dispose()

@@ -82,7 +82,7 @@ async def test_control_characters_are_cleaned_at_input_and_both_xlsx_exports_wor
     assert conf.confirmation.voucher == "收 -001" and conf.confirmation.reason == "已到账"
 
     async with transaction(sessionmaker) as session:
-        _, admin = await create_token(session, name="管理员", role="admin", now=clock())
+        _, admin = await create_token(session, name="管理员", role="admin", now=clock(), all_projects=True)
     for what in ("responses", "confirmations"):
         resp = await app_client.get(
             f"/api/projects/{CODE}/{what}/export?format=xlsx", headers={"Authorization": f"Bearer {admin}"}

@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from cli.main import main
 from store.chats import HINTS, connect_chat, disconnect_chat, list_chats, record_seen
 from store.db import transaction
 from store.errors import Invalid, NotFound
+from store.models import Project
 from store.tokens import create_token
 from tests.conftest import EXAMPLE_PROJECT
 from tests.fakes.inbound import telegram_update
@@ -24,7 +26,8 @@ CHAT = "-1009876543210"
 
 async def headers(bot: Bot, role: str = "admin") -> dict[str, str]:
     async with transaction(bot.sessionmaker) as session:
-        _, plain = await create_token(session, name=role, role=role, now=bot.clock())
+        project_ids = list((await session.execute(select(Project.id))).scalars())
+        _, plain = await create_token(session, name=role, role=role, now=bot.clock(), projects=project_ids)
     return {"Authorization": f"Bearer {plain}"}
 
 

@@ -56,8 +56,10 @@ async def api(aiohttp_client, settings, sessionmaker, clock, project):
     app = create_app(settings, sessionmaker=sessionmaker, clock=clock, channels={}, start_workers=False)
     client = await aiohttp_client(app)
     async with transaction(sessionmaker) as session:
-        _, admin = await create_token(session, name="ops", role="admin", now=clock())
-        _, reader = await create_token(session, name="viewer", role="coordinator", now=clock())
+        _, admin = await create_token(session, name="ops", role="admin", now=clock(), all_projects=True)
+        _, reader = await create_token(
+            session, name="viewer", role="coordinator", now=clock(), projects=[project.id]
+        )
     client.admin = {"Authorization": f"Bearer {admin}"}
     client.reader = {"Authorization": f"Bearer {reader}"}
     return client

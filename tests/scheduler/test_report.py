@@ -46,8 +46,24 @@ async def test_report_page_shows_the_table_explanations_warnings_and_chart(clien
     html = await resp.text()
     assert 'id="score-table"' in html and "项目承担单位满意度" in html
     assert "99.68" in html and "问卷覆盖率" in html
-    assert html.count('class="series"') == 4 and "<script" not in html
+    # two renderings of the chart (phone and wide), four series each
+    assert html.count('class="series"') == 8 and "<script" not in html
     assert "table.xlsx" in html and "responses.csv" in html and "confirmations.csv" in html
+
+
+async def test_the_report_reads_on_a_phone_grouped_rows_a_narrow_chart_and_no_internal_notes(
+    client, history, clock
+) -> None:
+    html = await (await client.get(_path(clock))).text()
+    # 一级/二级 are group heading rows, not two narrow columns that wrap one character per line
+    assert '<tr class="group"><th colspan="4" scope="colgroup">决策 · 项目立项</th></tr>' in html
+    assert "<th>一级指标</th>" not in html
+    # a chart drawn 360 units wide for phones (12-unit labels stay ~12 px on a 390 px screen)
+    assert 'viewBox="0 0 360 220"' in html and 'font-size="12"' in html
+    # series at the same value stay distinguishable (dash patterns and widths differ)
+    assert 'stroke-dasharray="8 4"' in html and 'stroke-width="6"' in html
+    # evaluators' internal references never reach readers
+    assert "§7" not in html and "报告未给出分子分母" not in html
 
 
 async def test_every_report_response_carries_the_unit_pages_csp_and_referrer_policy(
