@@ -146,6 +146,7 @@ async def _run(args: argparse.Namespace, ctx: Context, data_dir: Path, progress:
     sm = await ctx.sessionmaker()
     n_units = await _load_example(ctx, sm, EXAMPLE, inbox_url)
     progress.step(f"示例项目已导入，{n_units} 个单位的渠道指向本地演示群 / example loaded, {n_units} units")
+    password = await _demo_admin(ctx, sm)
 
     app = build_app(ctx.settings, sm)
     runner = web.AppRunner(app, shutdown_timeout=10)
@@ -169,7 +170,7 @@ async def _run(args: argparse.Namespace, ctx: Context, data_dir: Path, progress:
             else "汇总未送达演示群 / the summary did not arrive (see the log above)"
         )
         progress.stop()
-        _print_addresses(ctx, base, inbox_url, links, answered, summary)
+        _print_addresses(ctx, base, inbox_url, links, answered, summary, password)
         if not args.exit:
             print("\n按 Ctrl+C 结束演示 / Ctrl+C to stop the demo", file=ctx.out, flush=True)
             await _until_interrupted()
@@ -204,6 +205,19 @@ async def _load_example(ctx: Context, sm: SessionMaker, example: Path, inbox_url
                 now=ctx.now(),
             )
     return len(units)
+
+
+async def _demo_admin(ctx: Context, sm: SessionMaker) -> str:
+    """An admin account ``demo`` for the console, with a fresh random password (printed at the end)."""
+    from store.accounts import create_account, hash_password
+
+    password = secrets.token_urlsafe(9)
+    hashed = await asyncio.to_thread(hash_password, password)  # argon2id: off the event loop
+    async with transaction(sm) as session:
+        await create_account(
+            session, name="demo", role="admin", password_hash=hashed, all_projects=True, now=ctx.now()
+        )
+    return password
 
 
 async def _launch(ctx: Context, sm: SessionMaker) -> tuple[int, dict[str, tuple[str, int]]]:
@@ -325,12 +339,15 @@ def _print_addresses(
     links: dict[str, tuple[str, int]],
     answered: set[str],
     summary: dict[str, Any] | None,
+    password: str,
 ) -> None:
     out = ctx.out
     if summary:
         print(f"\n{summary.get('title', '')}\n{summary.get('text', '')}", file=out)
     print("\n看一看 / have a look:", file=out)
-    print(f"  管理控制台 console      {base}/console/", file=out)
+    print(
+        f"  管理控制台 console      {base}/console/  （用户 user demo，密码 password {password}）", file=out
+    )
     if summary and summary.get("link"):
         print(f"  完整报告 full report     {summary['link']['url']}", file=out)
     print(f"  演示群聊 group chat      {inbox_url}/", file=out)

@@ -34,6 +34,7 @@ def test_demo_invites_every_unit_collects_answers_and_posts_a_summary(tmp_path: 
     links = re.findall(r"unit link (u\d+): (http://127\.0\.0\.1:\d+/l/[A-Za-z0-9_-]{32})", out)
     assert len(links) == 3
     assert re.search(r"full report\s+http://127\.0\.0\.1:\d+/r/urumqi-ip-2023\.\d+\.", out)
+    assert re.search(r"console\s+http://127\.0\.0\.1:\d+/console/\s+（用户 user demo，密码 password \S{12}）", out)
     # the throw-away data directory is removed and nothing was written to the user's data dir
     assert not list(tmp_path.glob("jixiao-demo-*"))
     assert not (tmp_path / "xdg" / "jixiao" / "jixiao.db").exists()
