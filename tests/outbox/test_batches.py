@@ -126,15 +126,19 @@ async def test_a_crash_before_results_are_written_resends_only_the_rows_with_in_
     assert all(r.status == "sent" for r in await rig.rows())
     more = [k for ep in endpoints for k in await rig.enqueue(ep, 4, prefix="more")]
     task = doomed.start()
-    await fake.wait_until(
-        lambda f: len(f.delivered) == len(keys) + len(more), what="every request of the second batch answered"
-    )
-    # Crash: the loop, the sends and the result writer die; nothing queued gets written.
-    task.cancel()
-    pending = [*doomed._tasks, *([doomed._results._task] if doomed._results._task else [])]
-    for t in pending:
-        t.cancel()
-    await asyncio.gather(task, *pending, return_exceptions=True)
+    try:
+        await fake.wait_until(
+            lambda f: len(f.delivered) == len(keys) + len(more),
+            what="every request of the second batch answered",
+        )
+    finally:
+        # Crash: the loop, the sends and the result writer die; nothing queued gets written.
+        # (In ``finally`` so that a failed wait still stops the worker instead of hanging teardown.)
+        task.cancel()
+        pending = [*doomed._tasks, *([doomed._results._task] if doomed._results._task else [])]
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(task, *pending, return_exceptions=True)
     async with transaction(rig.sm) as s:
         in_flight = len(
             (await s.execute(select(DeliveryAttempt).where(DeliveryAttempt.outcome == "in_flight"))).all()
