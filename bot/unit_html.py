@@ -538,7 +538,7 @@ def render_closed(env: jinja2.Environment, page: PageData) -> str:
         "campaign_name": link.campaign_name,
         "opens": fmt_dt(link.opens_at, tz),
         "closes": fmt_dt(link.closes_at, tz),
-        "tz_name": "北京时间" if link.timezone == "Asia/Shanghai" else link.timezone,
+        "tz_name": zone_name(link.timezone),
         "questionnaire": page.questionnaire,
         "answers": page.answers,
         "answered_at": fmt_dt(page.answered_at, tz),

@@ -29,6 +29,7 @@ from bot.unit_html import (
     shell_from,
 )
 from config.definition import QuestionnaireDef
+from config.timefmt import zone_name
 from store.linkpage import LinkRow, PageData, PaymentRow
 
 EVIL = '<script>alert("x&\'y")</script>'
@@ -185,7 +186,7 @@ def _jinja(
         campaign_name=link.campaign_name,
         opens=fmt_dt(link.opens_at, tz),
         closes=fmt_dt(link.closes_at, tz),
-        tz=link.timezone,
+        tz_name=zone_name(link.timezone),
         questionnaire=page.questionnaire,
         answers=page.answers if answers is None else answers,
         answered_at=fmt_dt(page.answered_at, tz),

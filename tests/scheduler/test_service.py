@@ -283,6 +283,7 @@ async def test_stop_waits_for_a_running_job(sessionmaker, project, clock) -> Non
     assert run.status == "ok" and run.result == {"done": True}
 
 
+@pytest.mark.pg
 async def test_a_schedule_change_reaches_another_replica_through_notify_not_polling(
     sessionmaker, project, clock, db_url
 ) -> None:
@@ -320,6 +321,7 @@ async def test_a_schedule_change_reaches_another_replica_through_notify_not_poll
         await other_engine.dispose()
 
 
+@pytest.mark.pg
 async def test_the_listener_reconnects_after_its_backend_is_killed(
     sessionmaker, project, clock, db_url
 ) -> None:
@@ -345,7 +347,7 @@ async def test_the_listener_reconnects_after_its_backend_is_killed(
             )
         finally:
             await conn.close()
-        await wait_until(lambda: not b.listening.is_set())
+        await wait_until(lambda: not b.listening.is_set(), what="the listener notices its backend died")
         await asyncio.wait_for(b.listening.wait(), timeout=30)
         b.synced.clear()
         sid = await add(sessionmaker, clock, "recompute", "11 * * * *")
