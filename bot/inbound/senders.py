@@ -70,6 +70,28 @@ def _url_or_refusal(kind: str, endpoint: Endpoint, base_url: str | None) -> str 
     return url
 
 
+async def _post_to_reply_url(
+    adapter: ChannelAdapter,
+    session: aiohttp.ClientSession,
+    endpoint: Endpoint,
+    payload: dict[str, Any],
+    classify: Any,
+) -> Result:
+    """POST ``payload`` to the endpoint's vendor reply URL (refused unless on the vendor's host)."""
+    url = _url_or_refusal(adapter.kind, endpoint, endpoint.base_url or adapter.base_url)
+    if isinstance(url, Result):
+        return url
+    return await post_and_classify(
+        session,
+        url,
+        kind=adapter.kind,
+        secrets=endpoint.secrets(),
+        timeout=adapter.timeout,
+        classify=classify,
+        body=dump_json(payload),
+    )
+
+
 class TelegramBotAdapter(TelegramAdapter):
     """Replies in a Telegram group: the summary adapter, under its own kind (own endpoints)."""
 
@@ -90,22 +112,11 @@ class DingTalkSessionAdapter(ChannelAdapter):
         return DingTalkAdapter().render(message, dedupe_key=dedupe_key)
 
     async def send(self, session: aiohttp.ClientSession, endpoint: Endpoint, part: Part) -> Result:
-        url = _url_or_refusal(self.kind, endpoint, endpoint.base_url or self.base_url)
-        if isinstance(url, Result):
-            return url
         payload = dict(part.payload)
         at_user = endpoint.config.get("at_user")
         if at_user:
             payload["at"] = {"atUserIds": [str(at_user)]}
-        return await post_and_classify(
-            session,
-            url,
-            kind=self.kind,
-            secrets=endpoint.secrets(),
-            timeout=self.timeout,
-            classify=dingtalk_classify,
-            body=dump_json(payload),
-        )
+        return await _post_to_reply_url(self, session, endpoint, payload, dingtalk_classify)
 
 
 #: WeCom's robot codes (bot.channels.wecom): 45009 throttled; 93000 invalid webhook url, 93004
@@ -163,18 +174,7 @@ class WeComAiBotAdapter(ChannelAdapter):
         ]
 
     async def send(self, session: aiohttp.ClientSession, endpoint: Endpoint, part: Part) -> Result:
-        url = _url_or_refusal(self.kind, endpoint, endpoint.base_url or self.base_url)
-        if isinstance(url, Result):
-            return url
-        return await post_and_classify(
-            session,
-            url,
-            kind=self.kind,
-            secrets=endpoint.secrets(),
-            timeout=self.timeout,
-            classify=wecom_classify,
-            body=dump_json(part.payload),
-        )
+        return await _post_to_reply_url(self, session, endpoint, part.payload, wecom_classify)
 
 
 #: WeCom API token errors: fetch a new access_token once and retry.
@@ -295,18 +295,7 @@ class SlackResponseAdapter(ChannelAdapter):
         ]
 
     async def send(self, session: aiohttp.ClientSession, endpoint: Endpoint, part: Part) -> Result:
-        url = _url_or_refusal(self.kind, endpoint, endpoint.base_url or self.base_url)
-        if isinstance(url, Result):
-            return url
-        return await post_and_classify(
-            session,
-            url,
-            kind=self.kind,
-            secrets=endpoint.secrets(),
-            timeout=self.timeout,
-            classify=slack_response_classify,
-            body=dump_json(part.payload),
-        )
+        return await _post_to_reply_url(self, session, endpoint, part.payload, slack_response_classify)
 
 
 #: Slack Web API errors that no retry fixes.
