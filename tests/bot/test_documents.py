@@ -18,6 +18,7 @@ from openpyxl import load_workbook
 from bot.documents import DOCUMENTS, render
 from bot.documents.baogao import OUTLINE
 from bot.documents.data import DocumentData, load_document_data
+from bot.documents.zipingbiao import mark
 from config.loader import load_definition
 from config.narrative import load_narrative
 from scheduler.recompute import recompute
@@ -194,7 +195,7 @@ async def test_the_zipingbiao_xlsx_numbers_equal_the_score_json(
     json_doc = {r.key: r for r in data.table.indicators}
     execution = data.result_for_source("funds.execution_rate")
     for r in json_doc.values():
-        name = r.name + ("（调整）" if r.overridden else "")
+        name = r.name + mark(r)  # （照录） for a transcribed score, （调整） for an adjusted one
         if name not in by_name:  # the 预算执行率 of a 10/50/30/10 table sits in the funds block
             assert execution is not None and r.key == execution.key
             continue
@@ -208,8 +209,14 @@ async def test_the_zipingbiao_xlsx_numbers_equal_the_score_json(
     assert Decimal(str(cells[(funds_row, 5)])) == Decimal(data.budget_fen).scaleb(-6)
     assert Decimal(str(cells[(funds_row, 6)])) == Decimal(data.disbursed_fen).scaleb(-6)
     assert execution is not None and Decimal(str(cells[(funds_row, 9)])) == execution.score
-    # both example projects print what jixiao score --format json says
-    known = {"urumqi-ip-2023": ("100.00", "优"), "zipingbiao-demo": ("87", "良")}
+    # the example projects print what jixiao score --format json says (and the published tables
+    # their published totals)
+    known = {
+        "urumqi-ip-2023": ("100.00", "优"),
+        "zipingbiao-demo": ("87", "良"),
+        "chizhou-weituo-2022": ("90", "优"),
+        "yongde-yingyang-2022": ("96", "优"),
+    }
     expected = known.get(data.definition.project.code)
     assert expected is None or (str(data.table.total), data.table.grade) == expected
 

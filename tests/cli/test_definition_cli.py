@@ -98,3 +98,27 @@ def test_the_published_chizhou_table_loads_and_scores_through_the_cli(tmp_path: 
     assert doc["funds"]["source"] == "declared" and doc["funds"]["initial"] == "900000.00"
     budget = next(r for r in doc["indicators"] if r["key"] == "budget.execution")
     assert (budget["published_score"], budget["score"]) == ("0", "10")
+
+
+def test_the_published_yongde_table_is_reproduced_through_the_cli(tmp_path: Path) -> None:
+    """jixiao score --format json prints the published 总分 96 and 优, and every printed row score."""
+    from tests.conftest import REPO
+
+    project = REPO / "config" / "projects" / "yongde-yingyang-2022"
+    assert run(tmp_path, "project", "validate", str(project))[0] == 0
+    assert run(tmp_path, "project", "load", str(project))[0] == 0
+    code, out, err = run(tmp_path, "score", "yongde-yingyang-2022", "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["total"], doc["published_total"], doc["total_weight"], doc["grade"]) == (
+        "96",
+        "96",
+        "100",
+        "优",
+    )
+    printed = {i.key: i.published_score for i in load_definition(project).indicators}
+    assert {r["key"]: Decimal(r["score"]) for r in doc["indicators"]} == printed
+    assert all(r["published_score"] == r["score"] for r in doc["indicators"])
+    on_time = next(r for r in doc["indicators"] if r["key"] == "output.funds-on-time")
+    assert on_time["transcribed"] and "计算得分10分" in on_time["explanation"]
+    assert doc["funds"]["source"] == "declared"

@@ -27,7 +27,17 @@ def demo() -> ProjectDefinition:
     return load_definition(PROJECTS / "zipingbiao-demo" / "project.toml")
 
 
-@pytest.mark.parametrize("name", ["urumqi-ip-2023", "zipingbiao-demo", "chizhou-weituo-2022"])
+#: Every example project shipped (a new one is checked as soon as it lands).
+EXAMPLES = sorted(p.name for p in PROJECTS.iterdir() if (p / "project.toml").is_file())
+
+
+def test_the_four_examples_are_shipped() -> None:
+    assert {"urumqi-ip-2023", "zipingbiao-demo", "chizhou-weituo-2022", "yongde-yingyang-2022"} <= set(
+        EXAMPLES
+    )
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
 def test_example_projects_load_without_problems_and_round_trip(name: str) -> None:
     definition = load_definition(PROJECTS / name)
     assert check_definition(definition) == []
@@ -159,3 +169,43 @@ def test_the_published_chizhou_table_is_reproduced_as_printed() -> None:
     assert statement.source == "declared" and statement.initial_fen == 90_000_000
     budget = next(r for r in table.indicators if r.key == "budget.execution")
     assert "全年执行数/全年预算数=89.97万元/89.97万元" in budget.explanation
+
+
+def test_the_published_yongde_table_is_reproduced_with_its_total_and_grade() -> None:
+    """永德县明朗中学 义务教育营养改善计划专项资金 2022 自评表 (complete, 总分 100 | 96 | 优): every
+    printed row score, the total and the grade are reproduced from the declared amounts and the
+    printed actuals; the one row the printed values do not give (资金到位及时率 100 % → 7) is
+    copied as 照录 with the computed 10 beside it, and the one rounded row (政策知晓率 9.8 → 9)
+    follows its own rounding."""
+    from scoring.engine import score_table
+    from scoring.facts import funds_statement
+
+    defn = load_definition(PROJECTS / "yongde-yingyang-2022")
+    statement, facts = funds_statement(
+        defn.budget_fen, [], [], execution_denominator=defn.execution_denominator, declared=defn.declared
+    )
+    actuals = {i.key: facts[i.source] for i in defn.indicators if i.source in facts}
+    actuals.update(defn.entered_actuals())
+    table = score_table(
+        defn.indicator_specs(),
+        actuals,
+        defn.policy,
+        defn.overrides(),
+        published_total=defn.published_total,
+        funds=statement,
+    )
+    printed = {i.key: i.published_score for i in defn.indicators}
+    assert None not in printed.values() and sum(printed.values()) == 96  # the printed rows add up
+    assert {r.key: r.score for r in table.indicators} == printed
+    assert (table.total, table.total_weight, table.grade) == (96, 100, "优")
+    assert defn.published_total == table.total == 96
+    assert statement.source == "declared" and statement.execution_rate == 1
+    assert statement.annual_fen == statement.executed_fen == 38_766_462  # 387664.62 元
+    by_key = {r.key: r for r in table.indicators}
+    on_time = by_key["output.funds-on-time"]
+    assert on_time.override_source == "published" and (on_time.computed_score, on_time.score) == (10, 7)
+    awareness = by_key["benefit.awareness"]
+    assert awareness.rounding == "down" and awareness.score == 9 and "实际98%" in awareness.explanation
+    warnings = [w.message for w in table.warnings]
+    assert any(w.startswith("资金到位及时率：照录7分") and "计算得分10分" in w for w in warnings)
+    assert not any("公布的" in w for w in warnings)  # every printed score and the total agree
