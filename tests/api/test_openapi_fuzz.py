@@ -173,7 +173,9 @@ def live_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     finally:
         loop, stop = box["stop"]
         loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
+        thread.join(60)
+        if thread.is_alive():
+            pytest.fail("the API under test did not shut down within 60 s of being asked to")
         if request.param != "sqlite":
             asyncio.run(drop_pg_database(db_url))
 

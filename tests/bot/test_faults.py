@@ -37,6 +37,7 @@ from store.projects import load_project
 from store.tokens import create_token
 from tests.bot.conftest import Launched, hidden_fields, launch_example_campaign
 from tests.conftest import EXAMPLE_PROJECT, PG_URL, Clock, create_pg_database, drop_pg_database
+from tests.waits import wait_until_async, within
 
 GOOD = {"q_guide": "非常满意", "q_review": "比较满意", "q_funds": "一般", "q_overall": "非常满意"}
 ROOT = os.geteuid() == 0
@@ -338,11 +339,12 @@ async def kill_backends(url: str) -> int:
         "AND pid <> pg_backend_pid()",
     )
     pids = ",".join(str(r[0]) for r in rows) or "0"
-    for _ in range(1000):
+
+    async def gone() -> bool:
         left = await _admin_exec(url, f"SELECT count(*) FROM pg_stat_activity WHERE pid IN ({pids})")
-        if left[0][0] == 0:
-            break
-        await asyncio.sleep(0.01)
+        return left[0][0] == 0
+
+    await wait_until_async(gone, what=f"the {len(rows)} terminated PostgreSQL sessions are gone")
     return len(rows)
 
 
@@ -383,8 +385,12 @@ class Tally:
 
     async def more(self, n: int) -> None:
         target = sum(self.counts.values()) + n
-        async with self._changed:
-            await self._changed.wait_for(lambda: sum(self.counts.values()) >= target)
+
+        async def counted() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: sum(self.counts.values()) >= target)
+
+        await within(counted(), f"{n} more responses", state=lambda: dict(self.counts))
 
 
 @needs_pg
@@ -410,7 +416,7 @@ async def test_killing_postgresql_backends_under_load_gives_no_500_and_nothing_h
             await kill_backends(pg_url)
         await statuses.more(120)
         stop.set()
-        await asyncio.gather(*users)
+        await within(asyncio.gather(*users), "the simulated users finish their last requests")
         # Once the kills are over, every unit's answer can be stored.
         for key in keys:
             assert (await post_answers(run.client, launched.tokens[key], fields[key])).status == 303

@@ -33,6 +33,8 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from tests.waits import DEADLINE_S, wait_until
+
 __all__ = [
     "FAKES",
     "DingTalkFake",
@@ -129,20 +131,17 @@ class FakeVendor:
         return [r for r in self.received if r.reply_status == 200 and self.is_ok(r.reply_body)]
 
     async def wait_until(
-        self, predicate: Callable[[FakeVendor], bool], *, what: str, deadline_s: float = 30.0
+        self, predicate: Callable[[FakeVendor], bool], *, what: str, deadline_s: float = DEADLINE_S
     ) -> None:
-        """Wait until ``predicate(self)`` holds (re-checked every 10 ms while the loop runs the fake and
-        the senders); fail naming ``what`` if ``deadline_s`` seconds pass first. The deadline only stops
-        a broken test from hanging: it is not a timing assertion."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + deadline_s
-        while not predicate(self):
-            if loop.time() > deadline:
-                raise AssertionError(
-                    f"{self.kind} fake: not reached within {deadline_s:.0f} s: {what} "
-                    f"({len(self.received)} requests, {len(self.delivered)} delivered)"
-                )
-            await asyncio.sleep(0.01)
+        """Wait until ``predicate(self)`` holds (re-checked while the loop runs the fake and the
+        senders); fail naming ``what`` and the requests seen so far if ``deadline_s`` seconds pass
+        first. The deadline only stops a broken test from hanging: it is not a timing assertion."""
+        await wait_until(
+            lambda: predicate(self),
+            what=f"{self.kind} fake: {what}",
+            deadline_s=deadline_s,
+            state=lambda: f"{len(self.received)} requests, {len(self.delivered)} delivered",
+        )
 
     async def serve(self, aiohttp_server: Callable[..., Any]) -> str:
         """Start on 127.0.0.1 with pytest-aiohttp's `aiohttp_server`; returns and stores the base URL."""

@@ -24,6 +24,7 @@ from store.models import Project
 from tests.bot.conftest import TEST_SECRET, example_project  # noqa: F401  (fixture re-exported)
 from tests.conftest import Clock
 from tests.fakes.inbound import VendorCloud
+from tests.waits import within
 
 CODE = "urumqi-ip-2023"
 
@@ -93,7 +94,11 @@ class Bot:
 
     async def deliver(self) -> int:
         """Run the delivery worker until nothing is due; returns rows claimed."""
-        return await self.worker.run_until_idle()
+        return await within(
+            self.worker.run_until_idle(),
+            "the delivery worker sends what is due",
+            state=lambda: self.worker.stats,
+        )
 
     async def connect(self, vendor: str, chat_id: str, code: str = CODE) -> None:
         async with transaction(self.sessionmaker) as session:

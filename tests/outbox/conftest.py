@@ -22,6 +22,7 @@ from store.models import ChannelEndpoint, DeliveryAttempt, OutboxMessage
 from tests.conftest import Clock
 from tests.fakes.fixtures import client_session  # noqa: F401
 from tests.fakes.vendors import FAKES, FakeVendor, Reply, WebhookFake
+from tests.waits import DEADLINE_S, DeadlineExceeded, within
 
 WECOM_KEY = "wc-key-7d1e55aa-9f30-SECRET"
 HOOK_SECRET = "hook-secret-0123456789abcdef"
@@ -104,6 +105,53 @@ class Rig:
     async def endpoint_row(self, endpoint_id: int) -> ChannelEndpoint:
         async with transaction(self.sm) as s:
             return await store.get_endpoint(s, endpoint_id)
+
+
+def progress(worker: DeliveryWorker) -> str:
+    """What a worker has done so far, for the message of a wait that missed its deadline."""
+    return f"worker {worker.worker_id}: {worker.stats}, {worker.in_flight} rows held"
+
+
+async def until_idle(worker: DeliveryWorker, what: str = "", *, deadline_s: float = DEADLINE_S) -> int:
+    """``worker.run_until_idle()`` with a deadline: returns its claim count, or kills the worker and
+    fails naming ``what`` (and the worker's progress) if it is still busy after ``deadline_s``."""
+    label = f"worker {worker.worker_id} runs until nothing is due" + (f": {what}" if what else "")
+    try:
+        return await within(
+            worker.run_until_idle(), label, deadline_s=deadline_s, state=lambda: progress(worker)
+        )
+    except DeadlineExceeded:
+        await kill(worker)  # its sends outlive the cancelled wait: stop them before teardown
+        raise
+
+
+async def stop(*workers: DeliveryWorker, deadline_s: float = DEADLINE_S) -> None:
+    """``stop()`` the workers (each with its own grace period for sends in flight) under one
+    deadline; a worker that has not stopped by then is killed and the test fails."""
+    try:
+        await within(
+            asyncio.gather(*(w.stop() for w in workers)),
+            "the workers stop: " + ", ".join(w.worker_id for w in workers),
+            deadline_s=deadline_s,
+            state=lambda: "; ".join(progress(w) for w in workers),
+        )
+    except DeadlineExceeded:
+        for w in workers:
+            await kill(w)
+        raise
+
+
+async def kill(worker: DeliveryWorker) -> None:
+    """Crash ``worker`` the way a killed process would: its loop, every send in flight and its
+    bookkeeping writers are cancelled, so nothing it still had queued gets written."""
+    tasks = [worker._runner, *worker._tasks, worker._starts._task, worker._results._task]
+    pending = [t for t in tasks if t is not None and not t.done()]
+    for task in pending:
+        task.cancel()
+    await within(
+        asyncio.gather(*pending, return_exceptions=True),
+        f"the cancelled tasks of worker {worker.worker_id} end",
+    )
 
 
 def delivered_keys(fake: FakeVendor) -> list[str]:

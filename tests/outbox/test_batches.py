@@ -3,7 +3,6 @@ claims, and the worker sharing one transaction between sends that become ready t
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -14,8 +13,9 @@ from bot.outbox import message_to_payload
 from store import outbox as store
 from store.db import transaction
 from store.models import DeliveryAttempt
+from tests.waits import within
 
-from .conftest import Rig, SlowWebhookFake, delivered_keys
+from .conftest import Rig, SlowWebhookFake, delivered_keys, kill, progress, until_idle
 
 
 def _message(key: str, endpoint_id: int, **kw: Any) -> store.NewMessage:
@@ -101,7 +101,7 @@ async def test_sends_that_become_ready_together_share_one_attempt_insert_and_one
     event.listen(engine, "before_cursor_execute", count)
     try:
         # Results wait for company long enough (real time) to be written once, by run_once's drain.
-        await rig.worker(concurrency=6, result_linger_s=30).run_until_idle()
+        await until_idle(rig.worker(concurrency=6, result_linger_s=30), "six sends, results written once")
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert sorted(delivered_keys(rig.fakes["webhook"])) == sorted(keys)
@@ -122,7 +122,9 @@ async def test_a_crash_before_results_are_written_resends_only_the_rows_with_in_
     endpoints = [await rig.endpoint("webhook", f"hook-{i}") for i in range(3)]
     keys = [k for ep in endpoints for k in await rig.enqueue(ep, 4)]
     doomed = rig.worker(worker_id="doomed", concurrency=3, result_linger_s=3600)
-    await doomed.run_once()  # delivers everything, then drains: all written
+    await within(
+        doomed.run_once(), "the first batch is delivered and written", state=lambda: progress(doomed)
+    )
     assert all(r.status == "sent" for r in await rig.rows())
     more = [k for ep in endpoints for k in await rig.enqueue(ep, 4, prefix="more")]
     task = doomed.start()
@@ -134,11 +136,8 @@ async def test_a_crash_before_results_are_written_resends_only_the_rows_with_in_
     finally:
         # Crash: the loop, the sends and the result writer die; nothing queued gets written.
         # (In ``finally`` so that a failed wait still stops the worker instead of hanging teardown.)
-        task.cancel()
-        pending = [*doomed._tasks, *([doomed._results._task] if doomed._results._task else [])]
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(task, *pending, return_exceptions=True)
+        await kill(doomed)
+    assert task.cancelled()
     async with transaction(rig.sm) as s:
         in_flight = len(
             (await s.execute(select(DeliveryAttempt).where(DeliveryAttempt.outcome == "in_flight"))).all()
@@ -148,7 +147,7 @@ async def test_a_crash_before_results_are_written_resends_only_the_rows_with_in_
 
     heir = rig.worker(worker_id="heir")
     rig.clock.advance(seconds=121)
-    await heir.run_until_idle()
+    await until_idle(heir, "the heir resends the unwritten rows after the lease")
     got = delivered_keys(fake)
     assert set(got) == set(keys) | set(more)  # nothing lost
     assert len(got) - len(set(got)) == in_flight  # duplicates: exactly the unwritten rows

@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 
 from store.db import create_engine, make_sessionmaker, transaction
 from store.models import DeliveryAttempt
+from tests.waits import within
 
-from .conftest import Rig, SlowWebhookFake, delivered_keys
+from .conftest import Rig, SlowWebhookFake, delivered_keys, kill, stop, until_idle
 
 
 async def test_two_workers_on_one_database_never_send_a_row_twice(rig: Rig, db_url: str) -> None:
@@ -28,8 +29,8 @@ async def test_two_workers_on_one_database_never_send_a_row_twice(rig: Rig, db_u
     try:
         # Connect B before the race starts: a first PostgreSQL connect (tens of ms) let A take
         # everything in some runs, which proves nothing about two workers.
-        async with other_engine.connect():
-            pass
+        async with other_engine.connect() as conn:
+            await within(conn.exec_driver_sql("SELECT 1"), "worker B's engine connects")
         a = rig.worker(worker_id="A", concurrency=3, max_held=7, per_endpoint_hold=1)
         b = rig.worker(
             make_sessionmaker(other_engine), worker_id="B", concurrency=3, max_held=7, per_endpoint_hold=1
@@ -45,7 +46,7 @@ async def test_two_workers_on_one_database_never_send_a_row_twice(rig: Rig, db_u
             await fake.wait_until(lambda f: len(f.delivered) >= len(keys), what="every row delivered")
         finally:
             fake.hold.set()  # never leave the workers' sends hanging on a failed wait
-            await asyncio.gather(a.stop(), b.stop())
+            await stop(a, b)
     finally:
         await other_engine.dispose()
     got = Counter(delivered_keys(fake))
@@ -67,10 +68,8 @@ async def test_a_worker_killed_mid_send_is_taken_over_after_the_lease_without_lo
     task = doomed.start()
     await fake.wait_until(lambda f: len(f.received) == 4, what="four sends in flight (then the kill)")
     # Kill it: its run loop and every send in flight are cancelled, nothing gets recorded.
-    task.cancel()
-    for t in list(doomed._tasks):
-        t.cancel()
-    await asyncio.gather(task, *doomed._tasks, return_exceptions=True)
+    await kill(doomed)
+    assert task.cancelled()
     async with transaction(rig.sm) as s:
         in_flight = (
             await s.execute(select(func.count()).where(DeliveryAttempt.outcome == "in_flight"))
@@ -80,9 +79,10 @@ async def test_a_worker_killed_mid_send_is_taken_over_after_the_lease_without_lo
 
     fake.delay_s = 0.0
     heir = rig.worker(worker_id="heir")
-    assert await heir.run_until_idle() == 0  # the lease still holds: nothing is taken over early
+    # The lease still holds: nothing is taken over early.
+    assert await until_idle(heir, "a first look while the lease holds") == 0
     rig.clock.advance(seconds=121)
-    await heir.run_until_idle()
+    await until_idle(heir, "the heir takes over the four rows after the lease")
 
     assert all(r.status == "sent" for r in await rig.rows())
     got = Counter(delivered_keys(fake))

@@ -20,6 +20,7 @@ from bot.outbox import DeliveryWorker, RetryPolicy, limiter_for
 from bot.ratelimit import RateLimiter, SharedRateLimiter
 from store.db import create_engine, make_sessionmaker
 from store.rate_buckets import RateWindows, Window
+from tests.waits import within
 
 from .conftest import ENV, Rig
 
@@ -127,12 +128,13 @@ async def _deliver_with_three_workers(rig: Rig, url: str, *, shared: bool) -> di
     try:
         for worker in workers:
             worker.start()
-        for _ in range(6000):  # until delivered (readiness poll; the deadline is generous)
-            if len(fake.delivered) >= len(keys) or (fake.over_limit and not shared):
-                break
-            await asyncio.sleep(0.02)
+        await fake.wait_until(
+            lambda f: len(f.delivered) >= len(keys) or bool(f.over_limit and not shared),
+            what=f"all {len(keys)} messages delivered by three replicas on the real clock",
+            deadline_s=120,
+        )
     finally:
-        await asyncio.gather(*(w.stop(5) for w in workers))
+        await within(asyncio.gather(*(w.stop(5) for w in workers)), "the three replicas stop")
         for engine in engines:
             await engine.dispose()
     accepted = sorted(r.at for r in fake.delivered)

@@ -11,7 +11,7 @@ from store import outbox as store
 from store.db import transaction
 from tests.fakes.vendors import Reply
 
-from .conftest import WECOM_KEY, Rig
+from .conftest import WECOM_KEY, Rig, until_idle
 
 
 class MaxRandom(random.Random):
@@ -24,7 +24,7 @@ class MaxRandom(random.Random):
 async def test_a_due_message_is_sent_and_its_attempt_recorded(rig: Rig) -> None:
     ep = await rig.endpoint("wecom")
     (key,) = await rig.enqueue(ep, 1)
-    assert await rig.worker().run_until_idle() == 1
+    assert await until_idle(rig.worker()) == 1
     row = await rig.row(key)
     assert (row.status, row.attempt_count, row.sent_at) == ("sent", 1, rig.clock())
     (attempt,) = await rig.attempts()
@@ -40,17 +40,17 @@ async def test_transient_error_is_retried_with_jittered_backoff(rig: Rig) -> Non
     rig.fakes["wecom"].script(Reply(502, "bad gateway"), Reply(503, "busy"))
     worker = rig.worker(rand=MaxRandom())
     start = rig.clock()
-    await worker.run_until_idle()
+    await until_idle(worker)
     row = await rig.row(key)
     assert (row.status, row.attempt_count, row.last_outcome) == ("pending", 1, "transient")
     assert row.next_attempt_at == start + timedelta(seconds=30)  # rand(0, 30 s) at its top
     rig.clock.advance(seconds=30)
-    await worker.run_until_idle()
+    await until_idle(worker)
     row = await rig.row(key)
     assert (row.status, row.attempt_count) == ("pending", 2)
     assert row.next_attempt_at == rig.clock() + timedelta(seconds=60)  # rand(0, 60 s)
     rig.clock.advance(seconds=60)
-    await worker.run_until_idle()
+    await until_idle(worker)
     assert (await rig.row(key)).status == "sent"
     assert [a.outcome for a in await rig.attempts()] == ["transient", "transient", "ok"]
     assert (await rig.endpoint_row(ep)).consecutive_failures == 0
@@ -62,7 +62,7 @@ async def test_rate_limited_pause_is_persisted_and_honoured_by_a_new_worker(rig:
     fake = rig.fakes["wecom"]
     fake.script(fake.throttled())
     start = rig.clock()
-    await rig.worker(rand=MaxRandom()).run_until_idle()
+    await until_idle(rig.worker(rand=MaxRandom()))
     assert len(fake.received) == 1  # the other rows were not sent into the throttle
     endpoint = await rig.endpoint_row(ep)
     assert endpoint.paused_until == start + timedelta(seconds=65)  # WeCom's default penalty
@@ -71,10 +71,10 @@ async def test_rate_limited_pause_is_persisted_and_honoured_by_a_new_worker(rig:
     assert first.next_attempt_at == start + timedelta(seconds=70)  # pause end + 5 s jitter (max)
     # A restarted process (new worker, new limiter) still waits for the persisted pause.
     rig.clock.advance(seconds=60)
-    assert await rig.worker().run_until_idle() == 0
+    assert await until_idle(rig.worker()) == 0
     assert len(fake.received) == 1
     rig.clock.advance(seconds=11)
-    await rig.worker().run_until_idle()
+    await until_idle(rig.worker())
     assert sorted(r.status for r in await rig.rows()) == ["sent"] * 3
     assert len(fake.delivered) == 3
 
@@ -85,7 +85,7 @@ async def test_retry_after_from_the_vendor_sets_the_pause(rig: Rig) -> None:
     fake = rig.fakes["webhook"]
     fake.script(fake.throttled(7))
     start = rig.clock()
-    await rig.worker(rand=MaxRandom()).run_until_idle()
+    await until_idle(rig.worker(rand=MaxRandom()))
     assert (await rig.endpoint_row(ep)).paused_until == start + timedelta(seconds=7)
     (attempt,) = await rig.attempts()
     assert (attempt.outcome, attempt.http_status, attempt.retry_after_s) == ("rate_limited", 429, 7.0)
@@ -99,7 +99,7 @@ async def test_permanent_error_fails_the_row_and_disables_the_endpoint_holding_i
     keys = await rig.enqueue(ep, 3)
     fake = rig.fakes["wecom"]
     fake.script(fake.error(93000, f"invalid webhook url, key={WECOM_KEY}"))
-    await rig.worker().run_until_idle()
+    await until_idle(rig.worker())
     statuses = {r.dedupe_key: r.status for r in await rig.rows()}
     assert statuses == {keys[0]: "failed", keys[1]: "pending", keys[2]: "pending"}
     assert len(fake.received) == 1
@@ -107,12 +107,12 @@ async def test_permanent_error_fails_the_row_and_disables_the_endpoint_holding_i
     assert endpoint.disabled_at == rig.clock() and "93000" in endpoint.disabled_reason
     # Nothing else is sent while it is disabled, whatever the time…
     rig.clock.advance(hours=1)
-    assert await rig.worker().run_until_idle() == 0
+    assert await until_idle(rig.worker()) == 0
     # …and re-enabling it (after an admin fixed the key) delivers the held rows.
     async with transaction(rig.sm) as s:
         await store.enable_endpoint(s, ep)
         assert [e.id for e in await store.list_endpoints(s, disabled=False)] == [ep]
-    await rig.worker().run_until_idle()
+    await until_idle(rig.worker())
     assert sorted(r.status for r in await rig.rows()) == ["failed", "sent", "sent"]
 
 
@@ -125,9 +125,9 @@ async def test_no_key_token_or_webhook_secret_is_stored_in_attempts_errors_or_re
         Reply(500, {"errcode": -1, "errmsg": f"busy, url=/cgi-bin/webhook/send?key={WECOM_KEY}"}),
         fake.error(93000, f"invalid webhook url {WECOM_KEY}"),
     )
-    await rig.worker().run_until_idle()
+    await until_idle(rig.worker())
     rig.clock.advance(hours=1)
-    await rig.worker().run_until_idle()
+    await until_idle(rig.worker())
     texts = [a.excerpt for a in await rig.attempts()]
     texts += [r.last_error for r in await rig.rows()]
     texts.append((await rig.endpoint_row(ep)).disabled_reason)
@@ -142,7 +142,7 @@ async def test_message_goes_dead_after_max_attempts(rig: Rig) -> None:
     rig.fakes["wecom"].script(*[Reply(500, "oops")] * 5)
     worker = rig.worker(policy=RetryPolicy(max_attempts=3))
     for _ in range(4):
-        await worker.run_until_idle()
+        await until_idle(worker)
         rig.clock.advance(hours=1)
     row = await rig.row(key)
     assert (row.status, row.attempt_count) == ("dead", 3)
@@ -154,12 +154,12 @@ async def test_message_goes_dead_at_not_after_instead_of_retrying_uselessly(rig:
     ep = await rig.endpoint("wecom")
     (late,) = await rig.enqueue(ep, 1, prefix="late", not_after=rig.clock() + timedelta(seconds=20))
     rig.fakes["wecom"].script(Reply(500, "oops"))
-    await rig.worker(rand=MaxRandom()).run_until_idle()  # next try would be at +30 s > not_after
+    await until_idle(rig.worker(rand=MaxRandom()))  # next try would be at +30 s > not_after
     assert (await rig.row(late)).status == "dead"
     # A row whose not_after passed while it waited is not sent at all.
     (expired,) = await rig.enqueue(ep, 1, prefix="exp", not_after=rig.clock() + timedelta(minutes=5))
     rig.clock.advance(minutes=6)
-    await rig.worker().run_until_idle()
+    await until_idle(rig.worker())
     row = await rig.row(expired)
     assert row.status == "dead" and "not_after" in row.last_error
     assert len(rig.fakes["wecom"].received) == 1
@@ -173,7 +173,7 @@ async def test_a_burst_to_one_robot_never_exceeds_its_rate_limit_even_across_a_r
     start = rig.clock()
     for round_no in range(40):
         # A new worker (fresh in-memory limiter) every other round, as after a restart.
-        await rig.worker().run_until_idle()
+        await until_idle(rig.worker())
         if all(r.status == "sent" for r in await rig.rows()):
             break
         rig.clock.advance(seconds=7 if round_no % 2 else 13)
@@ -196,11 +196,11 @@ async def test_a_split_message_resumes_after_the_parts_already_delivered(rig: Ri
     fake = rig.fakes["wecom"]
     fake.script(fake.ok(), Reply(502, "bad gateway"))
     worker = rig.worker()
-    await worker.run_until_idle()
+    await until_idle(worker)
     row = await rig.row("summary:1")
     assert row.status == "pending" and row.payload["_parts_sent"] == 1
     rig.clock.advance(hours=1)
-    await worker.run_until_idle()
+    await until_idle(worker)
     assert (await rig.row("summary:1")).status == "sent"
     contents = [r.json["markdown_v2"]["content"] for r in fake.delivered]
     assert len(contents) == len(set(contents)) >= 2  # every part exactly once, the first not resent
@@ -245,7 +245,7 @@ async def test_personal_link_is_filled_in_at_send_time_and_marks_the_link_sent(r
             link_id=link_id,
         )
     secret = b"server-secret-for-tests-0123456789"
-    await rig.worker(public_url="https://jx.example", secret=secret).run_until_idle()
+    await until_idle(rig.worker(public_url="https://jx.example", secret=secret))
     (got,) = rig.fakes["webhook"].delivered
     expected = link_url("https://jx.example", secret, link)
     assert got.json["link"]["url"] == expected and expected.startswith("https://jx.example/l/")
@@ -261,7 +261,7 @@ async def test_outbox_stats_and_listing_show_what_admins_need(rig: Rig) -> None:
     ep = await rig.endpoint("wecom")
     await rig.enqueue(ep, 2)
     rig.fakes["wecom"].script(Reply(502, "x"))
-    await rig.worker().run_until_idle()
+    await until_idle(rig.worker())
     async with transaction(rig.sm) as s:
         stats = await store.outbox_stats(s)
         pending = await store.list_outbox(s, status="pending", kind="invite")

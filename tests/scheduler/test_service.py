@@ -4,7 +4,6 @@ exactly-once across two instances, failures recorded."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from store.models import Campaign, OutboxMessage, ScheduleRun, ScoreSnapshot
 from store.schedules import create_schedule, request_run, update_schedule
 from tests.conftest import Clock
 from tests.scheduler.conftest import CODE, TEST_SECRET, count, make_campaign
+from tests.waits import DEADLINE_S, wait_until, wait_until_async, within
 
 DEPS = JobDeps(secret=TEST_SECRET, public_url="https://jx.example.cn")
 ENDPOINTS = [
@@ -24,31 +24,20 @@ ENDPOINTS = [
 ]
 
 
-#: Deadline for a condition the service reaches by itself. Not a timing assertion: it only stops a
-#: broken test from hanging, and is long enough for a machine with both cores busy.
-DEADLINE_S = 30.0
+async def started(svc: SchedulerService) -> None:
+    await within(svc.start(), f"scheduler {svc.name} starts (first sync and catch-up)")
 
 
-async def wait_until(pred: Callable[[], object], *, what: str, limit: float = DEADLINE_S) -> None:
-    """Wait until ``pred()`` holds, re-checking as the loop runs; fail naming ``what`` at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not pred():
-        if loop.time() > deadline:
-            raise AssertionError(f"not reached within {limit:.0f} s: {what}")
-        await asyncio.sleep(0.02)
+async def idle(svc: SchedulerService) -> None:
+    """``svc.idle()`` with a deadline: its running jobs finish."""
+    await within(
+        svc.idle(), f"the jobs of scheduler {svc.name} finish", state=lambda: f"{len(svc._tasks)} running"
+    )
 
 
-async def wait_until_async(
-    pred: Callable[[], Awaitable[bool]], *, what: str, limit: float = DEADLINE_S
-) -> None:
-    """:func:`wait_until` for a condition that needs the database."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while not await pred():
-        if loop.time() > deadline:
-            raise AssertionError(f"not reached within {limit:.0f} s: {what}")
-        await asyncio.sleep(0.02)
+async def stopped(svc: SchedulerService, *, grace: float = 30.0) -> None:
+    """``svc.stop(grace=...)`` with a deadline beyond its own grace period for running jobs."""
+    await within(svc.stop(grace=grace), f"scheduler {svc.name} stops", deadline_s=grace + DEADLINE_S)
 
 
 def job_executed(svc: SchedulerService, schedule_id: int) -> asyncio.Event:
@@ -90,9 +79,9 @@ async def runs(sm: SessionMaker, schedule_id: int) -> list[ScheduleRun]:
 @pytest.fixture
 async def service(sessionmaker, clock):
     svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=0.05)
-    await svc.start()
+    await started(svc)
     yield svc
-    await svc.stop(grace=5)
+    await stopped(svc, grace=5)
 
 
 async def test_new_and_changed_schedules_take_effect_without_restart(
@@ -130,9 +119,9 @@ async def test_missed_fire_within_grace_runs_once_after_restart(sessionmaker, pr
     clock.now = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # 09:30: down at 09:00, back within the hour
     for _ in range(2):  # starting twice (a restart) must not run it again
         svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=60)
-        await svc.start()
-        await svc.idle()
-        await svc.stop()
+        await started(svc)
+        await idle(svc)
+        await stopped(svc)
     (run,) = await runs(sessionmaker, sid)
     assert run.status == "ok" and run.fire_time == datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
     assert await count(sessionmaker, ScoreSnapshot) == 1
@@ -145,9 +134,9 @@ async def test_missed_fire_outside_grace_is_recorded_as_missed_and_not_run(
     sid = await add(sessionmaker, clock, "recompute", "0 9 * * *", grace_seconds=600)
     clock.now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)  # 11:00, two hours late
     svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=60)
-    await svc.start()
-    await svc.idle()
-    await svc.stop()
+    await started(svc)
+    await idle(svc)
+    await stopped(svc)
     (run,) = await runs(sessionmaker, sid)
     assert run.status == "missed" and "grace" in run.error
     assert await count(sessionmaker, ScoreSnapshot) == 0
@@ -157,9 +146,9 @@ async def test_fires_before_a_schedule_existed_are_not_caught_up(sessionmaker, p
     clock.now = datetime(2026, 3, 2, 1, 10, tzinfo=UTC)  # created at 09:10, after today's 09:00
     sid = await add(sessionmaker, clock, "recompute", "0 9 * * *")
     svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=60)
-    await svc.start()
-    await svc.idle()
-    await svc.stop()
+    await started(svc)
+    await idle(svc)
+    await stopped(svc)
     assert await runs(sessionmaker, sid) == []
 
 
@@ -174,26 +163,30 @@ async def test_two_instances_on_one_database_run_each_fire_once_and_post_one_sum
     a = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=60, name="a")
     b = SchedulerService(other, deps=DEPS, clock=clock, poll_seconds=60, name="b")
     try:
-        await asyncio.gather(a.start(), b.start())
+        await asyncio.gather(started(a), started(b))
         # Both APSchedulers fire the job now, through APScheduler's own executor; wait for each to
         # report the job executed (its fire claimed and run, or lost to the other).
         executed = [job_executed(svc, sid) for svc in (a, b)]
         for svc in (a, b):
             svc.scheduler.modify_job(svc.job_id(sid), next_run_time=datetime.now(UTC))  # type: ignore[union-attr]
-        try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in executed)), timeout=DEADLINE_S)
-        except TimeoutError:
-            pytest.fail(f"APScheduler did not run the job in both instances within {DEADLINE_S:.0f} s")
-        await a.idle()
-        await b.idle()
+        await within(
+            asyncio.gather(*(e.wait() for e in executed)),
+            "APScheduler runs the job in both instances",
+            state=lambda: f"executed: a={executed[0].is_set()}, b={executed[1].is_set()}",
+        )
+        await idle(a)
+        await idle(b)
         # And the same fire claimed head-on by both at once.
-        results = await asyncio.gather(
-            a.fire(sid, datetime(2026, 3, 3, 1, 0, tzinfo=UTC)),
-            b.fire(sid, datetime(2026, 3, 3, 1, 0, tzinfo=UTC)),
+        results = await within(
+            asyncio.gather(
+                a.fire(sid, datetime(2026, 3, 3, 1, 0, tzinfo=UTC)),
+                b.fire(sid, datetime(2026, 3, 3, 1, 0, tzinfo=UTC)),
+            ),
+            "both instances claim the fire that already ran",
         )
     finally:
-        await a.stop()
-        await b.stop()
+        await stopped(a)
+        await stopped(b)
         await other_engine.dispose()
     assert sorted(status for _, status in results) == ["lost", "lost"]  # APScheduler's fire already ran it
     (run,) = await runs(sessionmaker, sid)
@@ -212,7 +205,9 @@ async def test_concurrent_claims_of_one_fire_let_exactly_one_run(
     ]
     fire = datetime(2026, 3, 2, 1, 5, tzinfo=UTC)
     try:
-        results = await asyncio.gather(*(s.fire(sid, fire) for s in services * 2))
+        results = await within(
+            asyncio.gather(*(s.fire(sid, fire) for s in services * 2)), "four head-on claims of one fire"
+        )
     finally:
         for e in engines:
             await e.dispose()
@@ -227,13 +222,13 @@ async def test_failing_job_is_recorded_and_the_next_fire_still_runs(
     sid = await add(sessionmaker, clock, "launch", "0 * * * *", campaign_id=campaign.id)
     clock.advance(days=2)  # the campaign's window is over: launching it fails
     first = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
-    _, status = await service.fire(sid, first)
+    _, status = await within(service.fire(sid, first), "the failing fire is recorded")
     assert status == "failed"
     async with transaction(sessionmaker) as session:  # the admin extends the window
         await session.execute(
             update(Campaign).where(Campaign.id == campaign.id).values(closes_at=clock() + timedelta(days=5))
         )
-    _, status = await service.fire(sid, first + timedelta(hours=1))
+    _, status = await within(service.fire(sid, first + timedelta(hours=1)), "the next fire runs")
     assert status == "ok"
     failed, ok = await runs(sessionmaker, sid)
     assert failed.status == "failed" and "Conflict" in failed.error and "window is over" in failed.error
@@ -256,27 +251,27 @@ async def test_run_now_request_is_taken_by_the_scheduler(sessionmaker, project, 
 
 
 async def test_stop_waits_for_a_running_job(sessionmaker, project, clock) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
+    job_started, release = asyncio.Event(), asyncio.Event()
     order: list[str] = []
 
     async def slow(schedule, code, fire_time, now):  # the network edge of a job: stands in for a slow send
-        started.set()
+        job_started.set()
         await release.wait()
         order.append("job finished")
         return {"done": True}
 
     sid = await add(sessionmaker, clock, "recompute", "0 9 * * *")
     svc = SchedulerService(sessionmaker, deps=DEPS, clock=clock, runner=slow, poll_seconds=60)
-    await svc.start()
+    await started(svc)
     task = svc.fire(sid, datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
-    await asyncio.wait_for(started.wait(), timeout=DEADLINE_S)
+    await within(job_started.wait(), "the slow job starts")
     stopping = asyncio.create_task(svc.stop(grace=30))
     stopping.add_done_callback(lambda _: order.append("stop finished"))
     for _ in range(200):  # let stop() run as far as it can without the job (no wall-clock wait)
         await asyncio.sleep(0)
     assert order == [], "stop() returned while the job was still running"
     release.set()
-    await asyncio.wait_for(stopping, timeout=DEADLINE_S)
+    await within(stopping, "stop() returns once the job has finished")
     assert order == ["job finished", "stop finished"]
     assert task.done() and task.result()[1] == "ok"
     (run,) = await runs(sessionmaker, sid)
@@ -291,33 +286,35 @@ async def test_a_schedule_change_reaches_another_replica_through_notify_not_poll
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite schedulers poll")
     other_engine = create_engine(db_url)  # replica B: its own process, engine and listener
     b = SchedulerService(make_sessionmaker(other_engine), deps=DEPS, clock=clock, poll_seconds=3600)
-    await b.start()
+    await started(b)
     try:
-        await asyncio.wait_for(b.listening.wait(), timeout=30)
+        await within(b.listening.wait(), "replica B's listener connects")
         b.synced.clear()
         sid = await add(sessionmaker, clock, "recompute", "7 * * * *")  # written by replica A
-        await asyncio.wait_for(b.synced.wait(), timeout=30)  # an hourly poll cannot explain this
+        await within(b.synced.wait(), "B re-syncs on A's NOTIFY")  # an hourly poll cannot explain this
         assert b.notifications >= 1 and b.next_run_time(sid) is not None
         b.synced.clear()
         async with transaction(sessionmaker) as session:
             await update_schedule(session, sid, changes={"cron": "9 * * * *"}, by="test", now=clock())
-        await asyncio.wait_for(b.synced.wait(), timeout=30)
+        await within(b.synced.wait(), "B re-syncs on the changed cron")
         job_fire = b.next_run_time(sid)
         assert job_fire is not None and job_fire.minute == 9
         # A "run now" request made on A is taken by B's scheduler, woken by the same channel.
         async with transaction(sessionmaker) as session:
             run_id = await request_run(session, sid, now=clock())
         status = "requested"
-        for _ in range(1500):  # readiness poll of the run row (the bound only stops a broken test)
+
+        async def taken() -> bool:
+            nonlocal status
             async with sessionmaker() as session:
                 status = await session.scalar(select(ScheduleRun.status).where(ScheduleRun.id == run_id))
-            if status != "requested":
-                break
-            await asyncio.sleep(0.02)
+            return status != "requested"
+
+        await wait_until_async(taken, what="B takes the run requested on A", state=lambda: status)
         assert status in ("running", "ok", "failed") and b.notifications >= 3
-        await b.idle()
+        await idle(b)
     finally:
-        await b.stop(grace=5)
+        await stopped(b, grace=5)
         await other_engine.dispose()
 
 
@@ -334,9 +331,9 @@ async def test_the_listener_reconnects_after_its_backend_is_killed(
 
     service_module.LISTEN_RETRY_SECONDS = 0.05
     b = SchedulerService(sessionmaker, deps=DEPS, clock=clock, poll_seconds=3600)
-    await b.start()
+    await started(b)
     try:
-        await asyncio.wait_for(b.listening.wait(), timeout=30)
+        await within(b.listening.wait(), "the listener connects")
         name = make_url(db_url).database
         admin = make_url(db_url).set(drivername="postgresql", database="postgres")
         conn = await asyncpg.connect(admin.render_as_string(hide_password=False))
@@ -348,11 +345,11 @@ async def test_the_listener_reconnects_after_its_backend_is_killed(
         finally:
             await conn.close()
         await wait_until(lambda: not b.listening.is_set(), what="the listener notices its backend died")
-        await asyncio.wait_for(b.listening.wait(), timeout=30)
+        await within(b.listening.wait(), "the listener reconnects")
         b.synced.clear()
         sid = await add(sessionmaker, clock, "recompute", "11 * * * *")
-        await asyncio.wait_for(b.synced.wait(), timeout=30)
+        await within(b.synced.wait(), "the reconnected listener re-syncs on a NOTIFY")
         assert b.next_run_time(sid) is not None
     finally:
         service_module.LISTEN_RETRY_SECONDS = 2.0
-        await b.stop(grace=5)
+        await stopped(b, grace=5)

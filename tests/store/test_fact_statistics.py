@@ -3,8 +3,6 @@ way, and on PostgreSQL tables left unanalysed by bulk writes are analysed before
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import text
 
 from config.loader import load_definition
@@ -13,6 +11,7 @@ from store.facts import ensure_statistics, load_fact_inputs
 from store.projects import load_project
 from tests.bot.conftest import launch_example_campaign
 from tests.conftest import EXAMPLE_PROJECT, Clock
+from tests.waits import wait_until_async
 
 
 async def test_bulk_written_tables_are_analysed_once_before_the_facts_load(
@@ -25,14 +24,14 @@ async def test_bulk_written_tables_are_analysed_once_before_the_facts_load(
         postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         # PostgreSQL publishes other sessions' row counts up to a second late: wait for them.
-        for _ in range(500):
+        async def published() -> bool:
             async with transaction(sessionmaker) as session:
                 seen = await session.scalar(
                     text("SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'link'")
                 )
-            if seen:
-                break
-            await asyncio.sleep(0.01)
+            return bool(seen)
+
+        await wait_until_async(published, what="PostgreSQL publishes the link table's modified-row count")
     async with transaction(sessionmaker) as session:
         before = await load_fact_inputs(session, project)
         analysed = await ensure_statistics(session)
