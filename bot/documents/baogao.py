@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.documents.data import DocumentData
-from bot.documents.docx_style import WUHAO, set_cell, setup_document, style_name
+from bot.documents.docx_style import WUHAO, keep_rows_whole, set_cell, setup_document, style_name
 from bot.documents.text import cn_count, cn_date, cn_dates, cn_months, local_time, paragraphs, sentence
 from config.narrative import TextItem
 from scoring.model import IndicatorResult
@@ -146,6 +146,7 @@ class _Writer:
                         merged = table.cell(start, c).merge(table.cell(r - 1, c))
                         set_cell(merged, text)
                     start = r
+        keep_rows_whole(table, header_rows=1)
 
 
 # ============================================================================ sections

@@ -19,7 +19,15 @@ Latin letters and digits use Times New Roman, as 公文 do. Each style is based 
 in brackets, so headings keep their outline levels (Word's navigation pane, a table of contents).
 
 python-docx sets only the Latin font name; the East Asian one is the ``w:eastAsia`` attribute of
-``w:rFonts``, written by :func:`east_asian_font` — the one place that touches oxml.
+``w:rFonts``, written by :func:`east_asian_font`. python-docx has no API either for a few more
+properties Chinese documents need; each is set in one small function here through python-docx's
+oxml element API (``OxmlElement``, ``qn``): the East Asian language (:func:`setup_document`),
+table rows kept whole with a repeating header row (:func:`keep_rows_whole`) and the page number
+field in the footer (:func:`page_number_footer`).
+
+The documents' East Asian language is zh-CN (the template says en-US): Word and LibreOffice choose
+Chinese line breaking and, where a named font is missing, a Chinese (not Japanese) substitute;
+LibreOffice with fonts-noto-cjk renders them in Noto CJK SC.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from docx.enum.section import WD_ORIENT
 from docx.enum.style import WD_STYLE_TYPE
 from docx.enum.table import WD_CELL_VERTICAL_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
+from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
 from docx.shared import Cm, Pt, RGBColor
 
@@ -41,6 +50,8 @@ H1_FONT = ("黑体", "等线")
 H2_FONT = ("楷体_GB2312", "楷体")
 H3_FONT = ("仿宋_GB2312", "仿宋")
 BODY_FONT = ("仿宋_GB2312", "仿宋")
+#: Page numbers: 宋体 (GB/T 9704).
+PAGE_FONT = "宋体"
 
 #: 字号 in points.
 ERHAO, SANHAO, SIHAO, XIAOSI, WUHAO, XIAOWU = Pt(22), Pt(16), Pt(14), Pt(12), Pt(10.5), Pt(9)
@@ -81,7 +92,8 @@ def setup_document(
     landscape: bool = False,
     margins_cm: tuple[float, float, float, float] = (3.7, 3.5, 2.8, 2.6),
 ) -> None:
-    """Page (A4; margins top, bottom, left, right in cm) and one style per role (module table).
+    """Page (A4; margins top, bottom, left, right in cm), the page number in the footer, the
+    East Asian language, and one style per role (module table).
 
     Each style is based on the built-in one (so headings keep their outline level for Word's
     navigation pane and a table of contents) and named for its font and fallback."""
@@ -93,7 +105,9 @@ def setup_document(
     top, bottom, left, right = margins_cm
     section.top_margin, section.bottom_margin = Cm(top), Cm(bottom)
     section.left_margin, section.right_margin = Cm(left), Cm(right)
+    page_number_footer(section)
 
+    _east_asian_language(doc, "zh-CN")
     normal = doc.styles["Normal"]
     normal.font.name = LATIN
     normal.font.size = SIHAO
@@ -130,6 +144,73 @@ def setup_document(
             pf.space_after = Pt(4)
         if role == "body":
             pf.alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
+
+
+def _east_asian_language(doc: DocxDocument, tag: str) -> None:
+    """Set the document default East Asian language (``w:docDefaults//w:lang/@w:eastAsia``)."""
+    defaults = doc.styles.element.find(qn("w:docDefaults"))
+    if defaults is None:
+        defaults = OxmlElement("w:docDefaults")
+        doc.styles.element.insert(0, defaults)
+    rpr_default = defaults.find(qn("w:rPrDefault"))
+    if rpr_default is None:
+        rpr_default = OxmlElement("w:rPrDefault")
+        defaults.insert(0, rpr_default)
+    rpr = rpr_default.find(qn("w:rPr"))
+    if rpr is None:
+        rpr = OxmlElement("w:rPr")
+        rpr_default.append(rpr)
+    lang = rpr.find(qn("w:lang"))
+    if lang is None:
+        lang = OxmlElement("w:lang")
+        rpr.append(lang)
+    lang.set(qn("w:eastAsia"), tag)
+
+
+#: Children of ``w:trPr`` in schema order (ECMA-376 CT_TrPr), so added ones land where Word expects.
+_TRPR_ORDER = ("cnfStyle", "divId", "gridBefore", "gridAfter", "wBefore", "wAfter", "cantSplit",
+               "trHeight", "tblHeader", "tblCellSpacing", "jc", "hidden", "ins", "del", "trPrChange")  # fmt: skip
+
+
+def keep_rows_whole(table: Any, header_rows: int = 1) -> None:
+    """No row of ``table`` splits across a page (``w:cantSplit`` on every row), and its first
+    ``header_rows`` rows repeat at the top of every page the table continues on (``w:tblHeader``).
+
+    python-docx has no API for these two row properties; setting them on the row's ``w:trPr``
+    with python-docx's oxml element API is the usual way (Word: 表格属性 → 行 → 允许跨页断行 off,
+    在各页顶端以标题行形式重复出现 on). Word repeats only rows at the very start of a table, so a
+    form whose column headings sit lower down is drawn as two tables (``zipingbiao``)."""
+    for i, row in enumerate(table.rows):
+        tr_pr = row._tr.get_or_add_trPr()
+        wanted = ["cantSplit"] + (["tblHeader"] if i < header_rows else [])
+        for tag in wanted:
+            if tr_pr.find(qn(f"w:{tag}")) is None:
+                tr_pr.append(OxmlElement(f"w:{tag}"))
+        children = sorted(tr_pr, key=lambda el: _TRPR_ORDER.index(el.tag.rsplit("}", 1)[-1]))
+        tr_pr[:] = children
+
+
+def page_number_footer(section: Any) -> None:
+    """The page number centred in the footer as 公文 print it (GB/T 9704: 4号 半角宋体 Arabic
+    numerals with a dash either side), ``— 1 —``: a PAGE field, which Word and LibreOffice fill
+    in on every page. python-docx has no field API; the field is one ``w:fldSimple`` element."""
+    footer = section.footer
+    footer.is_linked_to_previous = False
+    p = footer.paragraphs[0]
+    p.alignment = WD_ALIGN_PARAGRAPH.CENTER
+    pf = p.paragraph_format
+    pf.first_line_indent = Pt(0)
+    pf.space_before = pf.space_after = Pt(0)
+    for text in ("— ", None, " —"):
+        run = p.add_run(text or "1")
+        run.font.size = SIHAO
+        run.font.name = PAGE_FONT
+        east_asian_font(run._r, PAGE_FONT)
+        if text is None:  # the field: its cached result "1" until the application updates it
+            field = OxmlElement("w:fldSimple")
+            field.set(qn("w:instr"), " PAGE ")
+            run._r.addprevious(field)
+            field.append(run._r)
 
 
 def table_run(

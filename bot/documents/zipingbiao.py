@@ -25,9 +25,9 @@ always the score result's total.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from bot.documents.data import DocumentData
 from bot.documents.funds import FundsRow, funds_block
@@ -48,6 +48,7 @@ INDICATOR_HEADER = (
     "得分",
     "偏差原因分析及改进措施",
 )
+NOTES_LABEL = "说明"
 FUNDS_HEADER = ("年初预算数", "全年预算数", "全年执行数", "分值", "执行率", "得分")
 
 Kind = Literal["title", "subtitle", "label", "text", "long", "money", "points", "pct", "center"]
@@ -174,7 +175,7 @@ def form_grid(data: DocumentData) -> list[Cell]:
     if data.table.total_weight != 100 and data.table.percentage is not None:
         grade += f"（折合百分制 {points(data.table.percentage)} 分）"
     add(Cell(end + 1, 6, grade, "label", colspan=3))
-    add(Cell(end + 2, 0, "说明", "label"))
+    add(Cell(end + 2, 0, NOTES_LABEL, "label"))
     add(Cell(end + 2, 1, "\n".join(_notes(data, block.notes, skip)), "long", colspan=8))
     return cells
 
@@ -329,9 +330,10 @@ def zipingbiao_docx(data: DocumentData) -> bytes:
     """The 自评表 as a DOCX table (A4 portrait), the same grid as the XLSX."""
     from docx import Document
     from docx.enum.table import WD_TABLE_ALIGNMENT
-    from docx.shared import Cm, Pt
+    from docx.enum.text import WD_ALIGN_PARAGRAPH, WD_LINE_SPACING
+    from docx.shared import Pt
 
-    from bot.documents.docx_style import H1_FONT, WUHAO, XIAOWU, set_cell, setup_document, style_name
+    from bot.documents.docx_style import XIAOWU, keep_rows_whole, setup_document, style_name, table_run
 
     doc = Document()
     setup_document(doc, margins_cm=(2.0, 2.0, 1.8, 1.8))
@@ -346,8 +348,60 @@ def zipingbiao_docx(data: DocumentData) -> bytes:
     p.paragraph_format.space_after = Pt(6)
 
     body_cells = [c for c in grid if c.kind not in ("title", "subtitle")]
-    offset = min(c.row for c in body_cells)
-    rows = max(c.row + c.rowspan for c in body_cells) - offset
+    # Two tables, split where the indicator rows' column headings start: Word and LibreOffice
+    # repeat only a table's first rows on each page, and on a long form (the reference project's
+    # 23 indicators take two pages) the headings must repeat. A 1-pt paragraph keeps them apart
+    # (consecutive tables would be joined into one by Word).
+    head = next(c.row for c in body_cells if c.text == INDICATOR_HEADER[0])
+    # The 说明 row (where the numbers come from, warnings) can run to half a page: kept whole it
+    # would be pushed onto a page of its own, so the DOCX prints it under the form, as printed
+    # forms carry their 填表说明.
+    notes_row = next(c.row for c in body_cells if c.col == 0 and c.text == NOTES_LABEL)
+    notes = next(c.text for c in body_cells if c.row == notes_row and c.col == 1)
+    # The 绩效指标 label spans the heading row and every indicator row on the printed form; in a
+    # heading row repeated on each page that span would be cut mid-label, so the DOCX keeps the
+    # label in the heading row and leaves the column blank beside the indicator rows.
+    label = next(c for c in body_cells if c.row == head and c.col == 0)
+    below = [replace(label, row=head + 1, text="", rowspan=label.rowspan - 1)] if label.rowspan > 1 else []
+    body_cells = [c for c in body_cells if c is not label] + [
+        replace(label, text="绩效\n指标", rowspan=1),
+        *below,
+    ]
+    parts = (
+        [c for c in body_cells if c.row < head],
+        [c for c in body_cells if head <= c.row < notes_row],
+    )
+    for i, cells in enumerate(parts):
+        if i:
+            spacer = doc.add_paragraph()
+            spacer.paragraph_format.first_line_indent = Pt(0)
+            spacer.paragraph_format.space_before = spacer.paragraph_format.space_after = Pt(0)
+            spacer.paragraph_format.line_spacing_rule = WD_LINE_SPACING.EXACTLY
+            spacer.paragraph_format.line_spacing = Pt(1)
+        table = _docx_table(doc, cells)
+        keep_rows_whole(table, header_rows=i)  # the first part has no heading row to repeat
+    for i, line in enumerate([f"{NOTES_LABEL}：", *notes.split("\n")] if notes else []):
+        p = doc.add_paragraph(style=style_name("body"))
+        pf = p.paragraph_format
+        pf.first_line_indent = Pt(0)
+        pf.line_spacing_rule = WD_LINE_SPACING.SINGLE
+        pf.space_before = Pt(4) if i == 0 else Pt(0)
+        pf.alignment = WD_ALIGN_PARAGRAPH.LEFT
+        table_run(p, line, size=XIAOWU, bold=i == 0)
+    buf = io.BytesIO()
+    doc.save(buf)
+    return buf.getvalue()
+
+
+def _docx_table(doc: Any, cells: list[Cell]) -> Any:
+    """One DOCX table drawing ``cells`` (rows renumbered from the first), merged as printed."""
+    from docx.enum.table import WD_TABLE_ALIGNMENT
+    from docx.shared import Cm
+
+    from bot.documents.docx_style import H1_FONT, WUHAO, XIAOWU, set_cell
+
+    offset = min(c.row for c in cells)
+    rows = max(c.row + c.rowspan for c in cells) - offset
     table = doc.add_table(rows=rows, cols=COLUMNS)
     table.style = doc.styles["Table Grid"]
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
@@ -356,7 +410,7 @@ def zipingbiao_docx(data: DocumentData) -> bytes:
         table.columns[i].width = Cm(width)
         for cell in table.columns[i].cells:
             cell.width = Cm(width)
-    for c in body_cells:
+    for c in cells:
         r = c.row - offset
         target = table.cell(r, c.col)
         if c.rowspan > 1 or c.colspan > 1:
@@ -370,6 +424,4 @@ def zipingbiao_docx(data: DocumentData) -> bytes:
             set_cell(target, c.text, align=align, size=size, font=H1_FONT[0])
         else:
             set_cell(target, c.text, align=align, size=size)
-    buf = io.BytesIO()
-    doc.save(buf)
-    return buf.getvalue()
+    return table
