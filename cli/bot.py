@@ -48,13 +48,15 @@ def register(sub: Any) -> None:
 
 
 async def chats_cmd(args: argparse.Namespace, ctx: Context) -> int:
+    from store.access import EVERYTHING
     from store.chats import list_chats
     from store.db import transaction
 
     sm = await ctx.sessionmaker()
     connected = True if args.connected else False if args.unconnected else None
     async with transaction(sm) as session:
-        rows = await list_chats(session, connected=connected, vendor=args.vendor)
+        # the CLI runs on the server, with the database's own credentials: every chat
+        rows = await list_chats(session, grants=EVERYTHING, connected=connected, vendor=args.vendor)
     if args.json:
         print(json.dumps([c.as_dict() for c in rows], ensure_ascii=False, indent=2), file=ctx.out)
         return 0

@@ -8,6 +8,13 @@ and never commit (the caller owns the transaction).
 - A chat is ``(vendor, chat_id)``; ``chat_id`` is the vendor's own group id (Telegram's negative
   chat id, Feishu ``oc_…``, DingTalk ``cid…``, WeCom ``chatid``, Slack ``C…``).
 - Connecting is the permission: anyone in a connected chat may ask about its projects.
+- Who sees which chat (:func:`list_chats`, the one rule for the API, the console and the CLI):
+  a chat connected to projects is visible to a caller granted at least one of them, and lists
+  only those projects' codes; a chat connected to no project (seen, waiting to be connected) is
+  visible only to callers with access to *all* projects — in a finance office, the central
+  admin who triages new groups. Its title and first message may name another department's
+  project, and nothing yet says whose it is. An admin scoped to some projects connects a chat by
+  the id the bot posts in the chat (``connect_chat`` needs no sighting).
 - ``claim_event`` inserts the unique ``(vendor, event_id)`` row: True for the first delivery of
   an event, False for a replay or a vendor's re-push, which is therefore answered once.
 """
@@ -25,6 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.chat_vendors import HINTS, VENDORS
+from store.access import EVERYTHING, Grants
 from store.errors import Invalid, NotFound
 from store.models import ChatConnection, InboundEvent, Project, SeenChat
 
@@ -140,24 +148,35 @@ class ChatInfo:
 
 
 async def list_chats(
-    session: AsyncSession, *, connected: bool | None = None, vendor: str | None = None
+    session: AsyncSession,
+    *,
+    grants: Grants,
+    connected: bool | None = None,
+    vendor: str | None = None,
 ) -> list[ChatInfo]:
-    """Every chat seen or connected, newest activity first. ``connected`` True/False filters;
-    a chat connected by id before it ever wrote is listed too (without seen data)."""
+    """The chats ``grants`` may see (module docstring: connected to a granted project, or — for
+    all-projects callers only — connected to none), newest activity first. ``connected``
+    True/False filters; a chat connected by id before it ever wrote is listed too (without seen
+    data). ``projects`` of each chat holds only granted codes."""
     conns: dict[tuple[str, str], list[str]] = {}
+    anywhere: set[tuple[str, str]] = set()  # connected to some project, granted or not
     rows = await session.execute(
-        select(ChatConnection.vendor, ChatConnection.chat_id, Project.code).join(
+        select(ChatConnection.vendor, ChatConnection.chat_id, Project.id, Project.code).join(
             Project, Project.id == ChatConnection.project_id
         )
     )
-    for v, c, code in rows.all():
-        conns.setdefault((v, c), []).append(code)
+    for v, c, pid, code in rows.all():
+        anywhere.add((v, c))
+        if grants.allows(pid):
+            conns.setdefault((v, c), []).append(code)
     seen = {(s.vendor, s.chat_id): s for s in (await session.execute(select(SeenChat))).scalars()}
     out: list[ChatInfo] = []
-    for key in set(seen) | set(conns):
+    for key in set(seen) | anywhere:
         if vendor is not None and key[0] != vendor:
             continue
         projects = tuple(sorted(conns.get(key, ())))
+        if not projects and (key in anywhere or not grants.all_projects):
+            continue  # another project's chat, or an unconnected one for a scoped caller
         if connected is not None and bool(projects) != connected:
             continue
         s = seen.get(key)
@@ -185,9 +204,11 @@ async def list_chats(
     return out
 
 
-async def find_chat(session: AsyncSession, vendor: str, chat_id: str) -> ChatInfo | None:
-    """One chat (seen or connected), else None."""
-    for chat in await list_chats(session, vendor=vendor):
+async def find_chat(
+    session: AsyncSession, vendor: str, chat_id: str, *, grants: Grants = EVERYTHING
+) -> ChatInfo | None:
+    """One chat (seen or connected) as ``grants`` see it, else None."""
+    for chat in await list_chats(session, grants=grants, vendor=vendor):
         if chat.chat_id == chat_id:
             return chat
     return None
@@ -215,10 +236,18 @@ async def _project(session: AsyncSession, code: str) -> Project:
 
 
 async def connect_chat(
-    session: AsyncSession, vendor: str, chat_id: str, project_code: str, *, now: datetime, by: str = ""
+    session: AsyncSession,
+    vendor: str,
+    chat_id: str,
+    project_code: str,
+    *,
+    now: datetime,
+    by: str = "",
+    grants: Grants = EVERYTHING,
 ) -> ChatInfo:
     """Connect a chat to a project (idempotent: connecting twice keeps one row). The chat need not
-    have been seen: an admin who knows the id may connect it first."""
+    have been seen: an admin who knows the id may connect it first. The caller checks that
+    ``grants`` allow the project; the chat returned lists only the projects ``grants`` allow."""
     check_chat(vendor, chat_id)
     project = await _project(session, project_code)
     stmt = (
@@ -233,18 +262,26 @@ async def connect_chat(
         .on_conflict_do_nothing(index_elements=["vendor", "chat_id", "project_id"])
     )
     await session.execute(stmt)
-    chat = await find_chat(session, vendor, chat_id)
+    chat = await find_chat(session, vendor, chat_id, grants=grants)
     assert chat is not None
     return chat
 
 
 async def disconnect_chat(
-    session: AsyncSession, vendor: str, chat_id: str, project_code: str | None = None
+    session: AsyncSession,
+    vendor: str,
+    chat_id: str,
+    project_code: str | None = None,
+    *,
+    grants: Grants = EVERYTHING,
 ) -> int:
-    """Disconnect a chat from one project (or from all with ``project_code`` None). Returns how
-    many connections were removed; NotFound when there was none."""
+    """Disconnect a chat from one project (or, with ``project_code`` None, from every project
+    ``grants`` allow — connections to other projects stay). Returns how many connections were
+    removed; NotFound when there was none."""
     check_chat(vendor, chat_id)
     stmt = delete(ChatConnection).where(ChatConnection.vendor == vendor, ChatConnection.chat_id == chat_id)
+    if not grants.all_projects:
+        stmt = stmt.where(grants.where(ChatConnection.project_id))
     if project_code is not None:
         project = await _project(session, project_code)
         stmt = stmt.where(ChatConnection.project_id == project.id)

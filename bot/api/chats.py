@@ -8,14 +8,12 @@ from typing import Literal
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import select
 
 from bot import keys
 from bot.api.common import API, CODE_PATTERN, Body, Call, Line, Out, ok
 from store.access import visible_project
 from store.chats import HINTS, connect_chat, disconnect_chat, list_chats
 from store.db import transaction
-from store.models import Project
 
 Vendor = Literal["telegram", "feishu", "dingtalk", "wecom", "slack"]
 
@@ -64,10 +62,12 @@ class DisconnectOut(Out):
         errors=(400,))  # fmt: skip
 async def list_chats_(request: web.Request, call: Call) -> web.Response:
     """Chats the bot heard from (with their first message, to pick from) and chats connected by
-    id; ``connected=false`` lists the ones waiting to be connected."""
+    id; ``connected=false`` lists the ones waiting to be connected. A token sees the chats
+    connected to its projects (listing only those codes); chats connected to no project only
+    with access to all projects (``store.chats.list_chats``)."""
     q: ChatQuery = call.query
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
-        rows = await list_chats(session, connected=q.connected, vendor=q.vendor)
+        rows = await list_chats(session, grants=call.grants, connected=q.connected, vendor=q.vendor)
     return ok([ChatOut(**c.as_dict()) for c in rows])
 
 
@@ -82,7 +82,7 @@ async def connect_chat_(request: web.Request, call: Call) -> web.Response:
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         await visible_project(session, call.grants, b.project)  # 404 for a project not granted
         chat = await connect_chat(
-            session, b.vendor, b.chat_id, b.project, now=request.app[keys.CLOCK](), by=by
+            session, b.vendor, b.chat_id, b.project, now=request.app[keys.CLOCK](), by=by, grants=call.grants
         )
     return ok(ConnectOut(chat=ChatOut(**chat.as_dict()), hint=HINTS[b.vendor]))
 
@@ -95,14 +95,6 @@ async def disconnect_chat_(request: web.Request, call: Call) -> web.Response:
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         if b.project is not None:
             await visible_project(session, call.grants, b.project)
-            removed = await disconnect_chat(session, b.vendor, b.chat_id, b.project)
-        elif call.grants.all_projects:
-            removed = await disconnect_chat(session, b.vendor, b.chat_id, None)
-        else:  # "from all projects" means all the projects this token may see
-            codes = (
-                await session.execute(select(Project.code).where(call.grants.where(Project.id)))
-            ).scalars()
-            removed = 0
-            for code in list(codes):
-                removed += await disconnect_chat(session, b.vendor, b.chat_id, code)
+        # without a project: from all the projects this token may see
+        removed = await disconnect_chat(session, b.vendor, b.chat_id, b.project, grants=call.grants)
     return ok(DisconnectOut(removed=removed))

@@ -26,6 +26,7 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
         audit_page,
         auth,
         campaigns,
+        chats,
         definition,
         delivery,
         overview,
@@ -47,6 +48,7 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
     r.add_post("/console/p/{code}/overrides", projects.override_submit)
     r.add_post("/console/p/{code}/recompute", projects.recompute_submit)
     campaigns.routes(r)
+    chats.routes(r)
     delivery.routes(r)
     audit_page.routes(r)
     overview.routes(r)

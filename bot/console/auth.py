@@ -70,8 +70,9 @@ class Viewer:
     def actor(self) -> str:
         return f"console:{self.account.name}"
 
-    def t(self, text: str) -> str:
-        return translator(self.lang)(text)
+    def t(self, text: str, **fields: Any) -> str:
+        """``text`` (a catalogue phrase) in the viewer's language, ``{fields}`` filled in."""
+        return translator(self.lang)(text, **fields)
 
 
 VIEWER = web.RequestKey("console_viewer", Viewer)
@@ -156,10 +157,7 @@ def page(role: str = "reader") -> Callable[[Handler], Callable[[web.Request], Aw
                 request[FORM] = await check_csrf(request, viewer.csrf)
             resp = await fn(request, viewer)
             security_headers(resp)
-            if "lang" in request.query and request.query["lang"] in ("en", "zh"):
-                resp.set_cookie(
-                    LANG_COOKIE, request.query["lang"], path=PATH, max_age=365 * 86400, samesite="Lax"
-                )
+            remember_lang(request, resp)
             return resp
 
         handler.__name__ = fn.__name__
@@ -167,6 +165,12 @@ def page(role: str = "reader") -> Callable[[Handler], Callable[[web.Request], Aw
         return handler
 
     return deco
+
+
+def remember_lang(request: web.Request, resp: web.StreamResponse) -> None:
+    """``?lang=en|zh`` (the header's switch) is remembered for a year in the ``jx_lang`` cookie."""
+    if request.query.get("lang") in ("en", "zh"):
+        resp.set_cookie(LANG_COOKIE, request.query["lang"], path=PATH, max_age=365 * 86400, samesite="Lax")
 
 
 PROJECT = web.RequestKey("console_project", Project)
@@ -201,6 +205,7 @@ async def login_form(
         next=_safe_next(request.query.get("next", "")),
     )
     set_cookie(resp, request, PRE_COOKIE, pre, 3600)
+    remember_lang(request, resp)
     security_headers(resp)
     return resp
 

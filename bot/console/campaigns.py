@@ -81,7 +81,7 @@ async def campaigns_page(request: web.Request, viewer: Viewer) -> web.StreamResp
     tz = ZoneInfo(project.timezone)
     now = request.app[keys.CLOCK]().astimezone(tz)
     defaults = {
-        "name": f"{project.year}年度满意度调查",
+        "name": viewer.t("{year}年度满意度调查", year=project.year),
         "opens": now.strftime("%Y-%m-%dT%H:%M"),
         "closes": (now + timedelta(days=14)).strftime("%Y-%m-%dT%H:%M"),
     }

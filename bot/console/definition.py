@@ -19,6 +19,7 @@ import binascii
 import io
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from aiohttp import web
 from bot import keys
 from bot.api.projects import _SAFE_NAME, MAX_FILES, _parse
 from bot.console.auth import FORM, PROJECT, Viewer, page
+from bot.console.i18n import bilingual
 from bot.console.render import render_page
 from config.loader import DefinitionError
 from store.audit import record
@@ -82,25 +84,37 @@ def _bundle(files: dict[str, bytes]) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def indicator_changes(old: Any, new: Any) -> list[str]:
-    """Human lines: indicators added, removed, renamed or re-weighted (by key)."""
+UNIT_ACTION_ZH = {"add": "新增", "update": "更新", "deactivate": "停用", "keep": "保留"}
+
+
+def _show(value: Any) -> str:
+    """A unit field's value in the preview (``—`` for empty)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={v}" for k, v in sorted(value.items())) + "}"
+    return "—" if value in (None, "") else str(value)
+
+
+def indicator_changes(old: Any, new: Any, t: Callable[..., str]) -> list[str]:
+    """Human lines (in the viewer's language ``t``): indicators added, removed, renamed or
+    re-weighted (by key)."""
     before = {i.key: i for i in (old.indicators if old is not None else [])}
     after = {i.key: i for i in new.indicators}
-    out = [f"新增指标 added：{after[k].name}（{after[k].weight} 分）" for k in after if k not in before]
-    out += [f"删除指标 removed：{before[k].name}" for k in before if k not in after]
-    for k in after.keys() & before.keys():
+    out = [t("新增指标：{name}（{weight} 分）", name=after[k].name, weight=after[k].weight)
+           for k in after if k not in before]  # fmt: skip
+    out += [t("删除指标：{name}", name=before[k].name) for k in before if k not in after]
+    for k in sorted(after.keys() & before.keys()):
         a, b = before[k], after[k]
         if a.weight != b.weight:
-            out.append(f"分值变化 weight：{b.name} {a.weight} → {b.weight}")
+            out.append(t("分值变化：{name} {a} → {b}", name=b.name, a=a.weight, b=b.weight))
         if a.name != b.name:
-            out.append(f"名称变化 renamed：{a.name} → {b.name}")
+            out.append(t("名称变化：{a} → {b}", a=a.name, b=b.name))
     return out
 
 
 @page("admin")
 async def definition_form(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     return render_page(request, viewer, "definition.html", project=request[PROJECT], problems=[], preview=None,
-                       payload="", error="")  # fmt: skip
+                       payload="", error="", unit_action_zh=UNIT_ACTION_ZH, show=_show)  # fmt: skip
 
 
 @page("admin")
@@ -108,16 +122,18 @@ async def definition_submit(request: web.Request, viewer: Viewer) -> web.StreamR
     project: Project = request[PROJECT]
     form = request[FORM]
     now = request.app[keys.CLOCK]()
-    ctx: dict[str, Any] = {"project": project, "problems": [], "preview": None, "payload": "", "error": ""}
+    ctx: dict[str, Any] = {"project": project, "problems": [], "preview": None, "payload": "", "error": "",
+                           "unit_action_zh": UNIT_ACTION_ZH, "show": _show}  # fmt: skip
     try:
         files = _files_from_form(form)
     except (ValueError, zipfile.BadZipFile) as exc:
-        return render_page(request, viewer, "definition.html", status=400, **{**ctx, "error": str(exc)})
+        return render_page(request, viewer, "definition.html", status=400,
+                           **{**ctx, "error": bilingual(str(exc), viewer.lang)})  # fmt: skip
     try:
         text = files["project.toml"].decode("utf-8-sig")
     except UnicodeDecodeError:
         return render_page(request, viewer, "definition.html", status=400,
-                           **{**ctx, "error": "project.toml 应为 UTF-8 文本 / project.toml must be UTF-8"})  # fmt: skip
+                           **{**ctx, "error": viewer.t("project.toml 应为 UTF-8 文本")})  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="jixiao-def-") as tmp:
         base = Path(tmp)
         for name, data in files.items():
@@ -126,17 +142,17 @@ async def definition_submit(request: web.Request, viewer: Viewer) -> web.StreamR
             defn = await _parse(text, base, "project.toml")
         except DefinitionError as exc:
             return render_page(request, viewer, "definition.html", status=400,
-                               **{**ctx, "problems": exc.problems, "error": "项目定义有误 / invalid definition"})  # fmt: skip
+                               **{**ctx, "problems": exc.problems, "error": viewer.t("项目定义有误")})  # fmt: skip
     if defn.project.code != project.code:
         return render_page(request, viewer, "definition.html", status=400,
-                           **{**ctx, "error": f"文件中的项目代码是 {defn.project.code}，不是 {project.code} / the file is for another project"})  # fmt: skip
+                           **{**ctx, "error": viewer.t("文件中的项目代码是 {a}，不是 {b}", a=defn.project.code, b=project.code)})  # fmt: skip
     confirm = form.get("confirm") == "1"
     result = None
     try:
         async with transaction(request.app[keys.SESSIONMAKER]) as session:
             old = await get_definition(session, project)
             result = await load_project(session, defn, now=now, by=viewer.actor)
-            changes = indicator_changes(old, defn)
+            changes = indicator_changes(old, defn, viewer.t)
             if confirm:
                 await record(session, actor=viewer.actor, action="definition.load", now=now, project_id=project.id,
                              object=f"project:{project.code}",

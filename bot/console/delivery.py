@@ -57,7 +57,8 @@ async def endpoints_page(request: web.Request, viewer: Viewer) -> web.StreamResp
     shown = [(e, state_of(e, now), redact_address(e.address)) for e in rows[:PAGE]]
     result = request.query.get("test", "")
     return render_page(request, viewer, "endpoints.html", rows=shown, more=more, offset=offset, page_size=PAGE,
-                       only=only, result=result, done=request.query.get("done", ""))  # fmt: skip
+                       only=only, result=result, result_ok=request.query.get("ok") == "1",
+                       done=request.query.get("done", ""))  # fmt: skip
 
 
 @page("admin")
@@ -86,16 +87,14 @@ async def endpoint_test(request: web.Request, viewer: Viewer) -> web.StreamRespo
     async with request.app[keys.READ_SESSIONMAKER]() as session, session.begin():
         ep = await check_endpoint(session, viewer.grants, endpoint_id)
     adapter = request.app[keys.CHANNELS].get(ep.kind)
+    ok = False
     if adapter is None:
-        text = f"没有 {ep.kind} 渠道的发送器 / no adapter for {ep.kind}"
+        text = viewer.t("没有 {kind} 渠道的发送器", kind=ep.kind)
     else:
+        # the message is in the sending admin's language: they read it in the coordinators' chat
         message = Message(
-            title="【测试】绩效系统消息测试 / test message",
-            blocks=(
-                Text(
-                    f"这是一条测试消息，由 {viewer.account.name} 在控制台发送。This is a test from the console."
-                ),
-            ),
+            title=viewer.t("【测试】绩效系统消息测试"),
+            blocks=(Text(viewer.t("这是一条测试消息，由 {name} 在控制台发送。", name=viewer.account.name)),),
         )
         endpoint = endpoint_from_row(ep)
         outcomes = []
@@ -107,10 +106,10 @@ async def endpoint_test(request: web.Request, viewer: Viewer) -> web.StreamRespo
         last = outcomes[-1] if outcomes else None
         ok = bool(outcomes) and all(r.outcome == "ok" for r in outcomes)
         text = (
-            "发送成功 / delivered"
+            viewer.t("发送成功")
             if ok
             else (
-                f"发送失败 / failed: {last.outcome if last else '?'} {last.vendor_code or '' if last else ''} "
+                f"{viewer.t('发送失败')}: {last.outcome if last else '?'} {last.vendor_code or '' if last else ''} "
                 f"{(last.vendor_msg or '')[:200] if last else ''}"
             )
         )
@@ -118,7 +117,7 @@ async def endpoint_test(request: web.Request, viewer: Viewer) -> web.StreamRespo
         await record(session, actor=viewer.actor, action="endpoint.test", now=now, object=f"endpoint:{endpoint_id}",
                      detail={"result": text[:200]})  # fmt: skip
     raise web.HTTPSeeOther(
-        f"/console/endpoints?test={quote(f'#{endpoint_id} ' + text, safe='')}#ep-{endpoint_id}"
+        f"/console/endpoints?test={quote(f'#{endpoint_id} ' + text, safe='')}&ok={int(ok)}#ep-{endpoint_id}"
     )
 
 
@@ -130,7 +129,7 @@ async def outbox_page(request: web.Request, viewer: Viewer) -> web.StreamRespons
     async with request.app[keys.READ_SESSIONMAKER]() as session, session.begin():
         stats = await outbox_stats(session, grants=viewer.grants)
         rows = await list_outbox(session, status=status, limit=PAGE, grants=viewer.grants)
-    return render_page(request, viewer, "outbox.html", stats=stats, rows=rows, status=status,
+    return render_page(request, viewer, "outbox.html", stats=stats, rows=rows, shown=status,
                        done=request.query.get("done", ""))  # fmt: skip
 
 

@@ -134,6 +134,7 @@ async def project_page(request: web.Request, viewer: Viewer) -> web.StreamRespon
         "override": "已保存人工调整（下次重新计算时生效）",
         "withdrawn": "已撤销人工调整",
         "recomputed": "已重新计算",
+        "loaded": "已导入新的项目定义",
     }.get(request.query.get("done", ""), "")
     return render_page(
         request, viewer, "project.html", flash=viewer.t(flash) if flash else "", errors={}, **ctx

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from aiohttp import web
 
-from bot.console.i18n import lang_of, translator
+from bot.console.i18n import OUTBOX_KIND_ZH, ROLE_ZH, RUN_STATUS_ZH, WEEKDAYS_ZH, lang_of, translator
 from config.timefmt import zone_name
 from scoring import money
 
@@ -57,16 +57,21 @@ def render_page(
     request: web.Request, viewer: Any, template: str, *, status: int = 200, **ctx: Any
 ) -> web.Response:
     lang = viewer.lang if viewer is not None else lang_of(request)
+    t = translator(lang)
     html = (
         request.app[ENV]
         .get_template(template)
         .render(
-            _=translator(lang),
+            _=t,
             lang=lang,
             viewer=viewer,
             csrf=ctx.pop("csrf", viewer.csrf if viewer is not None else ""),
             path=request.path,
-            tz_label=tz_label,
+            tz_label=lambda tz: t(tz_label(tz)),
+            weekday=lambda d: t(WEEKDAYS_ZH[d.weekday()]),
+            role_zh=ROLE_ZH,
+            run_status_zh=RUN_STATUS_ZH,
+            outbox_kind_zh=OUTBOX_KIND_ZH,
             **ctx,
         )
     )

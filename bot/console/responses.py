@@ -35,7 +35,15 @@ async def responses_page(request: web.Request, viewer: Viewer) -> web.StreamResp
     project: Project = request[PROJECT]
     campaign = await _campaign_of(request, project)
     (rh, rb), (ch, cb) = await _tables(request, project, campaign.id or 0)
-    return render_page(request, viewer, "responses.html", project=project, campaign=campaign,
+
+    def column(header: str) -> str:
+        """An export header ``"中文 english_key"`` in the viewer's language; question labels as they are."""
+        zh, _, en = header.rpartition(" ")
+        if zh and en.isascii() and not zh.isascii():
+            return en.replace("_", " ") if viewer.lang == "en" else zh
+        return header
+
+    return render_page(request, viewer, "responses.html", project=project, campaign=campaign, column=column,
                        rh=rh, rb=rb[:SHOWN], rtotal=len(rb), ch=ch, cb=cb[:SHOWN], ctotal=len(cb))  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from bot import keys
 from bot.console.auth import FORM, PROJECT, Viewer, page
@@ -23,7 +23,7 @@ from store.campaigns import list_campaigns
 from store.cron import next_fire_times
 from store.db import transaction
 from store.errors import NotFound, StoreError
-from store.models import ChannelEndpoint, Project, Schedule
+from store.models import ChannelEndpoint, Project, Schedule, Unit
 from store.schedules import (
     CAMPAIGN_KINDS,
     KINDS,
@@ -52,17 +52,33 @@ def _kinds() -> tuple[str, ...]:
 async def _choices(request: web.Request, viewer: Viewer, project: Project) -> dict[str, Any]:
     async with request.app[keys.READ_SESSIONMAKER]() as session, session.begin():
         campaigns = await list_campaigns(session, project.id or 0)
+        # coordinator chats: the endpoints the viewer may see that are no unit's channel
+        unit_channel = exists().where(
+            Unit.channel_kind == ChannelEndpoint.kind, Unit.channel_address == ChannelEndpoint.address
+        )
         endpoints = list(
             (
                 await session.execute(
                     select(ChannelEndpoint)
-                    .where(endpoint_visible_clause(viewer.grants))
+                    .where(endpoint_visible_clause(viewer.grants), ~unit_channel)
                     .order_by(ChannelEndpoint.id)
                     .limit(200)
                 )
             ).scalars()
         )
     return {"campaigns": campaigns, "endpoints": endpoints}
+
+
+async def _chosen(request: web.Request, viewer: Viewer, ids: set[int]) -> list[ChannelEndpoint]:
+    """The ticked endpoints the viewer may see (an id of another project's endpoint is absent)."""
+    if not ids:
+        return []
+    async with request.app[keys.READ_SESSIONMAKER]() as session, session.begin():
+        stmt = select(ChannelEndpoint).where(
+            ChannelEndpoint.id.in_(sorted(ids)),  # type: ignore[union-attr]
+            endpoint_visible_clause(viewer.grants),
+        )
+        return list((await session.execute(stmt.order_by(ChannelEndpoint.id))).scalars())
 
 
 async def _schedule_of(request: web.Request, project: Project) -> Schedule:
@@ -93,16 +109,22 @@ async def schedules_page(request: web.Request, viewer: Viewer) -> web.StreamResp
                        done=request.query.get("done", ""), **await _choices(request, viewer, project))  # fmt: skip
 
 
-def _params_from(
-    form: dict[str, Any], endpoints: list[ChannelEndpoint], selected: set[int]
-) -> dict[str, Any]:
+def _params_from(form: dict[str, Any], chosen: list[ChannelEndpoint]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     start, end = str(form.get("quiet_start", "")).strip(), str(form.get("quiet_end", "")).strip()
     if start or end:
         params["quiet_hours"] = [start, end]
-    chosen = [e for e in endpoints if e.id in selected]
     if chosen:
-        params["endpoints"] = [{"kind": e.kind, "address": e.address, "name": e.name} for e in chosen]
+        # the endpoint's config (which variable holds its key) goes along: the summary is sent with it
+        params["endpoints"] = [
+            {
+                "kind": e.kind,
+                "address": e.address,
+                "name": e.name,
+                **({"config": e.config} if e.config else {}),
+            }
+            for e in chosen
+        ]
     return params
 
 
@@ -113,7 +135,9 @@ async def schedule_submit(request: web.Request, viewer: Viewer) -> web.StreamRes
     form = request[FORM]
     now = request.app[keys.CLOCK]()
     choices = await _choices(request, viewer, project)
-    selected = {int(v) for k, v in form.items() if k.startswith("ep_") and str(v).isdigit()}
+    selected = {
+        int(v) for k, v in form.items() if k.startswith("ep_") and str(v).isdigit() and len(str(v)) <= 10
+    }
     kind = str(form.get("kind", ""))
     cron = str(form.get("cron", ""))
     timezone = str(form.get("timezone", "")).strip() or project.timezone
@@ -122,12 +146,17 @@ async def schedule_submit(request: web.Request, viewer: Viewer) -> web.StreamRes
     editing = int(form["schedule_id"]) if str(form.get("schedule_id", "")).isdigit() else None
     errors: dict[str, str] = {}
     preview: list[Any] = []
-    params = _params_from(form, choices["endpoints"], selected)
+    chosen = await _chosen(request, viewer, selected)
+    params = _params_from(form, chosen)
 
     def note(exc: StoreError) -> None:
         field = (exc.where or "cron").split(".")[0] if not exc.where.startswith("params.") else exc.where
         errors[field] = exc.en if viewer.lang == "en" else exc.zh
 
+    unknown = sorted(selected - {e.id for e in chosen})
+    if unknown:  # an id from another project's list (or a made-up one): refused, never dropped silently
+        note(StoreError(f"端点不存在或不属于你的项目：#{unknown[0]}",
+                        f"no such endpoint among your projects': #{unknown[0]}", where="params.endpoints"))  # fmt: skip
     for check, value in ((check_cron, cron), (check_timezone, timezone)):
         try:
             check(value)

@@ -182,13 +182,18 @@ async def import_submit(request: web.Request, viewer: Viewer) -> web.StreamRespo
         form, data, filename = _read_form(request)
     except StoreError as exc:
         return render_page(
-            request, viewer, "import.html", status=400, what="units", **{**ctx, "error": exc.zh}
+            request,
+            viewer,
+            "import.html",
+            status=400,
+            what="units",
+            **{**ctx, "error": exc.en if viewer.lang == "en" else exc.zh},
         )
     what = "disbursements" if form.get("what") == "disbursements" else "units"
     ctx.update(what=what, filename=filename)
     if not data:
         return render_page(request, viewer, "import.html", status=400,
-                           **{**ctx, "error": "请选择 CSV 或 XLSX 文件 / choose a CSV or XLSX file"})  # fmt: skip
+                           **{**ctx, "error": viewer.t("请选择 CSV 或 XLSX 文件")})  # fmt: skip
     importer = import_units if what == "units" else import_disbursements
     confirm = form.get("confirm") == "1"
     try:

@@ -128,7 +128,7 @@ async def test_an_admin_runs_a_campaign_and_a_unit_answers_from_its_exported_lin
     await page.screenshot(path=str(out / "admin-prelaunch-desktop.png"), full_page=True)
     await page.get_by_role("button", name="发起").click()  # refused without the explicit tick
     assert "done=launched" not in page.url
-    await page.get_by_label("仍然发起（其余单位照常发送）/ launch anyway").check()
+    await page.get_by_label("仍然发起（其余单位照常发送）").check()
     await page.get_by_role("button", name="发起").click()
     await page.wait_for_url("**?done=launched")
     assert await page.locator('#funnel b[data-k="invited"]').inner_text() == "121"
@@ -165,7 +165,7 @@ async def test_an_admin_runs_a_campaign_and_a_unit_answers_from_its_exported_lin
 
     await page.goto(f"{base}/console/p/{A}")
     before = await page.locator(".legend").inner_text()
-    await page.get_by_role("button", name="立即重新计算 / recompute now").click()
+    await page.get_by_role("button", name="立即重新计算").click()
     await page.wait_for_url("**?done=recomputed")
     after = await page.locator(".legend").inner_text()
     assert before != after  # 问卷回收率 and the satisfaction share changed with the new answer
@@ -284,9 +284,7 @@ async def test_a_csv_import_with_a_bad_row_is_previewed_row_by_row_and_nothing_i
     page = await ctx.new_page()
     await _login(page, base, "admin")
     await page.goto(f"{base}/console/p/{A}/import")
-    await page.get_by_label("文件 file（CSV 或 XLSX；UTF-8、GBK/GB18030、UTF-16 均可）").set_input_files(
-        str(bad)
-    )
+    await page.get_by_label("文件（CSV 或 XLSX；UTF-8、GBK/GB18030、UTF-16 均可）").set_input_files(str(bad))
     await page.get_by_role("button", name="预览").click()
     problems = await page.locator("#problems").inner_text()
     assert "3" in problems and "name" in problems

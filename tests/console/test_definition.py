@@ -45,11 +45,7 @@ async def test_a_changed_definition_is_previewed_then_loaded_and_a_broken_one_is
     resp = await app_client.post(f"/console/p/{A}/definition", data=form)
     html = await resp.text()
     assert resp.status == 200, html[-2000:]
-    assert (
-        'id="preview"' in html
-        and "v2" in html
-        and "名称变化 renamed：资金到位率 → 资金到位率（调整）" in html
-    )
+    assert 'id="preview"' in html and "v2" in html and "名称变化：资金到位率 → 资金到位率（调整）" in html
     assert await _version(sessionmaker) == 1  # the preview stored nothing
 
     payload = re.search(r'name="payload" value="([^"]+)"', html)

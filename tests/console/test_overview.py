@@ -23,6 +23,6 @@ async def test_the_coordinator_sees_score_answer_rate_missing_units_and_unconfir
     assert "100.00" in html and "优" in html
     assert "0/121" in html  # answered / invited in the running campaign
     assert "未答复的单位（121）" in html and "u001" in html
-    assert "未确认 / unconfirmed（" in html
+    assert "未确认（" in html
     assert "/r/urumqi-ip-2023." in html  # the full report, by its signed link
     assert "/l/" not in html  # never a unit's link

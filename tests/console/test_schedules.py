@@ -33,7 +33,7 @@ async def test_preview_then_save_pause_and_run_now(
     form = {"csrf": token, "kind": "recompute", "cron": "17 9 * * 1", "timezone": "Asia/Shanghai"}
     resp = await app_client.post(f"/console/p/{A}/schedules", data={**form, "action": "preview"})
     html = await resp.text()
-    assert resp.status == 200 and 'id="preview"' in html and html.count(" 09:17 Mon") == 5
+    assert resp.status == 200 and 'id="preview"' in html and html.count(" 09:17 周一") == 5
     async with sessionmaker() as session:
         assert (await session.execute(select(Schedule))).first() is None  # a preview saves nothing
     resp = await app_client.post(
@@ -53,4 +53,4 @@ async def test_preview_then_save_pause_and_run_now(
     assert row.enabled is False and [r.status for r in runs] == ["requested"]
     assert {"schedule.create", "schedule.pause", "schedule.run-now"} <= set(actions)
     html = await (await app_client.get(f"/console/p/{A}/schedules/{row.id}")).text()
-    assert "requested" in html
+    assert "已请求" in html  # the requested run, in the runs log

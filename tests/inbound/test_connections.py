@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from cli.main import main
+from store.access import EVERYTHING
 from store.chats import HINTS, connect_chat, disconnect_chat, list_chats, record_seen
 from store.db import transaction
 from store.errors import Invalid, NotFound
@@ -24,10 +25,17 @@ from tests.inbound.conftest import CODE, ENV_VALUES, Bot
 CHAT = "-1009876543210"
 
 
-async def headers(bot: Bot, role: str = "admin") -> dict[str, str]:
+async def headers(bot: Bot, role: str = "admin", *, projects: list[str] | None = None) -> dict[str, str]:
+    """A token of ``role``: an admin's for every project (``all_projects``) unless ``projects``
+    names some; a coordinator's for every project loaded."""
+    everything = projects is None and role == "admin"
     async with transaction(bot.sessionmaker) as session:
-        project_ids = list((await session.execute(select(Project.id))).scalars())
-        _, plain = await create_token(session, name=role, role=role, now=bot.clock(), projects=project_ids)
+        query = select(Project.id)
+        if projects is not None:
+            query = query.where(Project.code.in_(projects))  # type: ignore[attr-defined]
+        ids = [] if everything else list((await session.execute(query)).scalars())
+        _, plain = await create_token(session, name=role, role=role, now=bot.clock(),
+                                      all_projects=everything, projects=ids)  # fmt: skip
     return {"Authorization": f"Bearer {plain}"}
 
 
@@ -121,13 +129,57 @@ async def test_store_functions_connect_idempotently_and_list_seen_chats(bot: Bot
         )
         await connect_chat(session, "slack", "C9", CODE, now=bot.clock())
         await connect_chat(session, "slack", "C9", CODE, now=bot.clock())
-        [chat] = await list_chats(session, vendor="slack")
+        [chat] = await list_chats(session, grants=EVERYTHING, vendor="slack")
         assert chat.projects == (CODE,) and chat.title == "t itle" and chat.first_text == "hi there"
         assert await disconnect_chat(session, "slack", "C9") == 1
         with pytest.raises(NotFound):
             await disconnect_chat(session, "slack", "C9")
         with pytest.raises(Invalid):
             await connect_chat(session, "msn", "C9", CODE, now=bot.clock())
+
+
+async def test_who_sees_which_chat_and_what_a_scoped_admin_may_disconnect(bot: Bot) -> None:
+    """Chats connected to a granted project are listed with only the granted codes; a chat of
+    another project is invisible; a chat connected to no project only to all-projects admins."""
+    from config.loader import load_definition
+    from store.projects import load_project
+    from tests.conftest import REPO
+
+    other = "zipingbiao-demo"
+    async with transaction(bot.sessionmaker) as session:
+        await load_project(session, load_definition(REPO / "config/projects" / other), now=bot.clock())
+        for chat_id, title in (("C-both", "两个项目的群"), ("C-other", "别的项目的群"), ("C-new", "新群")):
+            await record_seen(session, "slack", chat_id, now=bot.clock(), title=title, text="/help")
+        for chat_id, code in (("C-both", CODE), ("C-both", other), ("C-other", other)):
+            await connect_chat(session, "slack", chat_id, code, now=bot.clock())
+    everything = await headers(bot)
+    scoped = await headers(bot, projects=[CODE])
+
+    async def listed(h: dict[str, str], query: str = "") -> dict[str, list[str]]:
+        resp = await bot.client.get(f"/api/chats{query}", headers=h)
+        assert resp.status == 200
+        return {c["chat_id"]: c["projects"] for c in (await resp.json())["data"]}
+
+    assert await listed(everything) == {"C-both": [CODE, other], "C-other": [other], "C-new": []}
+    assert await listed(scoped) == {"C-both": [CODE]}
+    assert await listed(scoped, "?connected=false") == {}
+    assert await listed(everything, "?connected=false") == {"C-new": []}
+    # the scoped admin connects the new chat by its id: now it sees it, with its own project only
+    resp = await bot.client.post(
+        "/api/chats/connect", json={"vendor": "slack", "chat_id": "C-other", "project": CODE}, headers=scoped
+    )
+    assert (await resp.json())["data"]["chat"]["projects"] == [CODE]
+    # "disconnect from all" removes only the scoped admin's connections
+    for chat_id in ("C-both", "C-other"):
+        resp = await bot.client.post(
+            "/api/chats/disconnect", json={"vendor": "slack", "chat_id": chat_id}, headers=scoped
+        )
+        assert (await resp.json())["data"] == {"removed": 1}
+    assert await listed(everything) == {"C-both": [other], "C-other": [other], "C-new": []}
+    resp = await bot.client.post(
+        "/api/chats/disconnect", json={"vendor": "slack", "chat_id": "C-other"}, headers=scoped
+    )
+    assert resp.status == 404  # nothing of its own left to disconnect
 
 
 def run(argv: list[str], db_url: str, tmp_path: Path) -> tuple[int, str, str]:
