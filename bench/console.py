@@ -117,7 +117,10 @@ async def measure(url: str, requests: int) -> None:
             "campaign unit table, search 'u123'": f"{base}/campaigns/{campaign_id}?q=u123",
             "campaign unit table, not answered": f"{base}/campaigns/{campaign_id}?state=not_answered",
             "units page (search, 50 rows)": f"{base}/units?q=单位",
+            "payments ledger (all, first page)": f"{base}/payments",
+            "payments ledger (all, offset 5,000)": f"{base}/payments?offset=5000",
             "payments ledger (disputed)": f"{base}/payments?state=disputed",
+            "payments ledger (confirmed, another amount)": f"{base}/payments?state=amount_differs",
             "coordinator overview": f"{base}/overview",
         }
         for label, path in pages.items():

@@ -29,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, false, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -587,6 +587,88 @@ async def list_responses(
     return [ResponseRecord(r, key, name, answers[r.id]) for r, key, name in rows]
 
 
+# ------------------------------------------------------------------- the states of a payment
+#
+# A payment (disbursement) is ``pending`` while no current confirmation or dispute exists, else
+# ``disputed``, ``confirmed``, or ``amount_differs``: confirmed with an amount other than the
+# disbursed one. The comparison is with ``expected_fen``, the disbursed amount kept on the answer
+# row (set when the unit answers, and moved with the ledger by :func:`follow_disbursed_amounts`
+# when an amount is corrected). So the rule needs no join with the disbursements, one index
+# (``ix_confirmation_amounts``) answers every count, and facts, ledger, discrepancies, the
+# overview and the chat replies agree. :func:`amount_differs` (SQL) and :func:`answer_state`
+# (Python) are the rule; nothing else spells it.
+
+
+def amount_differs(c: Any) -> Any:
+    """SQL: the current answer ``c`` (PaymentConfirmation or an alias) confirms another amount."""
+    # coalesce: an answer without an expected amount (none is stored so today) counts as agreeing,
+    # so that NOT this expression is exactly "confirmed" too
+    return and_(c.status == "confirmed", func.coalesce(c.amount_fen != c.expected_fen, false()))
+
+
+def answer_state(c: PaymentConfirmation | None) -> str:
+    """``pending`` (None) | ``disputed`` | ``amount_differs`` | ``confirmed`` — as :func:`amount_differs`."""
+    if c is None:
+        return "pending"
+    if c.status == "disputed":
+        return "disputed"
+    differs = c.amount_fen is not None and c.expected_fen is not None and c.amount_fen != c.expected_fen
+    return "amount_differs" if differs else "confirmed"
+
+
+async def follow_disbursed_amounts(session: AsyncSession, project_id: int) -> None:
+    """After disbursement amounts changed: the current answers compare with the new amounts
+    (``expected_fen`` := the disbursement's amount). What the unit confirmed (``amount_fen``) is
+    never rewritten, so a correction either resolves a discrepancy or shows a new one. Call it
+    wherever an amount is changed (definition load, edit, import); one UPDATE per call."""
+    await session.flush()
+    disbursed = (
+        select(Disbursement.amount_fen)
+        .where(Disbursement.id == PaymentConfirmation.disbursement_id)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(PaymentConfirmation)
+        .where(
+            PaymentConfirmation.project_id == project_id,
+            PaymentConfirmation.is_current.is_(True),
+            or_(PaymentConfirmation.expected_fen.is_(None), PaymentConfirmation.expected_fen != disbursed),
+        )
+        .values(expected_fen=disbursed)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def count_payments(session: AsyncSession, project_id: int, state: str = "all") -> int:
+    """How many of the project's payments are in ``state`` (all | pending | confirmed |
+    amount_differs | disputed). Each is one or two index-only counts (ix_disbursement_ledger,
+    ix_confirmation_amounts): no join, no probe per payment — ``disputed`` reads only the
+    disputes, ``amount_differs`` the confirmations' index entries."""
+    c = PaymentConfirmation
+    answers = (c.project_id == project_id, c.is_current.is_(True))
+    if state in ("all", "pending"):
+        payments = int(
+            await session.scalar(
+                select(func.count()).select_from(Disbursement).where(Disbursement.project_id == project_id)
+            )
+            or 0
+        )
+        if state == "all":
+            return payments
+        if state == "pending":
+            answered = await session.scalar(select(func.count()).select_from(c).where(*answers))
+            return payments - int(answered or 0)
+    if state == "disputed":
+        where: tuple[Any, ...] = (c.status == "disputed",)
+    elif state == "amount_differs":
+        where = (amount_differs(c),)
+    elif state == "confirmed":
+        where = (c.status == "confirmed", ~amount_differs(c))
+    else:
+        raise ValueError(f"unknown payment state {state!r}")
+    return int(await session.scalar(select(func.count()).select_from(c).where(*answers, *where)) or 0)
+
+
 @dataclass(frozen=True)
 class ConfirmationRecord:
     """A confirmation with the disbursement it is about. Money in fen."""
@@ -608,9 +690,8 @@ class ConfirmationRecord:
     @property
     def kind(self) -> str:
         """``ok`` | ``amount_differs`` (confirmed with another amount) | ``disputed``."""
-        if self.confirmation.status == "disputed":
-            return "disputed"
-        return "amount_differs" if self.difference_fen else "ok"
+        state = answer_state(self.confirmation)
+        return "ok" if state == "confirmed" else state
 
 
 async def list_confirmations(
@@ -644,10 +725,7 @@ async def discrepancies(session: AsyncSession, project_id: int) -> list[Confirma
         .where(
             PaymentConfirmation.project_id == project_id,
             PaymentConfirmation.is_current.is_(True),
-            or_(
-                PaymentConfirmation.status == "disputed",
-                PaymentConfirmation.amount_fen != Disbursement.amount_fen,
-            ),
+            or_(PaymentConfirmation.status == "disputed", amount_differs(PaymentConfirmation)),
         )
         .order_by(Unit.key, Disbursement.paid_on)
     )
@@ -677,34 +755,10 @@ async def unconfirmed_disbursements(
     session: AsyncSession, project_id: int, *, limit: int = 50
 ) -> tuple[int, list[tuple[Disbursement, str, str]]]:
     """``(count, first rows)`` of the project's disbursements with no current confirmation or
-    dispute, as ``(disbursement, unit key, unit name)`` in entry order."""
-    current = (
-        select(PaymentConfirmation.id)
-        .where(
-            PaymentConfirmation.disbursement_id == Disbursement.id, PaymentConfirmation.is_current.is_(True)
-        )
-        .exists()
-    )
-    where = (Disbursement.project_id == project_id, ~current)
-    # count = payments − current answers (one current row per payment): two index counts instead
-    # of an anti-join over every payment
-    payments = await session.scalar(
-        select(func.count()).select_from(Disbursement).where(Disbursement.project_id == project_id)
-    )
-    answered = await session.scalar(
-        select(func.count())
-        .select_from(PaymentConfirmation)
-        .where(PaymentConfirmation.project_id == project_id, PaymentConfirmation.is_current.is_(True))
-    )
-    total = max(int(payments or 0) - int(answered or 0), 0)
-    stmt = (
-        select(Disbursement, Unit.key, Unit.name)
-        .join(Unit, Unit.id == Disbursement.unit_id)
-        .where(*where)
-        .order_by(Disbursement.id)  # entry order: stops after ``limit`` rows, no sort of all payments
-        .limit(limit)
-    )
-    return total, [(d, k, n) for d, k, n in (await session.execute(stmt)).all()]
+    dispute, as ``(disbursement, unit key, unit name)`` in ledger order (paid date, key): the
+    ledger's ``pending`` page."""
+    total, rows = await ledger_page(session, project_id, state="pending", limit=limit)
+    return total, [(r.disbursement, r.unit_key, r.unit_name) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -720,12 +774,7 @@ class LedgerRow:
 
     @property
     def state(self) -> str:
-        c = self.confirmation
-        if c is None:
-            return "pending"
-        if c.status == "disputed":
-            return "disputed"
-        return "amount_differs" if self.difference_fen else "confirmed"
+        return answer_state(self.confirmation)
 
     @property
     def difference_fen(self) -> int | None:
@@ -743,6 +792,11 @@ LEDGER_STATE_ZH = {
 }
 
 
+#: A state held by fewer than 1 in RARE payments is listed from its answers (then sorted);
+#: a common one by walking the ledger in order until the page is full.
+RARE = 10
+
+
 async def ledger_page(
     session: AsyncSession,
     project_id: int,
@@ -752,11 +806,22 @@ async def ledger_page(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[int, list[LedgerRow]]:
-    """``(matching count, one page)`` of the ledger by paid date; ``state`` filters
-    (all | pending | confirmed | amount_differs | disputed), ``search`` matches unit key or name."""
+    """``(matching count, one page)`` of the ledger by paid date, then payment key; ``state``
+    filters (all | pending | confirmed | amount_differs | disputed), ``search`` matches unit key
+    or name.
+
+    Without a search the count is :func:`count_payments` (index-only). A common state is paged
+    by walking ``ix_disbursement_ledger`` in order and stopping once the page is full; a rare one
+    (disputes, other amounts, few confirmations) starts from its answers and sorts only those.
+    So no view joins or sorts every payment of the project."""
     current = aliased(PaymentConfirmation)
-    if state in ("confirmed", "amount_differs", "disputed"):
-        # answered states: start from the project's current answers (ix_confirmation_state)
+    total = None if search else await count_payments(session, project_id, state)
+    if state in ("amount_differs", "disputed") or (
+        state == "confirmed"
+        and total is not None
+        and total * RARE < await count_payments(session, project_id)
+    ):
+        # a rare answered state: start from those answers (ix_confirmation_amounts) and sort them
         stmt = (
             select(Disbursement, Unit.key, Unit.name, current)
             .select_from(current)
@@ -765,6 +830,7 @@ async def ledger_page(
             .where(current.project_id == project_id, current.is_current.is_(True))
         )
     else:
+        # walk the ledger in order (ix_disbursement_ledger), probing each payment's answer
         stmt = (
             select(Disbursement, Unit.key, Unit.name, current)
             .join(Unit, Unit.id == Disbursement.unit_id)
@@ -781,9 +847,12 @@ async def ledger_page(
     elif state == "disputed":
         stmt = stmt.where(current.status == "disputed")
     elif state == "confirmed":
-        stmt = stmt.where(current.status == "confirmed", current.amount_fen == Disbursement.amount_fen)
+        stmt = stmt.where(current.status == "confirmed", ~amount_differs(current))
     elif state == "amount_differs":
-        stmt = stmt.where(current.status == "confirmed", current.amount_fen != Disbursement.amount_fen)
-    total = int((await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one())
-    page = stmt.order_by(Disbursement.paid_on, Unit.key, Disbursement.id).limit(limit).offset(offset)
+        stmt = stmt.where(amount_differs(current))
+    if total is None:
+        total = int((await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one())
+    if total <= offset:
+        return total, []
+    page = stmt.order_by(Disbursement.paid_on, Disbursement.key).limit(limit).offset(offset)
     return total, [LedgerRow(d, k, n, c) for d, k, n, c in (await session.execute(page)).all()]

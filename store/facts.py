@@ -11,9 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import and_, case, distinct, exists, func, select, text
+from sqlalchemy import case, distinct, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.answers import amount_differs
 from store.models import Disbursement, FundArrival, Link, PaymentConfirmation, Project, Response, Unit
 
 
@@ -65,26 +66,15 @@ async def load_fact_inputs(session: AsyncSession, project: Project) -> FactInput
         )
     ).all()
     disbursed = [(d, int(a)) for d, a, _ in by_date]
-    # Current confirmations by status. A discrepancy compares with the amount the unit was shown
-    # (``expected_fen``, stored with the answer), so no join with the disbursements is needed.
+    # Current confirmations by status; a discrepancy is store.answers.amount_differs (the ledger's
+    # rule: compared with ``expected_fen`` on the answer row, so no join is needed).
     conf = (
         await session.execute(
             select(
                 PaymentConfirmation.status,
                 func.count(),
                 func.coalesce(func.sum(PaymentConfirmation.amount_fen), 0),
-                func.sum(
-                    case(
-                        (
-                            and_(
-                                PaymentConfirmation.status == "confirmed",
-                                PaymentConfirmation.amount_fen != PaymentConfirmation.expected_fen,
-                            ),
-                            1,
-                        ),
-                        else_=0,
-                    )
-                ),
+                func.sum(case((amount_differs(PaymentConfirmation), 1), else_=0)),
             )
             .where(PaymentConfirmation.project_id == pid, PaymentConfirmation.is_current.is_(True))
             .group_by(PaymentConfirmation.status)

@@ -131,7 +131,12 @@ class Disbursement(SQLModel, table=True):
 
     __tablename__ = "disbursement"  # type: ignore[assignment]
 
-    __table_args__ = (UniqueConstraint("project_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "key"),
+        # the ledger's order (paid date, key) walked without a sort, and the project's payment
+        # count and sum read from the index alone (store.answers.ledger_page, payment_counts)
+        Index("ix_disbursement_ledger", "project_id", "paid_on", "key", "amount_fen"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     unit_id: int = Field(foreign_key="unit.id", index=True)
@@ -260,8 +265,9 @@ class PaymentConfirmation(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_confirmation_current", "disbursement_id", "is_current"),
-        # the ledger's state filters (disputed, confirmed with another amount) and their counts
-        Index("ix_confirmation_state", "project_id", "is_current", "status"),
+        # the payment states (store.answers.amount_differs) and their counts, index-only: a
+        # state filter or count over a project's answers never reads the table
+        Index("ix_confirmation_amounts", "project_id", "is_current", "status", "amount_fen", "expected_fen"),
         UniqueConstraint("submission_key"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -274,8 +280,10 @@ class PaymentConfirmation(SQLModel, table=True):
     status: str = Field(max_length=20)
     received_on: date | None = None
     amount_fen: int | None = Field(default=None, sa_type=BigInteger)
-    #: the disbursement's amount the unit was shown when it answered (discrepancy = amount ≠ this;
-    #: kept here so facts need no join, and a later correction does not rewrite what was confirmed)
+    #: the disbursement's amount this answer is compared with: the one shown when the unit
+    #: answered, moved with the ledger when the amount is corrected (store.answers
+    #: .follow_disbursed_amounts); discrepancy = confirmed amount ≠ this. Kept on the row so the
+    #: payment states need no join (store.answers.amount_differs); ``amount_fen`` is never rewritten
     expected_fen: int | None = Field(default=None, sa_type=BigInteger)
     voucher: str = Field(default="", max_length=100)
     dispute_kind: str | None = Field(default=None, max_length=30)

@@ -400,6 +400,7 @@ async def _sync_disbursements(
         ).scalars()
     }
     keys = disbursement_keys(defn)
+    amounts_changed = False
     for key, d in zip(keys, defn.disbursements, strict=True):
         unit_id = units[d.unit_key].id
         assert unit_id is not None
@@ -424,6 +425,7 @@ async def _sync_disbursements(
             d.date,
             d.voucher or "",
         ):
+            amounts_changed = amounts_changed or row.amount_fen != d.amount_fen
             row.unit_id, row.amount_fen, row.paid_on, row.voucher = (
                 unit_id,
                 d.amount_fen,
@@ -432,6 +434,10 @@ async def _sync_disbursements(
             )
             row.updated_at = now
         result.disbursements += 1
+    if amounts_changed:
+        from store.answers import follow_disbursed_amounts  # local: keeps `project list` light
+
+        await follow_disbursed_amounts(session, project_id)
     # Disbursements the previous definition listed and this one drops: delete unless a unit already
     # answered about them. Ones imported through the API are not the definition's to remove.
     dropped = set(disbursement_keys(previous)) - set(keys) if previous else set()

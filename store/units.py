@@ -33,6 +33,7 @@ from config.tables import Table, TableError, cell_text
 from config.tables import read_table as _read_table
 from config.text import has_control
 from scoring import money
+from store.answers import follow_disbursed_amounts
 from store.errors import Conflict, Invalid, NotFound
 from store.models import Disbursement, FundArrival, Project, Unit
 
@@ -437,6 +438,7 @@ async def update_disbursement(
     if problems:
         raise FieldsInvalid(problems)
     changed = False
+    amount_changed = "amount_fen" in changes and row.amount_fen != changes["amount_fen"]
     for name in ("amount_fen", "paid_on", "batch", "voucher", "unit_id"):
         if name in changes and getattr(row, name) != changes[name]:
             setattr(row, name, changes[name])
@@ -444,6 +446,8 @@ async def update_disbursement(
     if changed:
         row.updated_at = now
         await _require_ledger(session, project_id)
+    if amount_changed:
+        await follow_disbursed_amounts(session, project_id)
     await session.flush()
     return row
 
@@ -684,6 +688,7 @@ async def import_disbursements(
         ).scalars()
     }
     summary = ImportSummary()
+    amounts_changed = False
     for _number, key, f in keyed:
         unit_id = units[f.unit_key].id
         assert unit_id is not None
@@ -705,11 +710,14 @@ async def import_disbursements(
             )
             summary.created += 1
         elif (row.unit_id, row.amount_fen, row.paid_on, row.batch, row.voucher) != values:
+            amounts_changed = amounts_changed or row.amount_fen != f.amount_fen
             row.unit_id, row.amount_fen, row.paid_on, row.batch, row.voucher = values
             row.updated_at = now
             summary.updated += 1
         else:
             summary.unchanged += 1
+    if amounts_changed:
+        await follow_disbursed_amounts(session, project_id)
     await session.flush()
     rows_by_key = {key: number for number, key, _ in keyed}
     ledger = await ledger_problems(session, project_id)

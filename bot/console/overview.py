@@ -53,6 +53,7 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
             if campaign is not None and campaign.id
             else (0, [])
         )
+        # index-only counts; each list reads at most SHOWN rows (none when its count is 0)
         unconfirmed_total, unconfirmed = await unconfirmed_disbursements(session, project.id, limit=SHOWN)
         disputed_total, disputed = await ledger_page(session, project.id, state="disputed", limit=SHOWN)
         differ_total, differ = await ledger_page(session, project.id, state="amount_differs", limit=SHOWN)
