@@ -120,7 +120,7 @@ class _Writer:
     ) -> None:
         """A captioned table; equal consecutive values in ``merge_cols`` are merged down (一级/二级)."""
         from docx.enum.table import WD_TABLE_ALIGNMENT
-        from docx.shared import Cm
+        from docx.shared import Cm, Pt
 
         self.doc.add_paragraph(caption, style=style_name("caption"))
         table = self.doc.add_table(rows=1 + len(rows), cols=len(header))
@@ -147,6 +147,9 @@ class _Writer:
                         set_cell(merged, text)
                     start = r
         keep_rows_whole(table, header_rows=1)
+        # half a line of air between the table's last border and the text after it
+        gap = self.doc.add_paragraph(style=style_name("body"))
+        gap.paragraph_format.line_spacing = Pt(14)
 
 
 # ============================================================================ sections
@@ -200,7 +203,7 @@ def _levels(data: DocumentData) -> OrderedDict[str, OrderedDict[str, list[Indica
 
 def _indicator_counts(data: DocumentData) -> str:
     levels = _levels(data)
-    each = "、".join(f"{l1}指标{sum(len(v) for v in l2s.values())}个" for l1, l2s in levels.items())
+    each = "、".join(f"{_zb(l1)}{sum(len(v) for v in l2s.values())}个" for l1, l2s in levels.items())
     return f"围绕上述目标设定绩效指标{len(data.table.indicators)}项，其中{each}。"
 
 
@@ -239,15 +242,19 @@ def _section_2(w: _Writer, data: DocumentData) -> None:
     w.table("项目支出绩效评价指标体系", ("一级指标", "二级指标", "三级指标", "分值", "指标值", "评分标准"), rows,
             (1.6, 1.8, 4.4, 1.2, 2.0, 4.4), merge_cols=(0, 1))  # fmt: skip
     w.heading("3.评价方法", 3)
-    w.para(
-        METHODS
-        + "本次评价主要采用比较法（实际完成值与年度指标值比较）和公众评判法（项目承担单位满意度问卷调查）。"
-    )
+    # only the methods the data shows were used: a table transcribed without a questionnaire had
+    # no 公众评判法
+    survey = "和公众评判法（项目承担单位满意度问卷调查）" if data.survey is not None else ""
+    w.para(METHODS + f"本次评价主要采用比较法（实际完成值与年度指标值比较）{survey}。")
     w.heading("4.评价标准", 3)
     w.para(STANDARDS)
     w.heading("（三）绩效评价工作过程", 2)
+    ways = [
+        *(["项目承担单位在线填写满意度问卷"] if data.survey is not None else []),
+        "核对项目申报的预算及执行金额" if data.funds_declared else "核对资金拨付记录",
+    ]
     process = n.evaluation_process or (
-        "评价小组根据项目绩效目标，查阅有关佐证资料，通过项目承担单位在线填写满意度问卷、核对资金拨付记录等方式"
+        f"评价小组根据项目绩效目标，查阅有关佐证资料，通过{'、'.join(ways)}等方式"
         "采集数据，按评价指标体系逐项计分，形成评价结论。"
     )
     w.para(process)
@@ -258,9 +265,10 @@ def _section_2(w: _Writer, data: DocumentData) -> None:
 
 def _section_3(w: _Writer, data: DocumentData) -> None:
     t = data.table
+    ways = "数据采集、问卷调查" if data.survey is not None else "数据采集"
     w.heading("（一）评价结论", 2)
     w.para(
-        f"结合项目特点，制定符合项目实际的绩效评价指标体系及评分标准，通过数据采集、问卷调查等形式，对{data.year}年"
+        f"结合项目特点，制定符合项目实际的绩效评价指标体系及评分标准，通过{ways}等形式，对{data.year}年"
         f"{data.name}进行客观评价，最终评分结果为：总分为{_n(t.total)}分，绩效评级为“{t.grade}”。"
     )
     if t.rescaled:
@@ -274,7 +282,7 @@ def _section_3(w: _Writer, data: DocumentData) -> None:
         w.para(f"公布的自评表总分为{_n(t.published_total)}分，与按指标计算的结果{same}。")
     subs = [s for s in t.subtotals if s.level2 is None]
     w.para(
-        "其中：" + "，".join(f"{s.level1}指标满分{_n(s.weight)}分，得分{_n(s.score)}分" for s in subs) + "。"
+        "其中：" + "，".join(f"{_zb(s.level1)}满分{_n(s.weight)}分，得分{_n(s.score)}分" for s in subs) + "。"
     )
     w.para("项目各部分权重和绩效分值如下表所示：")
     rows = [
@@ -297,6 +305,11 @@ def _section_3(w: _Writer, data: DocumentData) -> None:
     w.items(data.narrative.achievements, "主要绩效")
 
 
+def _zb(level: str) -> str:
+    """A level's name followed by 指标, once: 产出 → 产出指标, and a printed table's 产出指标 stays."""
+    return level if level.endswith("指标") else f"{level}指标"
+
+
 def _level_heading(level1: str) -> str:
     return LEVEL_HEADINGS.get(level1, f"项目{level1}情况")
 
@@ -308,7 +321,7 @@ def _section_4(w: _Writer, data: DocumentData) -> None:
         total = subtotals.get((level1, None))
         m = sum(len(v) for v in groups.values())
         w.para(
-            f"项目{level1}指标由{len(groups)}个二级指标和{m}个三级指标构成，权重为{_n(total.weight if total else None)}分，"
+            f"项目{_zb(level1)}由{len(groups)}个二级指标和{m}个三级指标构成，权重为{_n(total.weight if total else None)}分，"
             f"实际得分{_n(total.score if total else None)}分。"
         )
         for j, (level2, results) in enumerate(groups.items(), start=1):
@@ -401,7 +414,7 @@ def _computed_lead(data: DocumentData, r: IndicatorResult, source: str) -> str:
             f"回收{s.responded}份，有效调查问卷{s.valid}份，其中：{levels or '无有效答复'}"
         )
     if r.target and r.actual:
-        return f"{r.level2}指标“{r.name}”的目标值是{r.target}，{data.year}年度实际完成{r.actual}"
+        return f"{_zb(r.level2)}“{r.name}”的目标值是{r.target}，{data.year}年度实际完成{r.actual}"
     return ""
 
 

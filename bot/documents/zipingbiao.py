@@ -322,8 +322,9 @@ def _display_width(text: str) -> int:
 
 # ============================================================================ DOCX
 
-#: Column widths (cm) of the nine columns on A4 portrait with 1.8 cm side margins (17.4 cm).
-DOCX_WIDTHS_CM = (1.9, 1.4, 1.6, 3.0, 1.6, 1.7, 1.2, 1.4, 3.6)
+#: Column widths (cm) of the nine columns on A4 portrait with 1.8 cm side margins (17.4 cm); the
+#: amount columns fit 8 digits of 万元 in 小五 (387664.62 元 = 38.766462 万元) on one line.
+DOCX_WIDTHS_CM = (1.9, 1.3, 1.5, 2.8, 1.9, 1.9, 1.2, 1.3, 3.6)
 
 
 def zipingbiao_docx(data: DocumentData) -> bytes:

@@ -328,3 +328,19 @@ async def test_a_row_printed_in_the_funds_block_keeps_its_printed_name_and_its_w
     assert "其中：本年财政拨款" in texts  # as the table prints it, not the template's 当年
     notes = next(t for t in texts if t.startswith("评分依据"))
     assert "预算执行率：公布的得分0分与计算得分10分不一致。" in notes  # the row is not among the indicators
+
+
+@pytest.mark.parametrize("project_dir", EXAMPLES, ids=[p.name for p in EXAMPLES])
+async def test_the_report_says_only_what_the_project_did(
+    sessionmaker: SessionMaker, clock: Clock, project_dir: Path
+) -> None:
+    """A printed table's level names already end in 指标 (产出指标): never "产出指标指标"; a project
+    without a questionnaire is not said to have used one (公众评判法, 问卷)."""
+    data = await _data(sessionmaker, project_dir, clock, narrative=True)
+    text = _docx_text(render("baogao.docx", data))
+    assert "指标指标" not in text
+    if data.survey is None:
+        # (公众评判法 is still named among the 10号文's methods, not as one this evaluation used)
+        assert "问卷" not in text and "公众评判法（" not in text
+    else:
+        assert "公众评判法（项目承担单位满意度问卷调查）" in text
