@@ -21,7 +21,8 @@ in brackets, so headings keep their outline levels (Word's navigation pane, a ta
 python-docx sets only the Latin font name; the East Asian one is the ``w:eastAsia`` attribute of
 ``w:rFonts``, written by :func:`east_asian_font`. python-docx has no API either for a few more
 properties Chinese documents need; each is set in one small function here through python-docx's
-oxml element API (``OxmlElement``, ``qn``): the East Asian language (:func:`setup_document`),
+oxml element API (``OxmlElement``, ``qn``): each font's fallback in the font table
+(:func:`declare_font_fallbacks`), the East Asian language (:func:`setup_document`),
 table rows kept whole with a repeating header row (:func:`keep_rows_whole`) and the page number
 field in the footer (:func:`page_number_footer`).
 
@@ -108,6 +109,7 @@ def setup_document(
     page_number_footer(section)
 
     _east_asian_language(doc, "zh-CN")
+    declare_font_fallbacks(doc)
     normal = doc.styles["Normal"]
     normal.font.name = LATIN
     normal.font.size = SIHAO
@@ -144,6 +146,34 @@ def setup_document(
             pf.space_after = Pt(4)
         if role == "body":
             pf.alignment = WD_ALIGN_PARAGRAPH.JUSTIFY
+
+
+#: Where a named font is missing (stock Windows has 仿宋/楷体 but not the *_GB2312 fonts, and no
+#: 方正小标宋), the font table tells Word and WPS what to use instead (ECMA-376 §17.8.3.1 altName).
+FALLBACKS = (TITLE_FONT, H1_FONT, H2_FONT, BODY_FONT)
+
+
+def declare_font_fallbacks(doc: DocxDocument) -> None:
+    """Name each style font's fallback in the document's font table (``word/fontTable.xml``):
+    ``<w:font w:name="仿宋_GB2312"><w:altName w:val="仿宋"/><w:charset w:val="86"/>…``.
+
+    python-docx loads the font table as an opaque part (no API); it is parsed and written back
+    with python-docx's own XML functions, adding only the fonts that are not declared yet."""
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.opc.oxml import serialize_part_xml
+    from docx.oxml.parser import parse_xml
+
+    part = doc.part.part_related_by(RT.FONT_TABLE)
+    table = parse_xml(part.blob)
+    declared = {f.get(qn("w:name")) for f in table.findall(qn("w:font"))}
+    for name, fallback in dict(FALLBACKS).items():
+        if name in declared:
+            continue
+        font = OxmlElement("w:font", {qn("w:name"): name})
+        for tag, value in (("altName", fallback), ("charset", "86"), ("family", "auto")):  # 86: GB2312
+            font.append(OxmlElement(f"w:{tag}", {qn("w:val"): value}))
+        table.append(font)
+    part._blob = serialize_part_xml(table)
 
 
 def _east_asian_language(doc: DocxDocument, tag: str) -> None:

@@ -11,14 +11,17 @@ import io
 import re
 import subprocess
 import unicodedata
+import zipfile
 from pathlib import Path
 
 import pytest
 from docx import Document as read_docx
 from docx.oxml.ns import qn
+from docx.oxml.parser import parse_xml
 
 from bot.documents import render
 from bot.documents.baogao import OUTLINE
+from bot.documents.docx_style import FALLBACKS
 from bot.documents.zipingbiao import INDICATOR_HEADER
 from store.db import SessionMaker
 from tests.bot.test_documents import EXAMPLES, _data, _soffice
@@ -47,7 +50,8 @@ async def test_every_docx_row_stays_whole_and_heading_rows_repeat(
 ) -> None:
     data = await _data(sessionmaker, project_dir, clock, narrative=True)
     for name in DOCX:
-        doc = read_docx(io.BytesIO(render(name, data)))
+        body = render(name, data)
+        doc = read_docx(io.BytesIO(body))
         assert doc.tables, name
         for t, table in enumerate(doc.tables):
             flags = _row_flags(table)
@@ -69,6 +73,16 @@ async def test_every_docx_row_stays_whole_and_heading_rows_repeat(
         assert footer.xpath("string(.)").replace("1", "N") == "— N —"
         lang = doc.styles.element.find(qn("w:docDefaults")).find(".//" + qn("w:lang"))
         assert lang.get(qn("w:eastAsia")) == "zh-CN"
+        # each style font's fallback is declared in the font table (what Word and WPS use where
+        # 仿宋_GB2312, 楷体_GB2312 or 方正小标宋简体 is not installed)
+        with zipfile.ZipFile(io.BytesIO(body)) as z:
+            fonts = parse_xml(z.read("word/fontTable.xml"))
+        alt = {
+            f.get(qn("w:name")): f.find(qn("w:altName")).get(qn("w:val"))
+            for f in fonts.findall(qn("w:font"))
+            if f.find(qn("w:altName")) is not None
+        }
+        assert {name: alt.get(name) for name, _ in FALLBACKS} == dict(FALLBACKS)
 
 
 def _pdf_page_texts(soffice: str, src: Path, profile: Path) -> list[str]:
