@@ -5,6 +5,7 @@ states, differences in 元), on screen and as CSV/XLSX — the same tables the A
 from __future__ import annotations
 
 import asyncio
+import re
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -16,6 +17,9 @@ from bot.console.campaigns import _campaign_of
 from bot.console.render import render_page
 from store.answers import list_confirmations, list_responses, question_labels
 from store.models import Project
+
+#: An export column header: Chinese, then its English key (``拨付金额（元）disbursed``).
+_HEADER = re.compile(r"^(.*[^\x00-\x7f])\s*([A-Za-z_]+)$")
 
 #: Rows shown on screen per table (the export always has every row).
 SHOWN = 200
@@ -38,10 +42,10 @@ async def responses_page(request: web.Request, viewer: Viewer) -> web.StreamResp
 
     def column(header: str) -> str:
         """An export header ``"中文 english_key"`` in the viewer's language; question labels as they are."""
-        zh, _, en = header.rpartition(" ")
-        if zh and en.isascii() and not zh.isascii():
-            return en.replace("_", " ") if viewer.lang == "en" else zh
-        return header
+        m = _HEADER.match(header)
+        if m is None:
+            return header
+        return m.group(2).replace("_", " ") if viewer.lang == "en" else m.group(1)
 
     return render_page(request, viewer, "responses.html", project=project, campaign=campaign, column=column,
                        rh=rh, rb=rb[:SHOWN], rtotal=len(rb), ch=ch, cb=cb[:SHOWN], ctotal=len(cb))  # fmt: skip
