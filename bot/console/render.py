@@ -68,6 +68,9 @@ def render_page(
             csrf=ctx.pop("csrf", viewer.csrf if viewer is not None else ""),
             path=request.path,
             tz_label=lambda tz: t(tz_label(tz)),
+            # "（…）" and "：" in Chinese, " (…)" and ": " in English
+            paren=(lambda s: f" ({s})") if lang == "en" else (lambda s: f"（{s}）"),
+            colon=": " if lang == "en" else "：",
             weekday=lambda d: t(WEEKDAYS_ZH[d.weekday()]),
             role_zh=ROLE_ZH,
             run_status_zh=RUN_STATUS_ZH,

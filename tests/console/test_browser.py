@@ -1,7 +1,9 @@
 """The console in a real headless Chromium: the journeys of an admin and a coordinator.
 
 Screenshots at 390×844 (phone) and 1280×800 (desktop) are saved under the test's tmp dir
-(``shots/``) for people to look at. Skipped when ``/usr/bin/chromium`` is absent.
+(``shots/``) for people to look at. Skipped when ``/usr/bin/chromium`` is absent. Like every
+database test, each journey runs on SQLite and, when ``JIXIAO_TEST_PG_URL`` is set, on PostgreSQL
+(the ``db_url`` fixture's backends).
 """
 
 from __future__ import annotations
@@ -293,3 +295,55 @@ async def test_a_csv_import_with_a_bad_row_is_previewed_row_by_row_and_nothing_i
     await page.goto(f"{base}/console/p/{A}/units?q=n001")
     assert await page.locator('tr[data-unit="n001"]').count() == 0
     await ctx.close()
+
+
+async def test_an_admin_connects_a_group_chat_and_switches_the_console_to_english(
+    browser: Any, console: TestClient, accounts: Accounts, sessionmaker: SessionMaker, tmp_path: Path
+) -> None:
+    from store.chats import record_seen
+
+    async with transaction(sessionmaker) as session:
+        await record_seen(session, "telegram", "-1001234567890", now=datetime.now(UTC), title="乌鲁木齐绩效评价工作群",
+                          text="/score@jixiao_bot", sender="王科长")  # fmt: skip
+    base = str(console.make_url("")).rstrip("/")
+    out = tmp_path / "shots"
+    out.mkdir()
+    ctx = await browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = await ctx.new_page()
+    await _login(page, base, "admin")
+    await page.goto(f"{base}/console/chats")
+    row = page.locator('tr[data-chat="telegram:-1001234567890"]')
+    assert "乌鲁木齐绩效评价工作群" in await row.inner_text() and "未连接" in await row.inner_text()
+    await page.screenshot(path=str(out / "chats-before-phone.png"), full_page=True)
+    await row.get_by_label("所属项目").select_option(A)
+    await row.get_by_role("button", name="连接").click()
+    await page.wait_for_url("**done=connected*")
+    assert "已连接" in await page.locator(".flash").inner_text()
+    assert A in await page.locator('tr[data-chat="telegram:-1001234567890"]').inner_text()
+    await page.screenshot(path=str(out / "chats-connected-phone.png"), full_page=True)
+
+    # the header's switch turns every page English, and the choice stays
+    await page.locator("#lang-switch").click()
+    await page.wait_for_url("**lang=en*")
+    assert await page.locator("h1").inner_text() == "Group chats"
+    await page.goto(f"{base}/console/p/{A}/campaigns")
+    assert await page.locator("html").get_attribute("lang") == "en"
+    assert await page.get_by_role("button", name="New campaign").count() == 1
+    await ctx.close()
+
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        ctx = await browser.new_context(viewport=size, locale="en-US")  # Accept-Language: English
+        page = await ctx.new_page()
+        await page.goto(f"{base}/console/")
+        await page.get_by_label("User name").fill("admin")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Log in").click()
+        await page.wait_for_url(f"{base}/console/")
+        for p in ("/console/chats", f"/console/p/{A}", f"/console/p/{A}/schedules", "/console/outbox"):
+            await page.goto(base + p)
+            slug = p.strip("/").replace("/", "_")
+            await page.screenshot(path=str(out / f"en-{slug}-{label}.png"), full_page=label == "desktop")
+        await ctx.close()
+    await _shots(
+        browser, base, "admin", ["/console/chats", f"/console/p/{A}/schedules", "/console/outbox"], out
+    )
