@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiohttp import web
+from sqlalchemy import select
 
 from bot import keys
 from bot.console.auth import FORM, Viewer, page
@@ -23,6 +24,7 @@ from config.secrets import redact_address
 from store.access import check_endpoint
 from store.audit import record
 from store.db import transaction
+from store.models import ChannelEndpoint, Project
 from store.outbox import enable_endpoint, list_endpoints, list_outbox, outbox_stats, retry_message
 
 PAGE = 100
@@ -129,7 +131,17 @@ async def outbox_page(request: web.Request, viewer: Viewer) -> web.StreamRespons
     async with request.app[keys.READ_SESSIONMAKER]() as session, session.begin():
         stats = await outbox_stats(session, grants=viewer.grants)
         rows = await list_outbox(session, status=status, limit=PAGE, grants=viewer.grants)
+        # which chat or address, and which project, each message is for (a person reads names, not ids)
+        ep_ids = sorted({m.endpoint_id for m in rows})
+        endpoints = {
+            e.id: e
+            for e in (
+                await session.execute(select(ChannelEndpoint).where(ChannelEndpoint.id.in_(ep_ids)))
+            ).scalars()  # type: ignore[union-attr]
+        }
+        codes = dict((await session.execute(select(Project.id, Project.code))).all())
     return render_page(request, viewer, "outbox.html", stats=stats, rows=rows, shown=status,
+                       endpoints={k: (e, redact_address(e.address)) for k, e in endpoints.items()}, codes=codes,
                        done=request.query.get("done", ""))  # fmt: skip
 
 

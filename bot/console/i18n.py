@@ -255,6 +255,7 @@ EN: dict[str, str] = {
     "接下来 5 次运行": "Next 5 runs",
     "接下来 5 次": "Next 5",
     "新增计划": "Add a schedule",
+    "还没有计划：用下面的表单添加。": "No schedules yet: add one with the form below.",
     "修改计划 #{id}": "Edit schedule #{id}",
     "暂停": "Pause",
     "恢复": "Resume",
