@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from config.settings import Settings
     from store.db import SessionMaker
+    from store.lite import SqliteReader
 
 
 @dataclass
@@ -46,6 +47,16 @@ class Context:
         from store.db import make_sessionmaker
 
         return make_sessionmaker(self._engine)
+
+    def lite_reader(self) -> SqliteReader | None:
+        """For read commands: the database through the stdlib ``sqlite3``, read-only, without
+        importing SQLAlchemy or the table classes (most of a read command's time) — or None when
+        that does not apply (PostgreSQL, no database yet, a schema to migrate): then use the
+        store's ORM function on :meth:`sessionmaker`. Both run the same statements
+        (:mod:`store.lite`). The caller closes the reader."""
+        from store.lite import open_sqlite
+
+        return open_sqlite(self.settings.db_url)
 
     def _announce_new_sqlite_file(self) -> None:
         path = sqlite_path(self.settings.db_url)

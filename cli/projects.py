@@ -116,10 +116,18 @@ class _DryRun(Exception):
 
 
 async def list_(args: argparse.Namespace, ctx: Context) -> int:
-    from store.projects import list_projects
+    projects: list[Any]
+    reader = ctx.lite_reader()
+    if reader is not None:  # SQLite, up to date: no ORM needed (same statement)
+        try:
+            projects = reader.projects()
+        finally:
+            reader.close()
+    else:
+        from store.projects import list_projects
 
-    async with transaction(await ctx.sessionmaker()) as session:
-        projects = await list_projects(session)
+        async with transaction(await ctx.sessionmaker()) as session:
+            projects = await list_projects(session)
     for p in projects:
         print(f"{p.code}\tv{p.current_version}\t{p.year}\t{p.name}", file=ctx.out)
     return 0

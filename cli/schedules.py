@@ -98,11 +98,21 @@ def _kinds() -> tuple[str, ...]:
 
 
 async def list_cmd(args: argparse.Namespace, ctx: Context) -> int:
-    from store.schedules import list_schedules, schedule_json
+    from store.schedule_view import schedule_json
 
-    sm = await ctx.sessionmaker()
-    async with sm() as session, session.begin():
-        rows = await list_schedules(session, project=args.project)
+    rows: list[tuple[Any, str]]
+    reader = ctx.lite_reader()
+    if reader is not None:  # SQLite, up to date: no ORM needed (same statement)
+        try:
+            rows = list(reader.schedules(project=args.project))
+        finally:
+            reader.close()
+    else:
+        from store.schedules import list_schedules
+
+        sm = await ctx.sessionmaker()
+        async with sm() as session, session.begin():
+            rows = list(await list_schedules(session, project=args.project))
     items = [schedule_json(s, code, now=ctx.now()) for s, code in rows]
     if args.json:
         print(json.dumps(items, ensure_ascii=False, indent=2), file=ctx.out)

@@ -29,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, false, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -48,6 +48,7 @@ from store.models import (
     Response,
     Unit,
 )
+from store.payment_states import amount_differs, answer_state
 
 #: Free-text answers without their own ``max_length`` are cut off here (characters).
 DEFAULT_TEXT_MAX = 2000
@@ -595,25 +596,8 @@ async def list_responses(
 # row (set when the unit answers, and moved with the ledger by :func:`follow_disbursed_amounts`
 # when an amount is corrected). So the rule needs no join with the disbursements, one index
 # (``ix_confirmation_amounts``) answers every count, and facts, ledger, discrepancies, the
-# overview and the chat replies agree. :func:`amount_differs` (SQL) and :func:`answer_state`
+# overview and the chat replies agree. store.payment_states.amount_differs (SQL) and answer_state
 # (Python) are the rule; nothing else spells it.
-
-
-def amount_differs(c: Any) -> Any:
-    """SQL: the current answer ``c`` (PaymentConfirmation or an alias) confirms another amount."""
-    # coalesce: an answer without an expected amount (none is stored so today) counts as agreeing,
-    # so that NOT this expression is exactly "confirmed" too
-    return and_(c.status == "confirmed", func.coalesce(c.amount_fen != c.expected_fen, false()))
-
-
-def answer_state(c: PaymentConfirmation | None) -> str:
-    """``pending`` (None) | ``disputed`` | ``amount_differs`` | ``confirmed`` — as :func:`amount_differs`."""
-    if c is None:
-        return "pending"
-    if c.status == "disputed":
-        return "disputed"
-    differs = c.amount_fen is not None and c.expected_fen is not None and c.amount_fen != c.expected_fen
-    return "amount_differs" if differs else "confirmed"
 
 
 async def follow_disbursed_amounts(session: AsyncSession, project_id: int) -> None:

@@ -14,8 +14,8 @@ from datetime import date
 from sqlalchemy import case, distinct, exists, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.answers import amount_differs
 from store.models import Disbursement, FundArrival, Link, PaymentConfirmation, Project, Response, Unit
+from store.payment_states import amount_differs
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,6 +52,10 @@ async def ensure_schema(engine: AsyncEngine) -> None:
 
 async def stored_revision(engine: AsyncEngine) -> str | None:
     """The version in ``alembic_version``, or None when the table does not exist yet."""
+    # imported here: store.lite reads shipped_head() without loading SQLAlchemy
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
     try:
         async with engine.connect() as conn:
             rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()

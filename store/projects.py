@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import ProjectDefinition, UnitDef
+from store import lite
 from store.errors import NotFound
 from store.models import (
     Answer,
@@ -132,7 +133,11 @@ async def find_project(session: AsyncSession, code: str) -> Project | None:
 
 
 async def list_projects(session: AsyncSession) -> list[Project]:
-    return list((await session.execute(select(Project).order_by(Project.code))).scalars())
+    """Every project, by code: :data:`store.lite.PROJECTS_SQL`, the statement the CLI also runs
+    without the ORM."""
+    table = Project.__table__  # type: ignore[attr-defined]
+    stmt = text(lite.PROJECTS_SQL).columns(*(table.c[c] for c in lite.PROJECT_COLUMNS))
+    return list((await session.execute(select(Project).from_statement(stmt))).scalars())
 
 
 #: Parsed definitions by (project id, version, content hash). A stored version never changes, so

@@ -20,16 +20,19 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import CHANNEL_KINDS, ChannelRef
-from config.secrets import redact_channel
-from store.cron import CronError, next_fire_times, validate_cron, validate_timezone
+from store import lite
+from store.cron import CronError, validate_cron, validate_timezone
 from store.errors import Conflict, Invalid, NotFound
 from store.models import Campaign, Project, Schedule, ScheduleChange, ScheduleRun
+
+# re-exported: callers (API, console, CLI) import the view from here too
+from store.schedule_view import schedule_json, shown_params, shown_snapshot, snapshot  # noqa: F401
 
 KINDS: tuple[str, ...] = ("launch", "remind", "close", "recompute", "summarise")
 CAMPAIGN_KINDS = frozenset({"launch", "remind", "close"})
@@ -168,22 +171,6 @@ def _check_channel(where: str, kind: str, address: str, config: dict[str, str]) 
         raise _invalid(f"{where}.{part}", str(ctx.get("zh", err["msg"])), en) from None
 
 
-def shown_params(params: dict[str, Any] | None) -> dict[str, Any]:
-    """``params`` as any API/CLI reader may see them: endpoint addresses that are credentials
-    (vendor webhook URLs) and secret-looking config values redacted (``config.secrets``)."""
-    out = dict(params or {})
-    if isinstance(out.get("endpoints"), list):
-        out["endpoints"] = [redact_channel(ep) if isinstance(ep, dict) else ep for ep in out["endpoints"]]
-    return out
-
-
-def shown_snapshot(doc: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A change-log before/after document with its params shown as :func:`shown_params` does."""
-    if not isinstance(doc, dict) or "params" not in doc:
-        return doc
-    return {**doc, "params": shown_params(doc["params"])}
-
-
 def check_grace(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GRACE_SECONDS:
         raise _invalid(
@@ -192,22 +179,6 @@ def check_grace(value: Any) -> int:
             f"grace_seconds must be an integer 0–{MAX_GRACE_SECONDS} (seconds)",
         )
     return value
-
-
-def snapshot(schedule: Schedule, project_code: str | None = None) -> dict[str, Any]:
-    """The editable state of a schedule as JSON (used for the change log's before/after)."""
-    return {
-        "kind": schedule.kind,
-        "project_id": schedule.project_id,
-        **({"project": project_code} if project_code else {}),
-        "campaign_id": schedule.campaign_id,
-        "cron": schedule.cron,
-        "timezone": schedule.timezone,
-        "enabled": schedule.enabled,
-        "grace_seconds": schedule.grace_seconds,
-        "params": dict(schedule.params or {}),
-        "version": schedule.version,
-    }
 
 
 async def _project(session: AsyncSession, code: Any) -> Project:
@@ -336,18 +307,19 @@ async def get_schedule(session: AsyncSession, schedule_id: int) -> Schedule:
 async def list_schedules(
     session: AsyncSession, *, project: str | None = None, enabled_only: bool = False
 ) -> list[tuple[Schedule, str]]:
-    """Live schedules with their project code, oldest first."""
-    stmt = (
-        select(Schedule, Project.code)
-        .join(Project, Project.id == Schedule.project_id)
-        .where(Schedule.deleted_at.is_(None))
-        .order_by(Schedule.id)
-    )
+    """Live schedules with their project code, oldest first: :func:`store.lite.schedules_sql`,
+    the statement the CLI also runs without the ORM."""
+    table = Schedule.__table__  # type: ignore[attr-defined]
+    sql = text(lite.schedules_sql(project=bool(project), enabled_only=enabled_only))
+    params: dict[str, Any] = {}
     if project:
-        stmt = stmt.where(Project.code == project)
+        params["code"] = project
     if enabled_only:
-        stmt = stmt.where(Schedule.enabled.is_(True))
-    return [(s, c) for s, c in (await session.execute(stmt)).all()]
+        params["enabled"] = True
+        sql = sql.bindparams(bindparam("enabled", type_=table.c.enabled.type))
+    stmt = sql.columns(*(table.c[c] for c in lite.SCHEDULE_COLUMNS), Project.__table__.c.code)  # type: ignore[attr-defined]
+    orm = select(Schedule, Project.code).from_statement(stmt)
+    return [(s, c) for s, c in (await session.execute(orm, params)).all()]
 
 
 async def project_code(session: AsyncSession, schedule: Schedule) -> str:
@@ -573,19 +545,6 @@ async def previous_result(
         .limit(1)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
-
-
-def schedule_json(schedule: Schedule, code: str, *, now: datetime, count: int = 5) -> dict[str, Any]:
-    """API/CLI view: the fields plus the next ``count`` fire times in the schedule's timezone
-    (none while paused)."""
-    nxt = next_fire_times(schedule.cron, schedule.timezone, now=now, count=count) if schedule.enabled else []
-    return {
-        "id": schedule.id,
-        **shown_snapshot(snapshot(schedule, code)),  # type: ignore[dict-item]
-        "created_at": schedule.created_at.isoformat(),
-        "updated_at": schedule.updated_at.isoformat(),
-        "next_fire_times": [t.isoformat() for t in nxt],
-    }
 
 
 def run_json(run: ScheduleRun) -> dict[str, Any]:

@@ -3,7 +3,9 @@ schema check is one query, and every command finds the same well-known data dire
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import os
 import subprocess
 import sys
@@ -113,3 +115,88 @@ def test_long_steps_show_a_spinner_to_a_person_and_nothing_to_a_pipe(tmp_path: P
             pass
     assert "正在导入 units.csv" in terminal.getvalue()
     assert pipe.getvalue() == ""
+
+
+#: What a read command on an up-to-date SQLite database must not load (store.lite reads it).
+ORM = ("sqlalchemy", "aiosqlite", "store.models", "store.db", "config.definition", "pandas", "alembic")
+
+
+def _cli(db_url: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JIXIAO_")}
+    env.update(JIXIAO_DATABASE_URL=db_url, JIXIAO_DATA_DIR=str(data_dir))
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def _loaded_after(db_url: str, data_dir: Path, *args: str) -> tuple[str, list[str]]:
+    """Run ``jixiao ARGS`` in a fresh interpreter; its output and which :data:`ORM` modules it loaded."""
+    code = (
+        "import sys, io\n"
+        "from cli.main import main\n"
+        "out = io.StringIO()\n"
+        f"assert main({list(args)!r}, out=out) == 0\n"
+        "sys.stdout.write(out.getvalue())\n"
+        f"sys.stderr.write(','.join(m for m in {ORM!r} if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JIXIAO_")}
+    env.update(JIXIAO_DATABASE_URL=db_url, JIXIAO_DATA_DIR=str(data_dir))
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout, [m for m in done.stderr.strip().split(",") if m]
+
+
+async def test_read_commands_on_sqlite_load_no_orm_and_print_what_the_orm_path_prints(
+    db_url: str, tmp_path: Path
+) -> None:
+    """``project list`` and ``schedule list`` read an up-to-date SQLite file with the stdlib
+    (store.lite); the ORM path (PostgreSQL, or a database to migrate) prints the same."""
+    load = _cli(db_url, tmp_path, "project", "load", str(REPO / "config" / "projects" / "urumqi-ip-2023"))
+    assert load.returncode == 0, load.stderr
+    added = _cli(db_url, tmp_path, "schedule", "add", "recompute", "urumqi-ip-2023", "0 9 * * 1-5",
+                 "--params", '{"endpoints": [{"kind": "slack", "address": "https://hooks.slack.com/services/T0/B0/s3cr3t"}]}')  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    paused = _cli(
+        db_url, tmp_path, "schedule", "add", "summarise", "urumqi-ip-2023", "0 18 * * 5", "--paused"
+    )
+    assert paused.returncode == 0, paused.stderr
+    for args in (("project", "list"), ("schedule", "list", "--json"), ("schedule", "list"),
+                 ("schedule", "list", "--project", "nope")):  # fmt: skip
+        out, loaded = _loaded_after(db_url, tmp_path, *args)
+        if db_url.startswith("sqlite"):
+            assert loaded == [], (args, loaded)
+        from cli.context import Context
+
+        # the ORM path in this process, on the same database
+        buf, err = io.StringIO(), io.StringIO()
+        from cli.main import main
+
+        original = Context.lite_reader
+        Context.lite_reader = lambda self: None  # type: ignore[method-assign]
+        try:
+            code = await asyncio.to_thread(
+                main, ["--database-url", db_url, "--data-dir", str(tmp_path), *args], out=buf, err=err
+            )
+        finally:
+            Context.lite_reader = original  # type: ignore[method-assign]
+        assert code == 0, err.getvalue()
+        assert out == buf.getvalue(), args
+    listed = json.loads(_loaded_after(db_url, tmp_path, "schedule", "list", "--json")[0])
+    assert [s["kind"] for s in listed] == ["recompute", "summarise"]
+    assert "s3cr3t" not in json.dumps(listed)  # a credential in an address is redacted on this path too
+    assert listed[0]["next_fire_times"] and listed[1]["next_fire_times"] == []
+    assert listed[0]["created_at"].endswith("+00:00")
+
+
+def test_a_sqlite_database_to_migrate_or_missing_takes_the_normal_path(tmp_path: Path) -> None:
+    from store.lite import open_sqlite
+
+    db = tmp_path / "old.db"
+    assert open_sqlite(f"sqlite+aiosqlite:///{db}") is None  # no file: the normal path creates it
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.execute("INSERT INTO alembic_version VALUES ('0001_initial_schema')")
+    assert open_sqlite(f"sqlite+aiosqlite:///{db}") is None  # an older schema: migrate first
+    assert open_sqlite("postgresql+asyncpg://u@h/db") is None

@@ -1,0 +1,162 @@
+"""Reads for short-lived commands without the ORM: the stdlib ``sqlite3`` on a SQLite file.
+
+A ``jixiao`` read command (``project list``, ``schedule list``) on SQLite spends most of its time
+importing SQLAlchemy (≈ 0.35 s of CPU), its ORM and the sqlmodel table classes (≈ 0.3 s), which
+is many times the query itself. This module imports neither: it opens the database read-only with
+``sqlite3`` and runs the statements below, which are **the** statements of those reads — the ORM
+functions (:func:`store.projects.list_projects`, :func:`store.schedules.list_schedules`) run the
+same text through SQLAlchemy, so a rule cannot drift between the console, the API and the CLI.
+
+Values come back as the ORM would give them: datetimes aware in UTC (sqlmodel stores them on
+SQLite as naive UTC text), JSON documents parsed, booleans as ``bool`` (:func:`_convert`).
+
+:func:`open_sqlite` returns None whenever the fast path does not apply — not SQLite, no file yet,
+or a schema version other than the one this code ships (migrations run on the normal path) —
+and the caller then uses the ORM function on a migrated engine (PostgreSQL always does).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# ------------------------------------------------------------------------- the shared statements
+
+#: Column names of the rows read below; the ORM functions map them onto the table classes.
+PROJECT_COLUMNS = ("id", "code", "name", "year", "timezone", "current_version", "budget_fen",
+                   "created_at", "updated_at")  # fmt: skip
+SCHEDULE_COLUMNS = ("id", "kind", "project_id", "campaign_id", "cron", "timezone", "enabled",
+                    "grace_seconds", "params", "version", "created_at", "updated_at", "deleted_at")  # fmt: skip
+
+#: Every project, by code.
+PROJECTS_SQL = f"SELECT {', '.join(PROJECT_COLUMNS)} FROM project ORDER BY code"
+
+
+def schedules_sql(*, project: bool = False, enabled_only: bool = False) -> str:
+    """Live (not removed) schedules with their project's code last, oldest first; ``project``
+    adds ``AND project.code = :code``, ``enabled_only`` keeps enabled ones (``:enabled`` = true)."""
+    where = ["schedule.deleted_at IS NULL"]
+    if project:
+        where.append("project.code = :code")
+    if enabled_only:
+        where.append("schedule.enabled = :enabled")
+    return (
+        f"SELECT {', '.join('schedule.' + c for c in SCHEDULE_COLUMNS)}, project.code AS code "
+        "FROM schedule JOIN project ON project.id = schedule.project_id "
+        f"WHERE {' AND '.join(where)} ORDER BY schedule.id"
+    )
+
+
+# ------------------------------------------------------------------------- rows without the ORM
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    """A ``project`` row read without the ORM (the attributes of ``store.models.Project``)."""
+
+    id: int
+    code: str
+    name: str
+    year: int
+    timezone: str
+    current_version: int
+    budget_fen: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    """A ``schedule`` row read without the ORM (the attributes of ``store.models.Schedule``)."""
+
+    id: int
+    kind: str
+    project_id: int
+    campaign_id: int | None
+    cron: str
+    timezone: str
+    enabled: bool
+    grace_seconds: int
+    params: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+_DATETIMES = frozenset({"created_at", "updated_at", "deleted_at"})
+_BOOLEANS = frozenset({"enabled"})
+_JSON = frozenset({"params"})
+
+
+def _convert(name: str, value: Any) -> Any:
+    """A SQLite value as the ORM column type returns it."""
+    if value is None:
+        return None
+    if name in _DATETIMES:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return parsed.replace(tzinfo=UTC) if parsed.utcoffset() is None else parsed.astimezone(UTC)
+    if name in _BOOLEANS:
+        return bool(value)
+    if name in _JSON:
+        return json.loads(value) if isinstance(value, str) else value
+    return value
+
+
+class SqliteReader:
+    """A read-only ``sqlite3`` connection to an up-to-date jixiao database."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        cur = self._conn.execute(sql, params or {})
+        names = [d[0] for d in cur.description]
+        return [{n: _convert(n, v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def projects(self) -> list[ProjectRow]:
+        """:data:`PROJECTS_SQL` (what :func:`store.projects.list_projects` runs)."""
+        return [ProjectRow(**r) for r in self.rows(PROJECTS_SQL)]
+
+    def schedules(self, *, project: str | None = None) -> list[tuple[ScheduleRow, str]]:
+        """:func:`schedules_sql` (what :func:`store.schedules.list_schedules` runs)."""
+        rows = self.rows(schedules_sql(project=bool(project)), {"code": project} if project else {})
+        return [(ScheduleRow(**{c: r[c] for c in SCHEDULE_COLUMNS}), r["code"]) for r in rows]
+
+
+def open_sqlite(url: str, *, busy_timeout_ms: int = 30_000) -> SqliteReader | None:
+    """A :class:`SqliteReader` on ``url``'s file, or None when the fast path does not apply:
+    not a ``sqlite+aiosqlite:///`` file, no file yet, or its schema is not exactly
+    :func:`store.migrate.shipped_head` (then the normal path migrates it)."""
+    from store.migrate import shipped_head
+
+    prefix = "sqlite+aiosqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = url[len(prefix) :].split("?", 1)[0]
+    if path in ("", ":memory:") or path.startswith("file:") or not Path(path).is_file():
+        return None
+    try:
+        # mode=ro: this path can never write (or create) the database; WAL readers see the
+        # last committed state without blocking the server's writer
+        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True,
+                               timeout=busy_timeout_ms / 1000)  # fmt: skip
+    except sqlite3.Error:
+        return None
+    try:
+        stored = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:
+        conn.close()
+        return None
+    head = shipped_head()
+    if head is None or [r[0] for r in stored] != [head]:
+        conn.close()
+        return None
+    return SqliteReader(conn)
