@@ -307,7 +307,12 @@ def zipingbiao_xlsx(data: DocumentData) -> bytes:
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_options.horizontalCentered = True
     ws.page_margins.left = ws.page_margins.right = 0.4
-    ws.print_title_rows = None
+    # printed over several pages, each page repeats the indicator rows' column headings and is
+    # numbered (Excel's 打印标题 and page footer)
+    head = next(c.row for c in grid if c.text == INDICATOR_HEADER[0]) + 1
+    ws.print_title_rows = f"{head}:{head}"
+    ws.oddFooter.center.text = "第 &P 页，共 &N 页"
+    ws.oddFooter.center.size = 10
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

@@ -1,5 +1,6 @@
-"""The DOCX documents as pages: table rows never split across a page, a long table's heading row
-repeats on every page it continues on, every page is numbered, and the East Asian text is Chinese.
+"""The documents as pages: table rows never split across a page, a long table's heading row
+repeats on every page it continues on, every page is numbered, and the East Asian text is Chinese
+(the 自评表 XLSX: its column headings repeat as print titles and its pages are numbered).
 
 Checked twice: in the DOCX itself (the row properties, the footer field) and on the pages
 LibreOffice headless prints (PDF → pdftotext, one page at a time), for every example project."""
@@ -116,11 +117,11 @@ async def test_printed_pages_repeat_table_headings_and_are_numbered(
     sessionmaker: SessionMaker, clock: Clock, tmp_path: Path
 ) -> None:
     """The reference project's documents are long enough to test this: its 自评表 indicator rows
-    and its 评价报告 指标体系 table each continue over a page break."""
+    (DOCX and XLSX) and its 评价报告 指标体系 table each continue over a page break."""
     soffice = _soffice()
     data = await _data(sessionmaker, EXAMPLE_PROJECT, clock, narrative=True)
     printed: dict[str, list[str]] = {}
-    for name in DOCX:
+    for name in (*DOCX, "zipingbiao.xlsx"):
         src = tmp_path / name.replace(".", "_") / name
         src.parent.mkdir()
         src.write_bytes(render(name, data))
@@ -128,15 +129,19 @@ async def test_printed_pages_repeat_table_headings_and_are_numbered(
 
     for name, pages in printed.items():
         assert len(pages) >= 2, name
-        for n, text in enumerate(pages, start=1):  # "— n —" in the footer of page n
-            assert re.search(rf"—\s*{n}\s*—", text), (name, n, text[-200:])
+        for n, text in enumerate(pages, start=1):  # DOCX "— n —", XLSX "第 n 页，共 N 页"
+            number = (
+                rf"—\s*{n}\s*—" if name.endswith("docx") else rf"第\s*{n}\s*页[，,]\s*共\s*{len(pages)}\s*页"
+            )
+            assert re.search(number, text), (name, n, text[-200:])
 
     # 自评表: from the indicator headings to 自评等级, every page shows the column headings
-    form = printed["zipingbiao.docx"]
-    span = _span(form, "偏差原因分析", "自评等级")
-    assert len(span) >= 2  # the indicator rows do continue on another page
-    for i in span:
-        assert "三级指标" in form[i] and "偏差原因分析" in form[i], i + 1
+    for name in ("zipingbiao.docx", "zipingbiao.xlsx"):
+        form = printed[name]
+        span = _span(form, "偏差原因分析", "自评等级")
+        assert len(span) >= 2, name  # the indicator rows do continue on another page
+        for i in span:
+            assert "三级指标" in form[i] and "偏差原因分析" in form[i], (name, i + 1)
     # 评价报告: the 指标体系 table (caption → its last row, the last indicator) repeats its headings
     report = printed["baogao.docx"]
     span = _span(report, "项目支出绩效评价指标体系", data.table.indicators[-1].name)
