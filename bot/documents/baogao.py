@@ -354,7 +354,9 @@ def _indicator_paragraphs(data: DocumentData, r: IndicatorResult) -> list[str]:
     out = [first]
     tail = f"故{r.name}指标得分{_n(r.score)}分。"
     if r.override_source == "published":
-        tail = f"{r.name}指标得分{_n(r.score)}分，照录公布的评分（来源：{r.override_reason}）。"
+        # the number the printed values give, when the published score is not it
+        computed = f"；按规则计算{_n(r.computed_score)}分" if r.computed_score != r.score else ""
+        tail = f"{r.name}指标得分{_n(r.score)}分，照录公布的评分（来源：{r.override_reason}{computed}）。"
     elif r.overridden:
         tail = f"经评价人调整，{r.name}指标得分{_n(r.score)}分（按规则计算{_n(r.computed_score)}分），理由：{sentence(r.override_reason)}"
     out.append(tail)
@@ -413,6 +415,8 @@ def _computed_lead(data: DocumentData, r: IndicatorResult, source: str) -> str:
             f"指标值：{r.target}，实际完成值{r.actual}{comparison}。通过问卷调查的方式进行评价，共发放问卷{s.invited}份，"
             f"回收{s.responded}份，有效调查问卷{s.valid}份，其中：{levels or '无有效答复'}"
         )
+    if r.target and r.actual in ("达成", "未达成"):  # a text target met or not: no "实际完成达成"
+        return f"{_zb(r.level2)}“{r.name}”的目标是{r.target}，{data.year}年度{'已' if r.actual == '达成' else ''}{r.actual}"
     if r.target and r.actual:
         return f"{_zb(r.level2)}“{r.name}”的目标值是{r.target}，{data.year}年度实际完成{r.actual}"
     return ""

@@ -344,3 +344,17 @@ async def test_the_report_says_only_what_the_project_did(
         assert "问卷" not in text and "公众评判法（" not in text
     else:
         assert "公众评判法（项目承担单位满意度问卷调查）" in text
+
+
+async def test_a_published_score_the_printed_values_do_not_give_is_reported_with_both_numbers(
+    sessionmaker: SessionMaker, clock: Clock
+) -> None:
+    """永德 2022: 资金到位及时率 printed 100 % of ≧100 % and 7 of 10 points — the report copies the
+    7 and says what the printed values give; a text target met reads 已达成."""
+    data = await _data(
+        sessionmaker, REPO / "config" / "projects" / "yongde-yingyang-2022", clock, narrative=True
+    )
+    text = _docx_text(render("baogao.docx", data))
+    assert "资金到位及时率指标得分7分，照录公布的评分（来源：" in text and "；按规则计算10分）" in text
+    assert "经济效益指标“减轻贫困学生家庭经济负担”的目标是有效，2022年度已达成" in text
+    assert "总分为96分，绩效评级为“优”" in text and "公布的自评表总分为96分，与按指标计算的结果一致" in text
