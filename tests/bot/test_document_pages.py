@@ -105,6 +105,19 @@ def _pdf_page_texts(soffice: str, src: Path, profile: Path) -> list[str]:
     return texts
 
 
+def _pdf_fonts(pdf: Path) -> str:
+    """pdffonts' table of the fonts a PDF uses."""
+    return subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+
+
+def _docx_chars(path: Path) -> str:
+    """All the text of a DOCX: paragraphs, table cells, footer."""
+    doc = read_docx(str(path))
+    parts = [p.text for p in doc.paragraphs]
+    parts += [c.text for t in doc.tables for row in t.rows for c in row.cells]
+    return "".join(parts)
+
+
 def _span(pages: list[str], start: str, end: str) -> range:
     """The pages (0-based) from the first one showing ``start`` to the first later one showing
     ``end``."""
@@ -126,6 +139,17 @@ async def test_printed_pages_repeat_table_headings_and_are_numbered(
         src.parent.mkdir()
         src.write_bytes(render(name, data))
         printed[name] = await asyncio.to_thread(_pdf_page_texts, soffice, src, tmp_path / "lo-profile")
+        # no tofu: every font is embedded, the Chinese text is set in Noto CJK (the fallback for the
+        # 公文 fonts this machine lacks), and each character of the document comes out of the PDF
+        fonts = await asyncio.to_thread(_pdf_fonts, src.with_suffix(".pdf"))
+        rows = [line.split() for line in fonts.splitlines()[2:] if line.strip()]
+        assert rows and all(row[-5] == "yes" for row in rows), fonts  # the "emb" column
+        assert any("CJK" in row[0] for row in rows), fonts
+        if name.endswith("docx"):
+            chars = {ch for ch in _docx_chars(src) if "\u4e00" <= ch <= "\u9fff"}
+            assert chars and chars <= set("".join(printed[name])), sorted(
+                chars - set("".join(printed[name]))
+            )[:20]
 
     for name, pages in printed.items():
         assert len(pages) >= 2, name
