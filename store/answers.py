@@ -781,6 +781,19 @@ LEDGER_STATE_ZH = {
 RARE = 10
 
 
+def _state_filter(state: str, current: Any) -> tuple[Any, ...]:
+    """WHERE terms selecting ``state`` on the (outer-joined) current answer ``current``."""
+    if state == "pending":
+        return (current.id.is_(None),)
+    if state == "disputed":
+        return (current.status == "disputed",)
+    if state == "confirmed":
+        return (current.status == "confirmed", ~amount_differs(current))
+    if state == "amount_differs":
+        return (amount_differs(current),)
+    return ()
+
+
 async def ledger_page(
     session: AsyncSession,
     project_id: int,
@@ -789,23 +802,57 @@ async def ledger_page(
     search: str = "",
     limit: int = 50,
     offset: int = 0,
+    newest_first: bool = False,
 ) -> tuple[int, list[LedgerRow]]:
     """``(matching count, one page)`` of the ledger by paid date, then payment key; ``state``
     filters (all | pending | confirmed | amount_differs | disputed), ``search`` matches unit key
-    or name.
+    or name. ``newest_first`` lists an answered state by the newest answer instead (the
+    coordinator's overview: what is new).
 
     Without a search the count is :func:`count_payments` (index-only). A common state is paged
     by walking ``ix_disbursement_ledger`` in order and stopping once the page is full; a rare one
-    (disputes, other amounts, few confirmations) starts from its answers and sorts only those.
-    So no view joins or sorts every payment of the project."""
+    (disputes, other amounts, few confirmations) starts from its answers, sorts only their ids
+    (newest first: the index's own order, no join) and then loads the page's rows. So no view
+    joins or sorts every payment of the project."""
     current = aliased(PaymentConfirmation)
-    total = None if search else await count_payments(session, project_id, state)
-    if state in ("amount_differs", "disputed") or (
+    total: int | None = None
+    if search or state not in ("amount_differs", "disputed"):
+        total = None if search else await count_payments(session, project_id, state)
+    rare = state in ("amount_differs", "disputed") or (
         state == "confirmed"
         and total is not None
         and total * RARE < await count_payments(session, project_id)
-    ):
-        # a rare answered state: start from those answers (ix_confirmation_amounts) and sort them
+    )
+    if rare and not search:
+        # the page's ids, and (window count, same scan) how many match in all
+        ids_q = select(current.id, func.count().over()).where(
+            current.project_id == project_id, current.is_current.is_(True), *_state_filter(state, current)
+        )
+        if newest_first:
+            ids_q = ids_q.order_by(current.id.desc())
+        else:
+            ids_q = ids_q.join(Disbursement, Disbursement.id == current.disbursement_id).order_by(
+                Disbursement.paid_on, Disbursement.key
+            )
+        got = (await session.execute(ids_q.limit(limit).offset(offset))).all()
+        if got:
+            total = int(got[0][1])
+        elif total is None:  # past the end: the count alone
+            total = await count_payments(session, project_id, state)
+        ids = [i for i, _ in got]
+        rows = (
+            await session.execute(
+                select(Disbursement, Unit.key, Unit.name, current)
+                .select_from(current)
+                .join(Disbursement, Disbursement.id == current.disbursement_id)
+                .join(Unit, Unit.id == Disbursement.unit_id)
+                .where(current.id.in_(ids))
+            )
+        ).all()
+        by_id = {c.id: LedgerRow(d, k, n, c) for d, k, n, c in rows}
+        return total, [by_id[i] for i in ids if i in by_id]
+    if rare:
+        # a rare answered state with a search: start from those answers (ix_confirmation_amounts)
         stmt = (
             select(Disbursement, Unit.key, Unit.name, current)
             .select_from(current)
@@ -826,17 +873,11 @@ async def ledger_page(
     if search:
         like = f"%{search.replace('%', '').replace('_', '')}%"
         stmt = stmt.where(or_(Unit.key.like(like), Unit.name.like(like)))  # type: ignore[attr-defined]
-    if state == "pending":
-        stmt = stmt.where(current.id.is_(None))
-    elif state == "disputed":
-        stmt = stmt.where(current.status == "disputed")
-    elif state == "confirmed":
-        stmt = stmt.where(current.status == "confirmed", ~amount_differs(current))
-    elif state == "amount_differs":
-        stmt = stmt.where(amount_differs(current))
+    stmt = stmt.where(*_state_filter(state, current))
     if total is None:
         total = int((await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one())
     if total <= offset:
         return total, []
-    page = stmt.order_by(Disbursement.paid_on, Disbursement.key).limit(limit).offset(offset)
+    order = (current.id.desc(),) if newest_first and state not in ("all", "pending") else ()
+    page = stmt.order_by(*order, Disbursement.paid_on, Disbursement.key).limit(limit).offset(offset)
     return total, [LedgerRow(d, k, n, c) for d, k, n, c in (await session.execute(page)).all()]

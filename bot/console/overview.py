@@ -55,8 +55,13 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         )
         # index-only counts; each list reads at most SHOWN rows (none when its count is 0)
         unconfirmed_total, unconfirmed = await unconfirmed_disbursements(session, project.id, limit=SHOWN)
-        disputed_total, disputed = await ledger_page(session, project.id, state="disputed", limit=SHOWN)
-        differ_total, differ = await ledger_page(session, project.id, state="amount_differs", limit=SHOWN)
+        # newest answers first: what is new to the coordinator, and their index's own order
+        disputed_total, disputed = await ledger_page(
+            session, project.id, state="disputed", limit=SHOWN, newest_first=True
+        )
+        differ_total, differ = await ledger_page(
+            session, project.id, state="amount_differs", limit=SHOWN, newest_first=True
+        )
     snap, prev = ctx["snapshot"], ctx["previous"]
     delta = None
     if snap is not None and prev is not None:

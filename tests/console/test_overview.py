@@ -99,6 +99,15 @@ async def test_the_payment_states_add_up_on_the_overview_the_ledger_and_the_fact
         return counted
 
     assert await states() == {"all": n, "pending": n - 4, "confirmed": 1, "amount_differs": 1, "disputed": 2}
+    async with sessionmaker() as session:
+        pid = launched.project_id
+        newest = await ledger_page(session, pid, state="disputed", newest_first=True)
+        assert [r.unit_key for r in newest[1]] == ["u004", "u003"] and newest[0] == 2
+        assert [
+            r.unit_key for r in (await ledger_page(session, pid, state="disputed", limit=1, offset=1))[1]
+        ] == [max(("u003", "u004"), key=lambda k: (pays[k].paid_on, pays[k].key))]
+        assert await ledger_page(session, pid, state="disputed", offset=5) == (2, [])  # past the end
+        assert (await ledger_page(session, pid, state="pending", offset=n))[0] == n - 4
     assert (await login(app_client, "coord")).status == 303
     html = await (await app_client.get(f"/console/p/{A}/overview")).text()
     assert "有争议（2）" in html and "确认金额不一致（1）" in html and f"未确认（{n - 4}）" in html
