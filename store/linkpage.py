@@ -540,12 +540,12 @@ class _Engine:
             self.mode = "asyncpg"
         else:  # pragma: no cover - aiosqlite without the internals store.db uses
             self.mode = "portable"
-        self._writes = _Batcher(engine, lanes=1)
-        self._reads = _Batcher(engine, lanes=2)
+        self._writes = _Batcher(engine, lanes=1, write=True)
+        self._reads = _Batcher(engine, lanes=2, write=False)
 
     async def run(self, work: Work[T], *, write: bool) -> T:
         if self.mode == "sqlite":
-            return await (self._writes if write else self._reads).submit(self._sqlite_unit(work, write))
+            return await (self._writes if write else self._reads).submit(self._sqlite_unit(work))
         if self.mode == "portable":
             async with self.engine.connect() as conn, conn.begin():
                 return await work(_DriverSqlTx(conn), self.plans)
@@ -580,42 +580,50 @@ class _Engine:
     def _clean(driver: Any) -> bool:
         return not driver.is_closed() and not driver.is_in_transaction()
 
-    def _sqlite_unit(self, work: Work[T], write: bool) -> Callable[[sqlite3.Connection], T]:
+    def _sqlite_unit(self, work: Work[T]) -> Callable[[sqlite3.Connection], T]:
+        """``work`` as a plain function of the sqlite3 connection, run INSIDE the transaction
+        its :class:`_Batcher` opened (the batcher begins, commits and rolls back)."""
         plans = self.plans
 
         def unit(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                result = _drive(work(_SqliteTx(conn), plans))  # type: ignore[arg-type]
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
+            return _drive(work(_SqliteTx(conn), plans))  # type: ignore[arg-type]
 
         return unit
 
 
+Outcome = tuple[bool, Any]
+
+
 class _Batcher:
     """SQLite units of work, run back to back: whatever queued while the connection was busy goes
-    to a worker thread in ONE trip, each unit still in its own transaction (``BEGIN IMMEDIATE …
-    COMMIT`` for writes: a unit that raises rolls back only itself; results and exceptions go to
-    their own callers, in order). At most ``lanes`` trips run at once, each on its own pooled
-    connection: 1 for the single writer, 2 for readers.
+    to a worker thread in ONE trip. At most ``lanes`` trips run at once, each on its own pooled
+    connection: 1 for the single writer, 2 for readers. Results and exceptions go to their own
+    callers, in order, and only once the trip is over.
 
-    Why: the process has one writer connection, and handing it from one request to the next
-    costs event-loop turns (pool release, waking the next waiter, the thread trip, the result's
-    ``call_soon_threadsafe``). Under load a turn takes milliseconds while the SQL of a submit
-    takes ~0.3 ms, so the writer sat idle most of the time and POSTs queued for it (measured at
-    32 concurrent users: p50 53 ms waiting for the connection, 1.2 ms using it). Batching pays
-    those turns once per batch instead of once per submit; the page reads on the read pool had
-    the same problem once the writes were batched. Connections still come from the engines'
-    pools, so ORM writers of the process keep taking turns with these batches.
+    **Writes: group commit.** A batch of writes is ONE transaction (``BEGIN IMMEDIATE … COMMIT``,
+    so one fsync with ``synchronous=FULL``), each unit inside its own ``SAVEPOINT``: a unit that
+    raises is rolled back to its savepoint and hears its own exception, while the units before
+    and after it stand. Every caller is answered after the ``COMMIT`` returned — a unit that
+    "succeeded" is never reported before it is durable; if the ``COMMIT`` (or anything outside a
+    unit) fails, the whole batch is rolled back and every caller hears that error. If SQLite
+    itself ends the transaction inside a unit (it does on some I/O and disk-full errors), the
+    earlier units' work is gone with it: the batch fails as a whole the same way.
+
+    **Reads**: a batch shares one deferred ``BEGIN`` (one WAL snapshot, taken after every unit
+    in it was queued); a failing read does not affect the others.
+
+    Why batches: the process has one writer connection, and handing it from one request to the
+    next costs event-loop turns (pool release, waking the next waiter, the thread trip, the
+    result's ``call_soon_threadsafe``); and with ``synchronous=FULL`` every commit waits for the
+    disk (bench/README.md, "SQLite durability": ~1–3 ms here), which caps a writer that commits
+    per submission near a few hundred per second. A batch pays both once. Connections still come
+    from the engines' pools, so ORM writers of the process keep taking turns with these batches.
     """
 
-    def __init__(self, engine: AsyncEngine, *, lanes: int) -> None:
+    def __init__(self, engine: AsyncEngine, *, lanes: int, write: bool) -> None:
         self._engine = engine
         self._lanes = lanes
+        self._write = write
         self._queue: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._drainers: set[asyncio.Task[None]] = set()
 
@@ -660,23 +668,75 @@ class _Batcher:
                 else:
                     future.set_exception(value)
 
-    async def _run(self, units: list[Callable[[sqlite3.Connection], Any]]) -> list[tuple[bool, Any]]:
-        def run_all(conn: sqlite3.Connection) -> list[tuple[bool, Any]]:
-            out: list[tuple[bool, Any]] = []
-            for unit in units:
-                try:
-                    out.append((True, unit(conn)))
-                except Exception as exc:  # this unit rolled back; the others stand
-                    out.append((False, exc))
-            return out
-
+    async def _run(self, units: list[Callable[[sqlite3.Connection], Any]]) -> list[Outcome]:
+        run_all = _group_commit if self._write else _shared_snapshot
         raw = await self._engine.raw_connection()
         try:
-            result: list[tuple[bool, Any]] = await raw.dbapi_connection.run_on_worker(run_all)  # type: ignore[union-attr]
+            result: list[Outcome] = await raw.dbapi_connection.run_on_worker(  # type: ignore[union-attr]
+                lambda conn: run_all(conn, units)
+            )
         finally:
             conn = raw.driver_connection._conn  # type: ignore[union-attr]
             await _release(raw, clean=conn is not None and not conn.in_transaction)
         return result
+
+
+def _group_commit(
+    conn: sqlite3.Connection, units: list[Callable[[sqlite3.Connection], Any]]
+) -> list[Outcome]:
+    """Run write ``units`` in ONE transaction, each in its own savepoint (see :class:`_Batcher`);
+    raises (after rolling everything back) when the batch cannot be committed as a whole."""
+    out: list[Outcome] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if len(units) == 1:  # no savepoint needed: the unit's failure rolls back the batch
+            try:
+                out.append((True, units[0](conn)))
+            except Exception as exc:
+                out.append((False, exc))
+                if conn.in_transaction:  # (SQLite may have ended it itself on an I/O error)
+                    conn.execute("ROLLBACK")
+                return out
+        else:
+            for unit in units:
+                conn.execute("SAVEPOINT unit")
+                try:
+                    value = unit(conn)
+                except Exception as exc:
+                    if not conn.in_transaction:  # SQLite rolled the whole batch back itself
+                        raise
+                    conn.execute("ROLLBACK TO unit")
+                    conn.execute("RELEASE unit")
+                    out.append((False, exc))
+                else:
+                    conn.execute("RELEASE unit")
+                    out.append((True, value))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return out
+
+
+def _shared_snapshot(
+    conn: sqlite3.Connection, units: list[Callable[[sqlite3.Connection], Any]]
+) -> list[Outcome]:
+    """Run read ``units`` in one deferred transaction (one snapshot); each unit's failure is
+    its own."""
+    out: list[Outcome] = []
+    try:
+        for unit in units:
+            if not conn.in_transaction:
+                conn.execute("BEGIN")
+            try:
+                out.append((True, unit(conn)))
+            except Exception as exc:
+                out.append((False, exc))
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")  # nothing was written (query_only): ending the snapshot
+    return out
 
 
 # ----------------------------------------------------------------------------------- the store
