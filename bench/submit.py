@@ -36,6 +36,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import re
 import shutil
 import socket
@@ -389,11 +390,13 @@ def window(target: Target, conc: int, seconds: int, profile: Path | None = None)
                  "--threads", "--gil"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
+        cpu0 = _cpu_seconds(proc.pid)
         out = subprocess.run(
             ["wrk", f"-t{conc}", f"-c{conc}", f"-d{seconds}s", "-s", str(HERE / target.lua),
              f"http://127.0.0.1:{port}", "--", str(target.tokens), str(conc), str(target.n_tokens)],
             capture_output=True, text=True, check=True, timeout=seconds + 60,
         ).stdout  # fmt: skip
+        cpu = _cpu_seconds(proc.pid) - cpu0
         if spy is not None:
             spy.wait(timeout=60)
     finally:
@@ -401,7 +404,17 @@ def window(target: Target, conc: int, seconds: int, profile: Path | None = None)
     found = re.search(r"WRKJSON (\{.*\})", out)
     if not found:
         raise RuntimeError(f"{target.name}: no WRKJSON in wrk output:\n{out}")
-    return json.loads(found.group(1))  # type: ignore[no-any-return]
+    result: dict[str, float] = json.loads(found.group(1))
+    # Server CPU (user + system, all threads) per committed submission, in ms: unlike the rate,
+    # it barely depends on how loaded the machine is.
+    result["cpu_ms"] = 1000 * cpu / result["completed"] if result["completed"] else 0.0
+    return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ============================================================================ orchestration
@@ -483,7 +496,10 @@ def run(targets: list[Target], concs: list[int], args: argparse.Namespace, work:
     print(
         f"# {args.rounds} rounds per concurrency, targets interleaved (order rotates), fresh database per window"
     )
-    print(f"{'target':15} {'c':>3} {'round':>5} {'subs/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+    print(
+        f"{'target':15} {'c':>3} {'round':>5} {'subs/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}"
+        f" {'cpu ms/sub':>10} {'load':>5}"
+    )
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     for conc in concs:
         for r in range(args.rounds):
@@ -496,7 +512,7 @@ def run(targets: list[Target], concs: list[int], args: argparse.Namespace, work:
                 results.setdefault((t.name, conc), []).append(w)
                 print(
                     f"{t.name:15} {conc:>3} {r:>5} {w['rate_per_s']:>9.1f} {w['p50_ms']:>8.2f} "
-                    f"{w['p99_ms']:>8.2f} {w['failed']:>7}",
+                    f"{w['p99_ms']:>8.2f} {w['failed']:>7} {w['cpu_ms']:>10.2f} {os.getloadavg()[0]:>5.1f}",
                     flush=True,
                 )
     print("\n# medians; ratios = median over rounds of (jixiao ÷ reference) in the same round")
