@@ -167,17 +167,12 @@ async def unit_page(request: web.Request, token: str) -> web.StreamResponse:
     pages = request.app[LINK_PAGES]
     now = request.app[keys.CLOCK]()
     token_hash = hash_token(token)
-    page = await pages.store.read_page(token_hash, now=now)
+    page = await pages.store.open_page(token_hash, now=now)  # records the first open
     if not isinstance(page, PageData):
         return await link_failed(request)
     if page.closed:  # the campaign is over: what the unit submitted, read-only
         html = render_closed(request.app[keys.TEMPLATES], page)
         return web.Response(body=html.encode(), headers=_PAGE_HEADERS)
-    if page.link.opened_at is None:
-        # A separate write unit: the read above ran on the read engine, concurrently with the
-        # writer. (Reading AND marking in one write unit saves a trip but puts every first GET on
-        # the single writer lane: measured slower at c=32, 139 vs 192 subs/s, bench/README.md.)
-        await pages.store.mark_opened(page.link.link_id, now=now)
     done = request.query.get("done", "")[:20]
     return pages.respond(page, token=token, token_hash=token_hash, now=now, done=done)
 
@@ -206,8 +201,11 @@ def _conflict_page(request: web.Request, exc: StoreError) -> web.Response:
     return response
 
 
-def _thanks(token: str, done: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther(f"/l/{token}?done={done}#done")
+def _thanks(token: str, done: str) -> web.Response:
+    """303 to the thank-you state (POST-redirect-GET), sent only once the submit is committed.
+    Returned, not raised: an ``HTTPSeeOther`` exception costs a traceback and a walk through
+    every middleware's ``except`` clauses on each submit."""
+    return web.Response(status=303, headers={"Location": f"/l/{token}?done={done}#done"})
 
 
 async def post_answers(request: web.Request) -> web.StreamResponse:
@@ -238,7 +236,7 @@ async def post_answers(request: web.Request) -> web.StreamResponse:
         raise malformed("this campaign has no questionnaire") from exc
     if not outcome.usable:
         return await link_failed(request)
-    raise _thanks(token, "answers")
+    return _thanks(token, "answers")
 
 
 def _answers_from_form(qdef: QuestionnaireDef, form: MultiDict[str]) -> dict[str, Any]:
@@ -286,7 +284,7 @@ async def post_payment(request: web.Request) -> web.StreamResponse:
         return await _rerender(request, token, token_hash, payment=(disbursement_id, parsed.values, errors))
     if not outcome.usable:
         return await link_failed(request)
-    raise _thanks(token, f"pay-{disbursement_id}")
+    return _thanks(token, f"pay-{disbursement_id}")
 
 
 async def _rerender(

@@ -306,6 +306,15 @@ _UNMARK_RESPONSE = (
     update(_R).where(*_R_SCOPE, _R.c.is_current.is_(True)).values(is_current=False).returning(_R.c.version)
 )
 _LAST_RESPONSE_VERSION = select(func.max(_R.c.version)).where(*_R_SCOPE)
+#: One statement (one round trip on PostgreSQL) after the link is locked: the owner link and id
+#: of a response already stored under the submission key (NULLs if none), and the last version.
+_ANSWERS_PROBE = select(
+    select(_R.c.link_id).where(_R.c.submission_key == bindparam("key")).scalar_subquery(),
+    select(_R.c.id).where(_R.c.submission_key == bindparam("key")).scalar_subquery(),
+    _LAST_RESPONSE_VERSION.scalar_subquery(),
+)
+#: Un-marks the current response (there is one exactly when a version exists).
+_UNMARK_RESPONSE_PLAIN = update(_R).where(*_R_SCOPE, _R.c.is_current.is_(True)).values(is_current=False)
 _RESPONSE_COLUMNS = (
     "project_id",
     "unit_id",
@@ -387,7 +396,7 @@ class _Plan:
     """One statement compiled for one dialect: positional SQL, the order of its parameters, and
     the column types' bind/result processors (exactly what SQLAlchemy would apply)."""
 
-    __slots__ = ("sql", "_names", "_binds", "_results", "_fixed")
+    __slots__ = ("sql", "_names", "_processed", "_results", "_fixed")
 
     def __init__(self, stmt: Executable, dialect: Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
@@ -397,19 +406,28 @@ class _Plan:
         self._names = tuple(compiled.positiontup)
         # Values written into the statement itself (e.g. LIMIT 1) are bound too: keep them.
         self._fixed = {n: b.effective_value for n, b in compiled.binds.items() if not b.required}
-        self._binds = tuple(
-            compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in self._names
-        )
+        binds = [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in self._names]
+        self._processed = tuple((i, p) for i, p in enumerate(binds) if p is not None)
         columns = [c for *_, c in compiled._result_columns]  # (keyname, name, objects, type)
         results = [t.dialect_impl(dialect).result_processor(dialect, None) for t in columns]
         self._results = tuple((i, p) for i, p in enumerate(results) if p is not None)
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        # Hot (every statement of every request): a plain loop, processors looked up by index.
         if self._fixed:
             params = {**self._fixed, **params}
-        return tuple(
-            params[n] if p is None else p(params[n]) for n, p in zip(self._names, self._binds, strict=True)
-        )
+        values = [params[n] for n in self._names]
+        for i, p in self._processed:
+            values[i] = p(values[i])
+        return tuple(values)
+
+    def value(self, name: str, value: Any) -> Any:
+        """``value`` as this statement would bind it as parameter ``name`` (its type's processor)."""
+        i = self._names.index(name)
+        for j, p in self._processed:
+            if j == i:
+                return p(value)
+        return value
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
         if not self._results:
@@ -425,12 +443,60 @@ _STATEMENTS: dict[str, Executable] = {
 }
 
 
+class _RawPlan:
+    """A hand-written statement for one dialect: its SQL with ``$n`` parameters and their names
+    in order. Values are bound as given (the caller applies type processors, see
+    :meth:`_Plan.value`); result rows are returned as they come."""
+
+    __slots__ = ("sql", "_names")
+
+    def __init__(self, sql: str, names: Sequence[str]) -> None:
+        self.sql = sql
+        self._names = tuple(names)
+
+    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple([params[n] for n in self._names])
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(raw)
+
+
+def _pg_store_answers() -> _RawPlan:
+    """PostgreSQL: a new current response with its answers, the previous current one un-marked
+    and the link's ``answered_at`` set if unset — ONE statement (one round trip instead of
+    four), run after :data:`_ANSWERS_PROBE` in the transaction that locked the link and unit.
+    Data-modifying CTEs all run (whether or not the final SELECT reads them) on one snapshot:
+    the un-marking cannot see the row inserted beside it, so it only touches the old one.
+    Answer values come pre-serialised (the JSON column's own bind processor) as ``text[]``."""
+    names = list(_RESPONSE_COLUMNS)
+    cols = ", ".join(_R.c[c].name for c in names)
+    values = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    n = len(names)
+    names += ["p_project", "p_unit", "p_questionnaire", "answer_keys", "answer_values"]
+    r, a, link = _R.name, _A.name, _L.name
+    sql = (
+        f"WITH unmarked AS (UPDATE {r} SET is_current = false WHERE project_id = ${n + 1} "
+        f"AND unit_id = ${n + 2} AND questionnaire_id = ${n + 3} AND is_current), "
+        f"inserted AS (INSERT INTO {r} ({cols}) VALUES ({values}) RETURNING id), "
+        f"answers AS (INSERT INTO {a} (response_id, question_key, value) "
+        f"SELECT inserted.id, k, v::json FROM inserted, unnest(${n + 4}::text[], ${n + 5}::text[]) AS kv(k, v)), "
+        f"answered AS (UPDATE {link} SET answered_at = ${names.index('submitted_at') + 1} "
+        f"WHERE id = ${names.index('link_id') + 1} AND answered_at IS NULL) "
+        f"SELECT id FROM inserted"
+    )
+    return _RawPlan(sql, names)
+
+
 class _Plans:
-    """Every statement of this module compiled for one dialect (attribute = statement name)."""
+    """Every statement of this module compiled for one dialect (attribute = statement name),
+    plus the dialect's own hand-written ones (None where the dialect has none)."""
+
+    pg_store_answers: _RawPlan | None
 
     def __init__(self, dialect: Dialect) -> None:
         for name, stmt in _STATEMENTS.items():
             setattr(self, name, _Plan(stmt, dialect))
+        self.pg_store_answers = _pg_store_answers() if dialect.name == "postgresql" else None
 
     def __getattr__(self, name: str) -> _Plan:  # pragma: no cover - typing aid only
         raise AttributeError(name)
@@ -442,9 +508,9 @@ class _Plans:
 class _Tx(Protocol):
     """What a unit of work may do. Implementations must not suspend on SQLite (see _drive)."""
 
-    async def rows(self, plan: _Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]: ...
-    async def run(self, plan: _Plan, params: Mapping[str, Any]) -> int: ...
-    async def many(self, plan: _Plan, params: Sequence[Mapping[str, Any]]) -> None: ...
+    async def rows(self, plan: _Plan | _RawPlan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]: ...
+    async def run(self, plan: _Plan | _RawPlan, params: Mapping[str, Any]) -> int: ...
+    async def many(self, plan: _Plan | _RawPlan, params: Sequence[Mapping[str, Any]]) -> None: ...
 
 
 class _SqliteTx:
@@ -456,13 +522,13 @@ class _SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    async def rows(self, plan: _Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    async def rows(self, plan: _Plan | _RawPlan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         return [plan.row(r) for r in self._conn.execute(plan.sql, plan.args(params)).fetchall()]
 
-    async def run(self, plan: _Plan, params: Mapping[str, Any]) -> int:
+    async def run(self, plan: _Plan | _RawPlan, params: Mapping[str, Any]) -> int:
         return self._conn.execute(plan.sql, plan.args(params)).rowcount
 
-    async def many(self, plan: _Plan, params: Sequence[Mapping[str, Any]]) -> None:
+    async def many(self, plan: _Plan | _RawPlan, params: Sequence[Mapping[str, Any]]) -> None:
         self._conn.executemany(plan.sql, [plan.args(p) for p in params])
 
 
@@ -474,14 +540,14 @@ class _AsyncpgTx:
     def __init__(self, conn: Any) -> None:
         self._conn = conn
 
-    async def rows(self, plan: _Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    async def rows(self, plan: _Plan | _RawPlan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         return [plan.row(r) for r in await self._conn.fetch(plan.sql, *plan.args(params))]
 
-    async def run(self, plan: _Plan, params: Mapping[str, Any]) -> int:
+    async def run(self, plan: _Plan | _RawPlan, params: Mapping[str, Any]) -> int:
         status = await self._conn.execute(plan.sql, *plan.args(params))  # e.g. "UPDATE 1"
         return int(status.rsplit(" ", 1)[-1])
 
-    async def many(self, plan: _Plan, params: Sequence[Mapping[str, Any]]) -> None:
+    async def many(self, plan: _Plan | _RawPlan, params: Sequence[Mapping[str, Any]]) -> None:
         await self._conn.executemany(plan.sql, [plan.args(p) for p in params])
 
 
@@ -493,14 +559,14 @@ class _DriverSqlTx:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def rows(self, plan: _Plan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    async def rows(self, plan: _Plan | _RawPlan, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         result = await self._conn.exec_driver_sql(plan.sql, plan.args(params))
         return [plan.row(r) for r in result.all()] if result.returns_rows else []
 
-    async def run(self, plan: _Plan, params: Mapping[str, Any]) -> int:
+    async def run(self, plan: _Plan | _RawPlan, params: Mapping[str, Any]) -> int:
         return (await self._conn.exec_driver_sql(plan.sql, plan.args(params))).rowcount
 
-    async def many(self, plan: _Plan, params: Sequence[Mapping[str, Any]]) -> None:
+    async def many(self, plan: _Plan | _RawPlan, params: Sequence[Mapping[str, Any]]) -> None:
         await self._conn.exec_driver_sql(plan.sql, [plan.args(p) for p in params])
 
 
@@ -825,6 +891,29 @@ class LinkPageStore:
             return link  # nothing to show: the same page as any unusable link
         return page
 
+    async def open_page(self, token_hash: str, *, now: datetime) -> PageData | LinkRow | None:
+        """:meth:`read_page`, recording the link's first open when the page is shown (usable,
+        not closed, ``opened_at`` unset).
+
+        SQLite: the read (read engine, concurrent with the writer) and then the mark as a write
+        unit of its own — reading on the writer lane instead was measured slower (bench/README.md).
+        PostgreSQL: both on one pooled connection, the guarded UPDATE in autocommit (one round
+        trip instead of BEGIN, UPDATE, COMMIT and a second checkout).
+        """
+        if self._write.mode != "asyncpg":
+            page = await self.read_page(token_hash, now=now)
+            if isinstance(page, PageData) and not page.closed and page.link.opened_at is None:
+                await self.mark_opened(page.link.link_id, now=now)
+            return page
+
+        async def work(tx: _Tx, plans: _Plans) -> PageData | LinkRow | None:
+            page = await self._page(tx, plans, token_hash, now)
+            if isinstance(page, PageData) and not page.closed and page.link.opened_at is None:
+                await tx.run(plans._MARK_OPENED, {"p_link": page.link.link_id, "p_now": now})
+            return page
+
+        return await self._write.run(work, write=False)
+
     # -- writes
 
     async def mark_opened(self, link_id: int, *, now: datetime) -> bool:
@@ -866,10 +955,14 @@ class LinkPageStore:
                 raise NoQuestionnaire()
             raw = answers_for(qdef)
             key = key_for(link.link_id)
-            known = await tx.rows(plans._RESPONSE_BY_KEY, {"key": key})
+            scope = {
+                "p_project": link.project_id,
+                "p_unit": link.unit_id,
+                "p_questionnaire": link.questionnaire_id,
+            }
+            ((owner, response_id, last),) = await tx.rows(plans._ANSWERS_PROBE, {"key": key, **scope})
             clean, errors = validate_answers(qdef, raw)
-            if known:
-                owner, response_id = known[0]
+            if response_id is not None:
                 _owned(owner, link)
                 stored = dict(await tx.rows(plans._ANSWERS_OF, {"rid": response_id}))
                 if errors or clean != stored:
@@ -877,31 +970,37 @@ class LinkPageStore:
                 return ALREADY_STORED
             if errors:
                 raise AnswerErrors(errors)
-            scope = {
-                "p_project": link.project_id,
-                "p_unit": link.unit_id,
-                "p_questionnaire": link.questionnaire_id,
-            }
-            versions = [v for (v,) in await tx.rows(plans._UNMARK_RESPONSE, scope)]
-            last = max(versions) if versions else (await tx.rows(plans._LAST_RESPONSE_VERSION, scope))[0][0]
-            version = next_version(last)  # TooManyVersions rolls the un-marking back
+            version = next_version(last)  # TooManyVersions: nothing written yet
             sat = clean.get(qdef.satisfaction_question)
-            ((response_id,),) = await tx.rows(
-                plans._INSERT_RESPONSE,
-                {
-                    "project_id": link.project_id,
-                    "unit_id": link.unit_id,
-                    "questionnaire_id": link.questionnaire_id,
-                    "campaign_id": link.campaign_id,
-                    "link_id": link.link_id,
-                    "version": version,
-                    "is_current": True,
-                    "source": "link",
-                    "submission_key": key,
-                    "satisfaction": sat if isinstance(sat, str) else None,
-                    "submitted_at": now,
-                },
-            )
+            row = {
+                "project_id": link.project_id,
+                "unit_id": link.unit_id,
+                "questionnaire_id": link.questionnaire_id,
+                "campaign_id": link.campaign_id,
+                "link_id": link.link_id,
+                "version": version,
+                "is_current": True,
+                "source": "link",
+                "submission_key": key,
+                "satisfaction": sat if isinstance(sat, str) else None,
+                "submitted_at": now,
+            }
+            pg_write = plans.pg_store_answers
+            if pg_write is not None:  # PostgreSQL: every write below in ONE round trip
+                answer_plan = plans._INSERT_ANSWER
+                await tx.run(
+                    pg_write,
+                    {
+                        **scope,
+                        **row,
+                        "answer_keys": list(clean),
+                        "answer_values": [answer_plan.value("value", v) for v in clean.values()],
+                    },
+                )
+                return Submitted(usable=True, created=True)
+            if last is not None:  # a current version exists (it is always the newest one)
+                await tx.run(plans._UNMARK_RESPONSE_PLAIN, scope)
+            ((response_id,),) = await tx.rows(plans._INSERT_RESPONSE, row)
             if clean:
                 await tx.many(
                     plans._INSERT_ANSWER,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -189,6 +189,29 @@ def test_arbitrary_bytes_are_fields_or_a_400_never_a_crash(body: bytes) -> None:
         assert exc.status == 400
     else:
         assert len(form) <= MAX_FORM_FIELDS and all("\x00" not in k + v for k, v in form.items())
+
+
+@given(
+    st.one_of(
+        st.binary(max_size=200), st.text(st.sampled_from("ab=&%+2F0x\x00é"), max_size=60).map(str.encode)
+    )
+)
+@settings(max_examples=600, deadline=None)
+def test_the_form_parser_gives_what_parse_qsl_gives(body: bytes) -> None:
+    # parse_body is a hand-rolled fast path of urllib's parser: same fields, same refusals.
+    try:
+        expected = parse_qsl(
+            body.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS
+        )
+        refused = any("\x00" in k + v for k, v in expected)
+    except (UnicodeDecodeError, ValueError):
+        refused = True
+    try:
+        got = list(parse_body(body).items())
+    except ApiError as exc:
+        assert refused and exc.status == 400
+    else:
+        assert not refused and got == expected
 
 
 def test_too_many_fields_and_bad_escapes_are_a_400() -> None:
