@@ -375,7 +375,9 @@ class Static(Target):
         return self.argv
 
 
-def window(target: Target, conc: int, seconds: int, profile: Path | None = None) -> dict[str, float]:
+def window(
+    target: Target, conc: int, seconds: int, profile: Path | None = None, profile_wall: bool = False
+) -> dict[str, float]:
     """Start ``target`` on a fresh database, run wrk for ``seconds`` at ``conc``, stop it."""
     port = free_port()
     argv = [a.replace("{port}", str(port)) for a in target.fresh()]
@@ -387,7 +389,7 @@ def window(target: Target, conc: int, seconds: int, profile: Path | None = None)
             spy = subprocess.Popen(
                 [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid), "--duration",
                  str(seconds), "--rate", "200", "--format", "raw", "--output", str(profile), "--nonblocking",
-                 "--threads", "--gil"],
+                 "--threads", "--idle" if profile_wall else "--gil"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         cpu0 = _cpu_seconds(proc.pid)
@@ -429,8 +431,11 @@ def main() -> None:
     ap.add_argument("--pg", default="", help="admin URL of a PostgreSQL server (adds minimal-pg, jixiao-pg)")
     ap.add_argument("--targets", default="", help="comma-separated subset of target names")
     ap.add_argument(
-        "--profile", default="", help="py-spy raw profile of jixiao-sqlite's first window at c=32"
+        "--profile",
+        default="",
+        help="py-spy raw profile (GIL samples) of the first jixiao window (sqlite, else pg) at the first --conc",
     )
+    ap.add_argument("--profile-wall", action="store_true", help="profile wall-clock samples (idle included)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed (Debian package wrk)")
@@ -506,9 +511,10 @@ def run(targets: list[Target], concs: list[int], args: argparse.Namespace, work:
             order = targets[r % len(targets) :] + targets[: r % len(targets)]
             for t in order:
                 profile = None
-                if args.profile and t.name == "jixiao-sqlite" and conc == 32 and r == 0:
+                first_jixiao = next(x for x in targets + [t] if x.name.startswith("jixiao"))
+                if args.profile and t is first_jixiao and conc == concs[0] and r == 0:
                     profile = Path(args.profile)
-                w = window(t, conc, args.seconds, profile)
+                w = window(t, conc, args.seconds, profile, args.profile_wall)
                 results.setdefault((t.name, conc), []).append(w)
                 print(
                     f"{t.name:15} {conc:>3} {r:>5} {w['rate_per_s']:>9.1f} {w['p50_ms']:>8.2f} "
