@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
@@ -241,6 +241,9 @@ _LINK_ROW_FOR_UPDATE = _LINK_ROW.with_for_update(of=[_L, _U])
 
 _DEFINITION = select(_Q.c.definition).where(_Q.c.id == bindparam("qid"))
 
+#: The unit's latest response in the campaign: found among the unit's versions of the campaign's
+#: questionnaire (ix_response_unit_versions, a handful of rows), not among every response of the
+#: campaign (ix_response_campaign_id and a sort, which SQLite chose before).
 _CURRENT_ANSWERS = (
     select(_R.c.submitted_at, _A.c.question_key, _A.c.value)
     .select_from(_R)
@@ -248,7 +251,12 @@ _CURRENT_ANSWERS = (
     .where(
         _R.c.id
         == select(_R.c.id)
-        .where(_R.c.campaign_id == bindparam("campaign_id"), _R.c.unit_id == bindparam("unit_id"))
+        .where(
+            _R.c.project_id == bindparam("project_id"),
+            _R.c.unit_id == bindparam("unit_id"),
+            _R.c.questionnaire_id == bindparam("questionnaire_id"),
+            _R.c.campaign_id == bindparam("campaign_id"),
+        )
         .order_by(_R.c.version.desc(), _R.c.id.desc())
         .limit(1)
         .scalar_subquery()
@@ -383,10 +391,12 @@ _OPEN_DISBURSEMENTS = (
     .where(
         _D.c.unit_id == bindparam("unit_id"),
         _D.c.project_id == bindparam("project_id"),
-        ~_D.c.id.in_(
-            select(_PC.c.disbursement_id).where(
-                _PC.c.unit_id == bindparam("unit_id"), _PC.c.is_current.is_(True)
-            )
+        # Correlated (ix_confirmation_current per disbursement), not NOT IN over a scan of
+        # every confirmation.
+        ~exists().where(
+            _PC.c.disbursement_id == _D.c.id,
+            _PC.c.unit_id == bindparam("unit_id"),
+            _PC.c.is_current.is_(True),
         ),
     )
 )
@@ -877,7 +887,12 @@ class LinkPageStore:
         answers: dict[str, Any] = {}
         answered_at = None
         if qdef is not None:
-            params = {"campaign_id": link.campaign_id, "unit_id": link.unit_id}
+            params = {
+                "project_id": link.project_id,
+                "unit_id": link.unit_id,
+                "questionnaire_id": link.questionnaire_id,
+                "campaign_id": link.campaign_id,
+            }
             for submitted_at, key, value in await tx.rows(plans._CURRENT_ANSWERS, params):
                 answered_at = submitted_at
                 if key is not None:

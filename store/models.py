@@ -227,6 +227,11 @@ class Response(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_response_current", "project_id", "is_current", "satisfaction"),
+        # One unit's versions (the last one, the current one, the latest in a campaign): a
+        # submit and a page read touch a handful of rows instead of every response of the
+        # project or campaign. Its three equality columns make SQLite choose it without
+        # statistics (ix_response_current matches two).
+        Index("ix_response_unit_versions", "project_id", "unit_id", "questionnaire_id", "version"),
         UniqueConstraint("submission_key"),
     )
     id: int | None = Field(default=None, primary_key=True)
