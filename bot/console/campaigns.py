@@ -166,6 +166,7 @@ async def campaign_page(request: web.Request, viewer: Viewer) -> web.StreamRespo
         request, viewer, "campaign.html", project=project, campaign=campaign, funnel=funnel, rows=rows,
         total=total, offset=offset, page_size=PAGE_SIZE, search=search, state=state, filters=PROGRESS_FILTERS,
         status_zh=STATUS_ZH, delivery_zh=DELIVERY_ZH, missing=missing, flash=viewer.t(flash) if flash else "",
+        close_refused=request.query.get("close") == "confirm",
         prev_link=page_link(max(offset - PAGE_SIZE, 0)) if offset > 0 else "",
         next_link=page_link(offset + PAGE_SIZE) if offset + PAGE_SIZE < total else "",
     )  # fmt: skip
@@ -192,8 +193,11 @@ async def campaign_launch(request: web.Request, viewer: Viewer) -> web.StreamRes
 
 @page("admin")
 async def campaign_close(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """Close, only with the confirmation ticked (every link stops working at once)."""
     project: Project = request[PROJECT]
     campaign = await _campaign_of(request, project)
+    if request[FORM].get("confirm_close") != "1":
+        raise web.HTTPSeeOther(f"/console/p/{project.code}/campaigns/{campaign.id}?close=confirm#close")
     now = request.app[keys.CLOCK]()
     async with transaction(request.app[keys.SESSIONMAKER]) as session:
         await close_campaign(session, campaign.id or 0, now=now)
