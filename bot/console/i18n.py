@@ -85,6 +85,7 @@ EN: dict[str, str] = {
     "导出": "Export",
     "重试": "Retry",
     "时间": "When",
+    "时间均为{zone}": "All times are {zone}",
     "详情": "Detail",
     "渠道": "Channel",
     "地址": "Address",
