@@ -256,6 +256,8 @@ EN: dict[str, str] = {
     "从（时:分）": "From (HH:MM)",
     "到（时:分）": "Until (HH:MM)",
     "汇总发往（协调人端点）": "Summary goes to (coordinator endpoints)",
+    "还没有协调人端点。群机器人端点在第一次向它发送汇总后登记（汇总计划的 params.endpoints 可通过 API 或命令行设置），之后可以在这里选择。": "No coordinator endpoint yet. A group robot is registered the first time a summary schedule "
+    "names it through the API or the CLI (params.endpoints); then it can be chosen here.",
     "接下来 5 次运行": "Next 5 runs",
     "接下来 5 次": "Next 5",
     "新增计划": "Add a schedule",
