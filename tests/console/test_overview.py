@@ -133,3 +133,35 @@ async def test_the_payment_states_add_up_on_the_overview_the_ledger_and_the_fact
 
 
 STATES = ("all", "pending", "confirmed", "amount_differs", "disputed")
+
+
+async def test_an_imported_amount_correction_moves_the_payment_state_on_every_view(
+    launched: Launched, sessionmaker: SessionMaker, clock: Clock
+) -> None:
+    """u001 confirms its first payment 1.00 元 short (another amount); a ledger import with that
+    payment's amount corrected to what u001 received makes it agree — ledger and facts alike."""
+    from config.tables import read_table
+    from store.units import import_disbursements
+
+    pay = (await _first_payments(sessionmaker, launched, ("u001",)))["u001"]
+    async with transaction(sessionmaker) as session:
+        link = await session.get(Link, launched.links["u001"].id)
+        assert link is not None
+        await submit_confirmation(session, link, pay.id, status="confirmed", received_on=date(2023, 3, 1),
+                                  amount_fen=pay.amount_fen - 100, submission_key="s1", now=clock())  # fmt: skip
+    async with sessionmaker() as session:
+        assert await count_payments(session, launched.project_id, "amount_differs") == 1
+    fixed = f"{(pay.amount_fen - 100) // 100}.{(pay.amount_fen - 100) % 100:02d}"
+    csv = f"key,unit,amount,date,batch,voucher\n{pay.key},u001,{fixed},{pay.paid_on},{pay.batch},{pay.voucher}\n"
+    async with transaction(sessionmaker) as session:
+        summary = await import_disbursements(
+            session, launched.project_id, read_table(csv.encode()), now=clock()
+        )
+        assert summary.updated == 1
+    async with sessionmaker() as session:
+        assert await count_payments(session, launched.project_id, "amount_differs") == 0
+        total, rows = await ledger_page(session, launched.project_id, state="confirmed")
+        assert total == 1 and rows[0].unit_key == "u001" and rows[0].difference_fen == 0
+        project = await session.get(Project, launched.project_id)
+        assert project is not None
+        assert (await load_fact_inputs(session, project)).discrepancy_count == 0
