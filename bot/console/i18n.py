@@ -28,7 +28,7 @@ LANG_COOKIE = "jx_lang"
 #: translated like any other phrase.
 ROLE_ZH = {"admin": "管理员", "coordinator": "协调人"}
 RUN_STATUS_ZH = {"requested": "已请求", "running": "运行中", "ok": "成功", "failed": "失败", "missed": "错过"}
-OUTBOX_KIND_ZH = {"invite": "邀请", "remind": "提醒", "reply": "群聊回复", "summary": "评分汇总"}
+OUTBOX_KIND_ZH = {"invite": "邀请消息", "remind": "提醒消息", "reply": "群聊回复", "summary": "评分汇总"}
 WEEKDAYS_ZH = ("周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
 EN: dict[str, str] = {
@@ -256,8 +256,9 @@ EN: dict[str, str] = {
     "从（时:分）": "From (HH:MM)",
     "到（时:分）": "Until (HH:MM)",
     "汇总发往（协调人端点）": "Summary goes to (coordinator endpoints)",
-    "还没有协调人端点。群机器人端点在第一次向它发送汇总后登记（汇总计划的 params.endpoints 可通过 API 或命令行设置），之后可以在这里选择。": "No coordinator endpoint yet. A group robot is registered the first time a summary schedule "
-    "names it through the API or the CLI (params.endpoints); then it can be chosen here.",
+    "还没有协调人端点。群机器人端点在第一次向它发送汇总后登记（汇总计划的 params.endpoints 可通过 API 或命令行设置），之后可以在这里选择。": "No coordinator endpoint yet. A group robot is registered when a summary is first sent to it "
+    "(a summary schedule names it in params.endpoints, through the API or the CLI); then it can be "
+    "chosen here.",
     "接下来 5 次运行": "Next 5 runs",
     "接下来 5 次": "Next 5",
     "新增计划": "Add a schedule",
@@ -292,6 +293,8 @@ EN: dict[str, str] = {
     "尝试次数": "Tries",
     "下次尝试": "Next try",
     "群聊回复": "chat reply",
+    "邀请消息": "invitation",
+    "提醒消息": "reminder",
     "评分汇总": "score summary",
     # audit
     "操作人": "Who",
