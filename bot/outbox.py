@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 import uuid
@@ -339,10 +340,11 @@ class _GroupCommit(Generic[T, R]):
         try:
             while self._queue:
                 if self.linger_s > 0 and len(self._queue) < self.max_batch and not self._hurry.is_set():
-                    try:
-                        await asyncio.wait_for(self._hurry.wait(), self.linger_s)
-                    except TimeoutError:
-                        pass
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+                    # that arrives together with the event (gh-86296), and the task runs on.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.linger_s):
+                            await self._hurry.wait()
                 self._hurry.clear()
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
@@ -539,8 +541,12 @@ class DeliveryWorker:
                 await asyncio.sleep(0)
                 timed_out = False
                 continue
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+            # arrives with a wake() (gh-86296); the loop then ran on and a shutdown that cancelled
+            # it while a send finished waited for it forever.
             try:
-                await asyncio.wait_for(self._kick.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):
+                    await self._kick.wait()
                 timed_out = False
             except TimeoutError:
                 timed_out = True

@@ -97,7 +97,8 @@ class Inbox:
                 return False
             self.changed.clear()
             try:
-                await asyncio.wait_for(self.changed.wait(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: it can swallow a cancel on 3.11
+                    await self.changed.wait()
             except TimeoutError:
                 return bool(predicate())
         return True

@@ -322,7 +322,8 @@ class SchedulerService:
                 self._wake.set()  # catch up with what changed before we listened
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=LISTEN_CHECK_SECONDS)
+                        async with asyncio.timeout(LISTEN_CHECK_SECONDS):  # not wait_for: see _poll_loop
+                            await lost.wait()
                     if not lost.is_set():
                         await conn.fetchval("SELECT 1")  # a silently dead socket raises here
             except asyncio.CancelledError:
@@ -341,8 +342,11 @@ class SchedulerService:
             every = (
                 max(self.poll_seconds, LISTEN_POLL_SECONDS) if self.listening.is_set() else self.poll_seconds
             )
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that
+            # arrives with a wake (a NOTIFY, a poke) (gh-86296), and stop() then waited forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=every)
+                async with asyncio.timeout(every):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.sync()

@@ -148,10 +148,31 @@ async def kill(worker: DeliveryWorker) -> None:
     pending = [t for t in tasks if t is not None and not t.done()]
     for task in pending:
         task.cancel()
-    await within(
-        asyncio.gather(*pending, return_exceptions=True),
-        f"the cancelled tasks of worker {worker.worker_id} end",
-    )
+    if pending:
+        # asyncio.wait, not within(): at the deadline the stuck tasks are reported as they are,
+        # before anything cancels them a second time.
+        _done, stuck = await asyncio.wait(pending, timeout=DEADLINE_S)
+        if stuck:
+            raise DeadlineExceeded(
+                f"not done within {DEADLINE_S:g} s: the cancelled tasks of worker {worker.worker_id} "
+                f"end (still running: {where(list(stuck))})"
+            )
+
+
+def where(tasks: list[asyncio.Task[Any]]) -> str:
+    """Each unfinished task with the await chain it is suspended in (for a failed wait)."""
+    out = []
+    for task in tasks:
+        if task.done():
+            continue
+        steps, awaited = [], task.get_coro()
+        while (frame := getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)) is not None:
+            steps.append(
+                f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno})"
+            )
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        out.append(f"{task.get_name()}: " + " > ".join([*steps[-6:], repr(awaited)[:120]]))
+    return "; ".join(out) or "all done"
 
 
 def delivered_keys(fake: FakeVendor) -> list[str]:

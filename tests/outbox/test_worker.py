@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import timedelta
 
@@ -10,8 +11,9 @@ from bot.outbox import RetryPolicy, message_to_payload
 from store import outbox as store
 from store.db import transaction
 from tests.fakes.vendors import Reply
+from tests.waits import wait_until, within
 
-from .conftest import WECOM_KEY, Rig, until_idle
+from .conftest import WECOM_KEY, Rig, stop, until_idle
 
 
 class MaxRandom(random.Random):
@@ -269,3 +271,19 @@ async def test_outbox_stats_and_listing_show_what_admins_need(rig: Rig) -> None:
     assert (stats["pending"], stats["sent"], stats["endpoints_disabled"]) == (1, 1, 0)
     assert len(pending) == 1 and pending[0].last_outcome == "transient"
     assert [a.outcome for a in attempts] == ["transient"]
+
+
+async def test_a_worker_cancelled_just_as_it_is_woken_ends(rig: Rig) -> None:
+    """A process shutting down cancels the worker's loop; a send finishing at that moment wakes it.
+    Python 3.11's ``asyncio.wait_for`` swallowed a cancellation that arrived together with the
+    event it waited for (gh-86296), so the loop ran on and the shutdown waited for it forever."""
+    worker = rig.worker(poll_s=3600)  # after its first claim the loop only waits to be woken
+    task = worker.start()
+    try:
+        await wait_until(lambda: bool(worker._kick._waiters), what="the worker's loop waits to be woken")
+        worker.wake()  # the wake and the cancellation reach the loop in the same event-loop turn
+        task.cancel()
+        await within(asyncio.wait({task}), "the cancelled loop ends", deadline_s=30)
+        assert task.cancelled()
+    finally:
+        await stop(worker)
