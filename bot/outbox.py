@@ -63,7 +63,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import keys
 from bot.channels.base import ChannelAdapter, Endpoint, Outcome, Part, Result, redact
 from bot.channels.message import Attachment, Block, Bullets, Link, Message, Table, Text
-from bot.ratelimit import Bucket, RateLimiter, buckets_for
+from bot.ratelimit import Bucket, RateLimiter, Slot, buckets_for
 from config.secrets import secret_environment
 from store import outbox as store
 from store.db import SessionMaker, transaction
@@ -519,6 +519,7 @@ class DeliveryWorker:
             self._runner.cancel()
             await asyncio.wait({self._runner})
         await self._results.drain()
+        await self.limiter.close()
 
     async def run(self) -> None:
         """Claim and deliver until ``stop()``; wakes every ``poll_s`` seconds or on ``wake()``."""
@@ -733,10 +734,8 @@ class DeliveryWorker:
             async with self._endpoint_lock(ep_row.id):
                 if self._stopping:
                     raise _Release(self.clock())
-                reserved = await self._wait_for_slot(buckets)
-                sent = await self._send_part(
-                    held, adapter, endpoint, part, buckets, reserved, new_attempt=first
-                )
+                slot = await self._wait_for_slot(buckets, want=self._held_per_endpoint.get(ep_row.id, 1))
+                sent = await self._send_part(held, adapter, endpoint, part, slot, new_attempt=first)
                 first = False
                 if sent is None:
                     return  # lease lost or endpoint closed meanwhile; the row was handed back
@@ -773,16 +772,16 @@ class DeliveryWorker:
             lock = self._locks[endpoint_id] = asyncio.Lock()
         return lock
 
-    async def _wait_for_slot(self, buckets: tuple[Bucket, ...]) -> float:
-        """Reserve a rate-limit slot (recorded at the returned time) or raise ``_Release``."""
+    async def _wait_for_slot(self, buckets: tuple[Bucket, ...], *, want: int = 1) -> Slot:
+        """A rate-limit slot for the next request to ``buckets`` (``want``: requests this worker
+        holds for them, so a shared limiter can book several in one statement), or ``_Release``."""
         while True:
-            now = self._now_ts()
-            wait = await self.limiter.acquire(buckets, now)
-            if wait <= 0:
-                return now
-            if wait > self.max_hold_s or self._stopping:
-                raise _Release(self.clock() + timedelta(seconds=wait))
-            await self.sleep(wait)
+            got = await self.limiter.reserve(buckets, self._now_ts(), want=want)
+            if isinstance(got, Slot):
+                return got
+            if got > self.max_hold_s or self._stopping:
+                raise _Release(self.clock() + timedelta(seconds=got))
+            await self.sleep(got)
 
     async def _send_part(
         self,
@@ -790,8 +789,7 @@ class DeliveryWorker:
         adapter: ChannelAdapter,
         endpoint: Endpoint,
         part: Part,
-        buckets: tuple[Bucket, ...],
-        reserved: float,
+        slot: Slot,
         *,
         new_attempt: bool,
     ) -> tuple[int, Result] | None:
@@ -803,15 +801,16 @@ class DeliveryWorker:
             note = f"part {part.index}/{part.total}" if part.total > 1 else ""
             attempt = await self._starts.submit(store.AttemptStart(row.id, started, new_attempt, note))
             if attempt is None:
-                # The reserved slot stays counted (conservative); the row goes back to pending.
+                self.limiter.release(slot)  # the row goes back to pending; nothing was sent
                 async with self._tx() as session:
                     await store.reschedule(session, message_id=row.id, worker_id=self.worker_id, at=started)
                 self.stats["released"] += 1
                 return None
             attempt_id, row.attempt_count = attempt
-            # The slot was booked before the database write and the endpoint lock; re-take it now
-            # so the time the limiter records is the moment the request leaves (never earlier).
-            while (wait := await self.limiter.acquire(buckets, self._now_ts(), replacing=reserved)) > 0:
+            # The slot was booked before the database write; take it now so the time the limiter
+            # records is the moment the request leaves, never earlier (local for both limiters
+            # unless the slot went stale meanwhile).
+            while (wait := await self.limiter.take(slot, self._now_ts())) > 0:
                 await self.sleep(wait)
             self.stats["requests"] += 1
             try:

@@ -17,19 +17,42 @@ the longest window, so a restarted worker counts the previous process's sends. W
 process, every worker must share one limiter.
 
 Across replicas (several ``jixiao serve`` on one PostgreSQL database): :class:`SharedRateLimiter`
-keeps the same sliding logs in the database (``store.rate_buckets``: one locked row per bucket,
-one statement per acquire), so the replicas together stay within each budget. The worker uses it
-automatically on PostgreSQL; SQLite is one machine and keeps the in-process limiter.
+keeps the same sliding logs in the database (``store.rate_buckets``: one locked row per bucket),
+so the replicas together stay within each budget. Slots are booked in batches (one statement for
+several queued requests of an endpoint) and the moment each request leaves is checked locally, so
+most requests cost no limiter round trip. The worker uses it automatically on PostgreSQL (any
+number of replicas may run delivery workers); SQLite is one machine and keeps the in-process
+limiter.
+
+The worker's protocol for both: :meth:`RateLimiter.reserve` before writing the in-flight
+attempt, :meth:`RateLimiter.take` at the moment the request leaves (or :meth:`RateLimiter.release`
+if it will not), :meth:`RateLimiter.close` when the worker stops.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bot.channels.base import RateSpec
-from store.rate_buckets import RateWindows, Window
+from store.rate_buckets import Change, RateWindows, Window
+
+log = logging.getLogger("jixiao.ratelimit")
+
+
+@dataclass(slots=True)
+class Slot:
+    """A granted rate-limit slot for one request to ``buckets``: ``at`` is the time the limiter
+    records for it (in-process: the reservation, then the moment the request leaves; shared:
+    ``until``, the latest moment the request may leave, then corrected after it left)."""
+
+    buckets: tuple[Bucket, ...]
+    at: float
+    until: float | None = None
+    taken: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +119,34 @@ class RateLimiter:
             self._log(bucket).append(now)
         return 0.0
 
-    async def acquire(
-        self, buckets: Sequence[Bucket], now: float, *, replacing: float | None = None
-    ) -> float:
-        """:meth:`try_acquire`, awaitable (the shared limiter asks the database). With
-        ``replacing``, the send recorded at that time is moved to ``now`` if ``now`` fits without
-        it; otherwise it stays where it was and the wait is returned."""
-        if replacing is None:
-            return self.try_acquire(buckets, now)
-        self.unrecord(buckets, replacing)
+    async def reserve(self, buckets: Sequence[Bucket], now: float, *, want: int = 1) -> Slot | float:
+        """A slot for one request to ``buckets``, or the seconds to wait (> 0) when there is none.
+
+        In-process: the send is recorded at ``now``; :meth:`take` moves it to the moment the
+        request really leaves. ``want`` (how many requests the caller has queued for these
+        buckets) only matters to the shared limiter, which books slots in batches."""
         wait = self.try_acquire(buckets, now)
+        return wait if wait > 0 else Slot(tuple(buckets), now)
+
+    async def take(self, slot: Slot, now: float) -> float:
+        """The request of ``slot`` leaves at ``now``: 0.0 if it may (the slot is recorded at
+        ``now`` from then on), else the seconds to wait (nothing changed; call again)."""
+        if now == slot.at:
+            return 0.0
+        self.unrecord(slot.buckets, slot.at)
+        wait = self.try_acquire(slot.buckets, now)
         if wait > 0:
-            self.record(buckets, replacing)
-        return wait
+            self.record(slot.buckets, slot.at)
+            return wait
+        slot.at = now
+        return 0.0
+
+    def release(self, slot: Slot) -> None:
+        """The slot's request will not be made. In-process the slot stays counted
+        (conservative, and at most one per refused attempt start)."""
+
+    async def close(self) -> None:
+        """Hand back what is booked and not used (the shared limiter); nothing to do here."""
 
     def record(self, buckets: Sequence[Bucket], at: float) -> None:
         """Count a send made at ``at`` (seeding from the persisted send log after a restart).
@@ -155,29 +193,174 @@ def window_of(bucket: Bucket) -> Window:
 class SharedRateLimiter(RateLimiter):
     """The sliding logs kept in PostgreSQL for every replica (``store.rate_buckets``).
 
-    :meth:`acquire` is the authority (one statement per call). The in-memory logs inherited from
-    :class:`RateLimiter` mirror what the database returned, so :meth:`delay` (used to skip
-    endpoints whose window is full when claiming) stays a free, slightly stale estimate; pauses
-    stay in memory (the worker also persists them on the endpoint row, which every replica's
-    claims and attempt starts respect). ``try_acquire`` is not used with a shared limiter.
+    The database is the authority; what costs a round trip is kept off each request's path:
+
+    - :meth:`reserve` books slots for up to ``want`` queued requests of the same buckets in ONE
+      statement (at most ``max_batch``), each usable until ``until = now + hold_s + per_slot_s ·
+      (n - 1)``; the next requests take them from a local pool without a statement.
+    - :meth:`take` (the request leaves) is local: a slot may be used while ``now <= until``. The
+      logged ``until`` is corrected to the real send time by a background writer
+      (:meth:`flush`, one statement per ``settle_s`` for all buckets), which only makes the slot
+      leave the window sooner: the cap never depends on the correction arriving.
+    - A slot not used before ``until - min_left_s``, or given back (:meth:`release`,
+      :meth:`close`), is removed from the log by the same writer. A replica that dies leaves its
+      booked slots logged at ``until``: they expire by themselves ``per`` seconds later.
+
+    The in-memory logs inherited from :class:`RateLimiter` mirror what the database returned, so
+    :meth:`delay` (used to skip endpoints whose window is full when claiming) stays a free,
+    slightly stale (conservative) estimate; pauses stay in memory (the worker also persists them
+    on the endpoint row, which every replica's claims and attempt starts respect).
+    ``try_acquire`` is not used with a shared limiter.
     """
 
-    def __init__(self, windows: RateWindows) -> None:
+    def __init__(
+        self,
+        windows: RateWindows,
+        *,
+        hold_s: float = 2.0,
+        per_slot_s: float = 0.25,
+        max_batch: int = 16,
+        min_left_s: float = 0.5,
+        settle_s: float = 0.05,
+    ) -> None:
         super().__init__()
         self.windows = windows
-        self.acquires = 0  # statements sent (observability, benchmarks)
+        self.hold_s = hold_s
+        self.per_slot_s = per_slot_s
+        self.max_batch = max(1, max_batch)
+        self.min_left_s = min_left_s
+        self.settle_s = settle_s
+        #: Booked, unused slots per bucket set: their ``until`` times.
+        self._pools: dict[tuple[str, ...], list[float]] = {}
+        self._changes: list[Change] = []
+        self._flusher: asyncio.Task[None] | None = None
+        #: Observability and benchmarks: statements sent, slots granted / handed back unused.
+        self.stats = {"reserve_statements": 0, "settle_statements": 0, "granted": 0, "returned": 0}
 
-    async def acquire(
-        self, buckets: Sequence[Bucket], now: float, *, replacing: float | None = None
-    ) -> float:
-        paused = max((self._paused.get(b.key, 0.0) - now for b in buckets), default=0.0)
+    @property
+    def acquires(self) -> int:
+        """Limiter statements sent so far (reservations + corrections)."""
+        return self.stats["reserve_statements"] + self.stats["settle_statements"]
+
+    def _paused_for(self, buckets: Sequence[Bucket], now: float) -> float:
+        return max((self._paused.get(b.key, 0.0) - now for b in buckets), default=0.0)
+
+    async def reserve(self, buckets: Sequence[Bucket], now: float, *, want: int = 1) -> Slot | float:
+        paused = self._paused_for(buckets, now)
         if paused > 0:
             return paused
-        windows = {window_of(b).key: b for b in buckets}
-        self.acquires += 1
-        verdict = await self.windows.acquire([window_of(b) for b in buckets], now=now, replacing=replacing)
-        for key, times in verdict.live.items():
-            bucket = windows.get(key)
+        until = self._from_pool(buckets, now + self.min_left_s)
+        if until is None:
+            n = max(1, min(want, self.max_batch))
+            until = now + self.hold_s + self.per_slot_s * (n - 1)
+            wait = await self._book(buckets, now, until, n)
+            if wait > 0:
+                return wait
+        return Slot(tuple(buckets), until, until)
+
+    async def take(self, slot: Slot, now: float) -> float:
+        if slot.taken:
+            return 0.0
+        paused = self._paused_for(slot.buckets, now)
+        if paused > 0:
+            return paused
+        windows = [window_of(b) for b in slot.buckets]
+        if slot.until is not None and now > slot.until:
+            # Too late for this slot (the attempt start took longer than its hold): the request
+            # may not go on it. Hand it back and book one for a request leaving now.
+            self._give_back(windows, slot.until)
+            slot.until = None
+        if slot.until is None:
+            until = self._from_pool(slot.buckets, now)
+            if until is None:
+                wait = await self._book(slot.buckets, now, now, 1)
+                if wait > 0:
+                    return wait
+                until = now
+            slot.until = until
+        slot.taken = True
+        slot.at = now
+        if now < slot.until:
+            self._queue([Change(w.key, slot.until, now) for w in windows])
+        return 0.0
+
+    def _from_pool(self, buckets: Sequence[Bucket], not_before: float) -> float | None:
+        """A booked slot usable until ``not_before`` or later (the earliest such); slots that
+        expire before are handed back."""
+        windows = [window_of(b) for b in buckets]
+        pool = self._pools.get(tuple(sorted(w.key for w in windows)))
+        if not pool:
+            return None
+        for until in [u for u in pool if u < not_before]:
+            self._give_back(windows, until)
+        pool[:] = sorted(u for u in pool if u >= not_before)
+        return pool.pop(0) if pool else None
+
+    async def _book(self, buckets: Sequence[Bucket], now: float, until: float, want: int) -> float:
+        """Book up to ``want`` slots usable until ``until`` in one statement: returns 0.0 and
+        pools all but one (the caller's), or the seconds to wait (> 0) when there is no room."""
+        windows = [window_of(b) for b in buckets]
+        pool_key = tuple(sorted(w.key for w in windows))
+        self.stats["reserve_statements"] += 1
+        grant = await self.windows.reserve(windows, now=now, until=until, want=want)
+        if not grant.granted and any(c.key in pool_key for c in self._changes):
+            # Our own corrections (slots handed back, send times lowered) are still queued and
+            # would make room: write them now and ask again.
+            await self.flush()
+            self.stats["reserve_statements"] += 1
+            grant = await self.windows.reserve(windows, now=now, until=until, want=want)
+        by_key = {window_of(b).key: b for b in buckets}
+        for key, times in grant.live.items():
+            bucket = by_key.get(key)
             if bucket is not None:
                 self._logs[(bucket.key, bucket.spec.count, bucket.spec.per_seconds)] = deque(sorted(times))
-        return 0.0 if verdict.ok else verdict.wait_s
+        if not grant.granted:
+            return grant.wait_s
+        self.stats["granted"] += grant.granted
+        self._pools.setdefault(pool_key, []).extend([until] * (grant.granted - 1))
+        return 0.0
+
+    def release(self, slot: Slot) -> None:
+        if slot.taken or slot.until is None:
+            return
+        self._give_back([window_of(b) for b in slot.buckets], slot.until)
+        slot.until = None
+
+    async def close(self) -> None:
+        """Hand back every booked, unused slot and write the pending corrections."""
+        for pool_key, pool in self._pools.items():
+            for until in pool:
+                self._changes.extend(Change(key, until) for key in pool_key)
+                self.stats["returned"] += 1
+            pool.clear()
+        await self.flush()
+
+    def _give_back(self, windows: Sequence[Window], until: float) -> None:
+        self.stats["returned"] += 1
+        self._queue([Change(w.key, until) for w in windows])
+
+    def _queue(self, changes: Sequence[Change]) -> None:
+        self._changes.extend(changes)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_soon(), name="rate-limit-settle"
+            )
+
+    async def _flush_soon(self) -> None:
+        while self._changes:
+            await asyncio.sleep(self.settle_s)  # real time: lets corrections share a statement
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the queued corrections now (one statement). A failure only leaves the logged
+        ``until`` times in place, which is conservative: they leave the window a little later."""
+        changes, self._changes = self._changes, []
+        if not changes:
+            return
+        self.stats["settle_statements"] += 1
+        try:
+            await self.windows.settle(changes)
+        except Exception:
+            log.warning(
+                "rate limiter: %d corrections not written (slots stay booked)", len(changes), exc_info=True
+            )

@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.channels.base import RateSpec
 from bot.channels.wecom import WeComAdapter
 from bot.outbox import DeliveryWorker, RetryPolicy, limiter_for
-from bot.ratelimit import RateLimiter, SharedRateLimiter
-from store.db import create_engine, make_sessionmaker
-from store.rate_buckets import RateWindows, Window
+from bot.ratelimit import RateLimiter, SharedRateLimiter, Slot, buckets_for, window_of
+from store import outbox as store
+from store.db import create_engine, make_sessionmaker, transaction
+from store.rate_buckets import Change, RateWindows, Window
 from tests.waits import within
 
 from .conftest import ENV, Rig
@@ -76,15 +77,82 @@ async def test_a_send_must_fit_every_window_or_takes_none(pg_only: str) -> None:
         await engines[0].dispose()
 
 
-async def test_a_reservation_moves_to_the_send_time_only_when_it_fits(pg_only: str) -> None:
+async def test_batch_reservations_from_three_replicas_never_exceed_the_budget(pg_only: str) -> None:
+    engines = await _replica_engines(pg_only, 3)
+    try:
+        windows = [RateWindows(e) for e in engines]
+        spec = [Window("ep:4|10/10", 10, 10.0)]
+        grants = await asyncio.gather(
+            *(windows[i % 3].reserve(spec, now=1000.0, until=1002.0, want=1 + i % 4) for i in range(12))
+        )
+        assert sum(g.granted for g in grants) == 10  # batches of 1–4, cut to what is left
+        assert all(g.granted <= 1 + i % 4 for i, g in enumerate(grants))
+        # Booked slots are logged at ``until`` (the latest send time), so the window stays full
+        # until 10 s after it, whatever the batches did.
+        assert not (await windows[0].reserve(spec, now=1011.9, want=5)).ok
+        assert (await windows[0].reserve(spec, now=1012.0, want=5)).granted == 5
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_settling_lowers_used_slots_and_removes_unused_ones_only(pg_only: str) -> None:
+    engines = await _replica_engines(pg_only, 2)
+    try:
+        a, b = RateWindows(engines[0]), RateWindows(engines[1])
+        spec = [Window("ep:3|4/10", 4, 10.0)]
+        assert (await a.reserve(spec, now=100.0, until=105.0, want=2)).granted == 2
+        assert (await b.reserve(spec, now=100.0, until=105.0, want=2)).granted == 2  # same float
+        # Replica a sent one request at 101.0 and will not use its other slot.
+        await a.settle([Change("ep:3|4/10", 105.0, 101.0), Change("ep:3|4/10", 105.0)])
+        grant = await b.reserve(spec, now=102.0, until=102.0, want=4)
+        # b's two identical slots are untouched (one occurrence removed per change).
+        assert grant.granted == 1 and grant.live["ep:3|4/10"] == [101.0, 105.0, 105.0, 102.0]
+        with pytest.raises(ValueError):
+            await a.settle([Change("ep:3|4/10", 105.0, 106.0)])  # never later than booked
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_a_replica_dying_with_booked_slots_only_delays_the_others(pg_only: str) -> None:
+    engines = await _replica_engines(pg_only, 2)
+    try:
+        bucket = buckets_for(7, "wecom", (RateSpec(6, 10.0),))
+        dying = SharedRateLimiter(RateWindows(engines[0]), hold_s=3.0, per_slot_s=0.0)
+        survivor = SharedRateLimiter(RateWindows(engines[1]), hold_s=3.0, per_slot_s=0.0)
+        slot = await dying.reserve(bucket, 1000.0, want=4)
+        assert isinstance(slot, Slot) and dying.stats["granted"] == 4
+        assert await dying.take(slot, 1000.5) == 0.0
+        # The process dies: one send made, three slots booked and unused, nothing settled.
+        await engines[0].dispose()
+        got = [await survivor.reserve(bucket, 1001.0) for _ in range(3)]
+        assert [isinstance(g, Slot) for g in got] == [True, True, False]
+        # Full until the dead replica's slots (logged at 1003.0) leave the window.
+        assert got[2] == pytest.approx(1003.0 + 10.0 - 1001.0)
+        assert isinstance(await survivor.reserve(bucket, 1013.0, want=4), Slot)
+        await survivor.close()
+    finally:
+        for engine in engines[1:]:
+            await engine.dispose()
+
+
+async def test_a_stale_slot_is_handed_back_and_a_fresh_one_booked(pg_only: str) -> None:
     engines = await _replica_engines(pg_only, 1)
     try:
-        windows = RateWindows(engines[0])
-        spec = [Window("ep:3|2/10", 2, 10.0)]
-        assert (await windows.acquire(spec, now=100.0)).ok
-        assert (await windows.acquire(spec, now=101.0)).ok
-        moved = await windows.acquire(spec, now=102.0, replacing=101.0)
-        assert moved.ok and moved.live["ep:3|2/10"] == [100.0, 102.0]
+        bucket = buckets_for(8, "wecom", (RateSpec(2, 10.0),))
+        limiter = SharedRateLimiter(RateWindows(engines[0]), hold_s=1.0, per_slot_s=0.0)
+        slot = await limiter.reserve(bucket, 2000.0, want=2)
+        assert isinstance(slot, Slot) and slot.until == 2001.0
+        # The attempt start took too long: the request may not leave on a slot booked until 2001.
+        assert await limiter.take(slot, 2001.5) == 0.0
+        assert slot.until == pytest.approx(2001.5) and slot.at == 2001.5
+        # Booked 2; the fresh booking first found the window full of its own handed-back slots,
+        # wrote those corrections and asked again.
+        assert limiter.stats["reserve_statements"] == 3 and limiter.stats["settle_statements"] == 1
+        await limiter.close()  # hands back the unused second slot, settles the stale one
+        grant = await RateWindows(engines[0]).reserve([window_of(bucket[0])], now=2002.0, want=2)
+        assert grant.granted == 1 and grant.live[window_of(bucket[0]).key] == [2001.5, 2002.0]
     finally:
         await engines[0].dispose()
 
@@ -148,3 +216,75 @@ async def test_three_replicas_sharing_the_database_limiter_never_exceed_a_robots
     got = await _deliver_with_three_workers(rig, pg_only, shared=True)
     assert got["delivered"] == 30 and got["over_limit"] == 0, got
     assert got["busiest_window"] <= 10, got
+
+
+async def _crash(worker: DeliveryWorker, engine: AsyncEngine) -> None:
+    """The replica's process dies: every task stops where it is, nothing is handed back or
+    settled (booked slots stay logged in the database), its connections go away."""
+    limiter = worker.limiter
+    assert isinstance(limiter, SharedRateLimiter)
+    tasks = [worker._runner, worker._starts._task, worker._results._task, limiter._flusher, *worker._tasks]
+    alive = [t for t in tasks if t is not None and not t.done()]
+    for task in alive:
+        task.cancel()
+    await asyncio.gather(*alive, return_exceptions=True)
+    limiter._changes.clear()
+    limiter._pools.clear()
+    await engine.dispose()
+
+
+async def test_a_replica_dying_with_booked_slots_keeps_the_cap_and_loses_nothing(
+    rig: Rig, pg_only: str
+) -> None:
+    fake = rig.fakes["wecom"]
+    fake.clock = time.time
+    fake.rate_limit = (10, 2.0)
+    rig.clock.now = datetime.now(UTC)
+    endpoint = await rig.endpoint("wecom", "robot-crash")
+    n = 40
+    await rig.enqueue(endpoint, n)
+    engines = await _replica_engines(pg_only, 3)
+    adapter = FastWeCom(timeout=aiohttp.ClientTimeout(total=10))
+    workers = [
+        DeliveryWorker(
+            make_sessionmaker(engine),
+            {"wecom": adapter},
+            rig.http,
+            worker_id=f"replica-{i}",
+            limiter=limiter_for(make_sessionmaker(engine)),
+            env=ENV,
+            poll_s=0.05,
+            lease_s=3.0,  # the dead replica's rows are taken over after 3 s
+            rand=random.Random(i),
+            max_hold_s=3600,
+            policy=RetryPolicy(max_throttles=1000),
+        )
+        for i, engine in enumerate(engines)
+    ]
+    dead = workers[0]
+    try:
+        for worker in workers:
+            worker.start()
+        limiter = dead.limiter
+        assert isinstance(limiter, SharedRateLimiter)
+        await fake.wait_until(
+            lambda f: dead.stats["requests"] >= 1 and any(limiter._pools.values()),
+            what="the first replica sending with slots booked and unused",
+        )
+        await _crash(dead, engines[0])
+        for _ in range(3000):  # until every row is sent (readiness poll, generous deadline)
+            async with transaction(rig.sm) as session:
+                if (await store.outbox_stats(session))["sent"] >= n:
+                    break
+            await asyncio.sleep(0.02)
+    finally:
+        await asyncio.gather(*(w.stop(5) for w in workers[1:]))
+        for engine in engines[1:]:
+            await engine.dispose()
+    async with transaction(rig.sm) as session:
+        stats = await store.outbox_stats(session)
+    assert stats["sent"] == n, stats
+    assert fake.over_limit == 0
+    accepted = sorted(r.at for r in fake.delivered)
+    busiest = max(sum(1 for t in accepted[i:] if t < start + 2.0) for i, start in enumerate(accepted))
+    assert busiest <= 10, accepted
