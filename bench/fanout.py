@@ -125,7 +125,7 @@ def _replica(url: str, budget: int, window: float, index: int, opts: dict, stop,
             worker.start()
             await asyncio.to_thread(stop.wait)  # the parent sets it once everything is delivered
             await worker.stop(5)
-            stats_q.put({**worker.stats, "limiter_statements": getattr(worker.limiter, "acquires", 0)})
+            stats_q.put({**worker.stats, "limiter": dict(getattr(worker.limiter, "stats", {}))})
         await engine.dispose()
 
     asyncio.run(main())
@@ -193,6 +193,16 @@ async def run_replicas(
     print(f"lost (enqueued - unique delivered): {args.messages - fake_stats['unique']}; db: {db_stats}")
     for i, st in enumerate(stats):
         print(f"replica {i}: {st}")
+    reserves = sum(st["limiter"].get("reserve_statements", 0) for st in stats)
+    settles = sum(st["limiter"].get("settle_statements", 0) for st in stats)
+    requests = sum(st["requests"] for st in stats)
+    if requests and opts["shared"]:
+        print(
+            f"limiter statements: {reserves} reservations ({reserves / requests:.3f} per request, on its "
+            f"path) + {settles} corrections ({settles / requests:.3f} per request, in the background) "
+            f"for {requests} requests"
+        )
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 # ----------------------------------------------------------------------------- the run
@@ -344,6 +354,7 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"RSS MiB: start={rss['start']:.1f} middle={rss.get('middle', float('nan')):.1f} end={rss['end']:.1f}"
     )
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 def main() -> None:

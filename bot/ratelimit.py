@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.channels.base import RateSpec
 from store.rate_buckets import Change, RateWindows, Window
@@ -190,21 +191,36 @@ def window_of(bucket: Bucket) -> Window:
     )
 
 
+@dataclass
+class _Pool:
+    """Booked, unused slots of one bucket set and how fast this process uses them."""
+
+    untils: list[float] = field(default_factory=list)
+    #: Moving average of the seconds between two requests on these buckets while busy.
+    gap_s: float = 0.1
+    last_take: float | None = None
+    booking: asyncio.Task[None] | None = None
+
+
 class SharedRateLimiter(RateLimiter):
     """The sliding logs kept in PostgreSQL for every replica (``store.rate_buckets``).
 
     The database is the authority; what costs a round trip is kept off each request's path:
 
-    - :meth:`reserve` books slots for up to ``want`` queued requests of the same buckets in ONE
-      statement (at most ``max_batch``), each usable until ``until = now + hold_s + per_slot_s ·
-      (n - 1)``; the next requests take them from a local pool without a statement.
+    - Slots are booked in batches: one statement books slots for several requests queued on the
+      same buckets (``want``), as many as this process is expected to use within ``horizon_s``
+      (from the measured gap between its requests, at most ``max_batch``), each usable until
+      ``until`` (``hold_s`` plus twice the expected time to use the batch). While the first slot
+      of a batch is used, the next batch is booked in the background, so a busy endpoint's
+      requests find a slot waiting instead of a round trip.
     - :meth:`take` (the request leaves) is local: a slot may be used while ``now <= until``. The
       logged ``until`` is corrected to the real send time by a background writer
       (:meth:`flush`, one statement per ``settle_s`` for all buckets), which only makes the slot
       leave the window sooner: the cap never depends on the correction arriving.
-    - A slot not used before ``until - min_left_s``, or given back (:meth:`release`,
-      :meth:`close`), is removed from the log by the same writer. A replica that dies leaves its
-      booked slots logged at ``until``: they expire by themselves ``per`` seconds later.
+    - A slot not usable any more (``until`` closer than ``min_left_s``), or given back
+      (:meth:`release`, :meth:`close`), is removed from the log by the same writer. A replica
+      that dies leaves its booked slots logged at ``until``: they expire by themselves ``per``
+      seconds later.
 
     The in-memory logs inherited from :class:`RateLimiter` mirror what the database returned, so
     :meth:`delay` (used to skip endpoints whose window is full when claiming) stays a free,
@@ -217,46 +233,93 @@ class SharedRateLimiter(RateLimiter):
         self,
         windows: RateWindows,
         *,
-        hold_s: float = 2.0,
-        per_slot_s: float = 0.25,
+        hold_s: float = 1.0,
+        horizon_s: float = 0.5,
         max_batch: int = 16,
-        min_left_s: float = 0.5,
+        min_left_s: float = 0.25,
         settle_s: float = 0.05,
     ) -> None:
         super().__init__()
         self.windows = windows
         self.hold_s = hold_s
-        self.per_slot_s = per_slot_s
+        self.horizon_s = horizon_s
         self.max_batch = max(1, max_batch)
         self.min_left_s = min_left_s
         self.settle_s = settle_s
-        #: Booked, unused slots per bucket set: their ``until`` times.
-        self._pools: dict[tuple[str, ...], list[float]] = {}
+        self._pools: dict[tuple[str, ...], _Pool] = {}
         self._changes: list[Change] = []
         self._flusher: asyncio.Task[None] | None = None
-        #: Observability and benchmarks: statements sent, slots granted / handed back unused.
-        self.stats = {"reserve_statements": 0, "settle_statements": 0, "granted": 0, "returned": 0}
+        #: Observability and benchmarks: statements sent (reservations on a request's path,
+        #: reservations booked ahead in the background, corrections), slots granted, slots
+        #: handed back unused (of which expired in the pool, and late at take).
+        self.stats = {
+            "reserve_statements": 0,
+            "ahead_statements": 0,
+            "settle_statements": 0,
+            "granted": 0,
+            "returned": 0,
+            "expired": 0,
+            "late": 0,
+        }
 
     @property
     def acquires(self) -> int:
         """Limiter statements sent so far (reservations + corrections)."""
-        return self.stats["reserve_statements"] + self.stats["settle_statements"]
+        return sum(self.stats[k] for k in ("reserve_statements", "ahead_statements", "settle_statements"))
 
     def _paused_for(self, buckets: Sequence[Bucket], now: float) -> float:
         return max((self._paused.get(b.key, 0.0) - now for b in buckets), default=0.0)
+
+    @staticmethod
+    def _pool_key(buckets: Sequence[Bucket]) -> tuple[str, ...]:
+        return tuple(sorted(window_of(b).key for b in buckets))
+
+    def _batch(self, pool: _Pool, want: int) -> int:
+        """How many slots to book for ``want`` queued requests: what this process will use
+        within ``horizon_s`` at its measured pace."""
+        pace = max(1, math.ceil(self.horizon_s / max(pool.gap_s, 1e-3)))
+        return max(1, min(want, self.max_batch, pace))
+
+    def _until(self, pool: _Pool, now: float, n: int) -> float:
+        return now + self.hold_s + 2.0 * pool.gap_s * (n - 1)
 
     async def reserve(self, buckets: Sequence[Bucket], now: float, *, want: int = 1) -> Slot | float:
         paused = self._paused_for(buckets, now)
         if paused > 0:
             return paused
-        until = self._from_pool(buckets, now + self.min_left_s)
+        key = self._pool_key(buckets)
+        pool = self._pools.setdefault(key, _Pool())
+        until = self._from_pool(key, pool, now + self.min_left_s)
+        if until is None and pool.booking is not None:
+            await asyncio.wait({pool.booking})  # a batch booked ahead is on its way
+            until = self._from_pool(key, pool, now + self.min_left_s)
         if until is None:
-            n = max(1, min(want, self.max_batch))
-            until = now + self.hold_s + self.per_slot_s * (n - 1)
-            wait = await self._book(buckets, now, until, n)
+            n = self._batch(pool, want)
+            until = self._until(pool, now, n)
+            wait = await self._book(buckets, key, pool, now, until, n)
             if wait > 0:
                 return wait
+            until = self._from_pool(key, pool, now)
+            assert until is not None
+        if not pool.untils and want > 1 and pool.booking is None:
+            # Book the next batch while this request goes out. Booking "at now" (a moment
+            # already past when the statement runs) is conservative: it counts more of the log.
+            n = self._batch(pool, want - 1)
+            pool.booking = asyncio.get_running_loop().create_task(
+                self._book_ahead(buckets, key, pool, now, self._until(pool, now, n), n),
+                name="rate-limit-book-ahead",
+            )
         return Slot(tuple(buckets), until, until)
+
+    async def _book_ahead(
+        self, buckets: Sequence[Bucket], key: tuple[str, ...], pool: _Pool, now: float, until: float, n: int
+    ) -> None:
+        try:
+            await self._book(buckets, key, pool, now, until, n, ahead=True)
+        except Exception:
+            log.warning("rate limiter: booking ahead failed (the next request books itself)", exc_info=True)
+        finally:
+            pool.booking = None
 
     async def take(self, slot: Slot, now: float) -> float:
         if slot.taken:
@@ -265,79 +328,97 @@ class SharedRateLimiter(RateLimiter):
         if paused > 0:
             return paused
         windows = [window_of(b) for b in slot.buckets]
+        key = self._pool_key(slot.buckets)
+        pool = self._pools.setdefault(key, _Pool())
         if slot.until is not None and now > slot.until:
             # Too late for this slot (the attempt start took longer than its hold): the request
-            # may not go on it. Hand it back and book one for a request leaving now.
-            self._give_back(windows, slot.until)
+            # may not go on it. Hand it back and use another, or book one leaving now.
+            self.stats["late"] += 1
+            self._give_back(key, slot.until)
             slot.until = None
         if slot.until is None:
-            until = self._from_pool(slot.buckets, now)
+            until = self._from_pool(key, pool, now)
             if until is None:
-                wait = await self._book(slot.buckets, now, now, 1)
+                wait = await self._book(slot.buckets, key, pool, now, now, 1)
                 if wait > 0:
                     return wait
-                until = now
+                until = self._from_pool(key, pool, now)
+                assert until is not None
             slot.until = until
         slot.taken = True
         slot.at = now
+        if pool.last_take is not None and 0 < now - pool.last_take < 2.0:
+            pool.gap_s = 0.8 * pool.gap_s + 0.2 * (now - pool.last_take)
+        pool.last_take = now
         if now < slot.until:
             self._queue([Change(w.key, slot.until, now) for w in windows])
         return 0.0
 
-    def _from_pool(self, buckets: Sequence[Bucket], not_before: float) -> float | None:
-        """A booked slot usable until ``not_before`` or later (the earliest such); slots that
-        expire before are handed back."""
-        windows = [window_of(b) for b in buckets]
-        pool = self._pools.get(tuple(sorted(w.key for w in windows)))
-        if not pool:
+    def _from_pool(self, key: tuple[str, ...], pool: _Pool, not_before: float) -> float | None:
+        """The earliest booked slot usable until ``not_before`` or later; slots that expire
+        before are handed back."""
+        if not pool.untils:
             return None
-        for until in [u for u in pool if u < not_before]:
-            self._give_back(windows, until)
-        pool[:] = sorted(u for u in pool if u >= not_before)
-        return pool.pop(0) if pool else None
+        for until in [u for u in pool.untils if u < not_before]:
+            self.stats["expired"] += 1
+            self._give_back(key, until)
+        pool.untils = sorted(u for u in pool.untils if u >= not_before)
+        return pool.untils.pop(0) if pool.untils else None
 
-    async def _book(self, buckets: Sequence[Bucket], now: float, until: float, want: int) -> float:
-        """Book up to ``want`` slots usable until ``until`` in one statement: returns 0.0 and
-        pools all but one (the caller's), or the seconds to wait (> 0) when there is no room."""
+    async def _book(
+        self,
+        buckets: Sequence[Bucket],
+        key: tuple[str, ...],
+        pool: _Pool,
+        now: float,
+        until: float,
+        want: int,
+        *,
+        ahead: bool = False,
+    ) -> float:
+        """Book up to ``want`` slots usable until ``until`` in one statement into the pool:
+        0.0, or the seconds to wait (> 0) when there is no room."""
         windows = [window_of(b) for b in buckets]
-        pool_key = tuple(sorted(w.key for w in windows))
-        self.stats["reserve_statements"] += 1
+        counter = "ahead_statements" if ahead else "reserve_statements"
+        self.stats[counter] += 1
         grant = await self.windows.reserve(windows, now=now, until=until, want=want)
-        if not grant.granted and any(c.key in pool_key for c in self._changes):
+        if not grant.granted and not ahead and any(c.key in key for c in self._changes):
             # Our own corrections (slots handed back, send times lowered) are still queued and
             # would make room: write them now and ask again.
             await self.flush()
-            self.stats["reserve_statements"] += 1
+            self.stats[counter] += 1
             grant = await self.windows.reserve(windows, now=now, until=until, want=want)
         by_key = {window_of(b).key: b for b in buckets}
-        for key, times in grant.live.items():
-            bucket = by_key.get(key)
+        for wkey, times in grant.live.items():
+            bucket = by_key.get(wkey)
             if bucket is not None:
                 self._logs[(bucket.key, bucket.spec.count, bucket.spec.per_seconds)] = deque(sorted(times))
         if not grant.granted:
             return grant.wait_s
         self.stats["granted"] += grant.granted
-        self._pools.setdefault(pool_key, []).extend([until] * (grant.granted - 1))
+        pool.untils.extend([until] * grant.granted)
         return 0.0
 
     def release(self, slot: Slot) -> None:
         if slot.taken or slot.until is None:
             return
-        self._give_back([window_of(b) for b in slot.buckets], slot.until)
+        self._give_back(self._pool_key(slot.buckets), slot.until)
         slot.until = None
 
     async def close(self) -> None:
         """Hand back every booked, unused slot and write the pending corrections."""
-        for pool_key, pool in self._pools.items():
-            for until in pool:
-                self._changes.extend(Change(key, until) for key in pool_key)
-                self.stats["returned"] += 1
-            pool.clear()
+        booking = [p.booking for p in self._pools.values() if p.booking is not None]
+        if booking:
+            await asyncio.wait(booking)
+        for key, pool in self._pools.items():
+            for until in pool.untils:
+                self._give_back(key, until)
+            pool.untils.clear()
         await self.flush()
 
-    def _give_back(self, windows: Sequence[Window], until: float) -> None:
+    def _give_back(self, key: tuple[str, ...], until: float) -> None:
         self.stats["returned"] += 1
-        self._queue([Change(w.key, until) for w in windows])
+        self._queue([Change(k, until) for k in key])
 
     def _queue(self, changes: Sequence[Change]) -> None:
         self._changes.extend(changes)

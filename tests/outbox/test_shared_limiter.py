@@ -119,18 +119,25 @@ async def test_a_replica_dying_with_booked_slots_only_delays_the_others(pg_only:
     engines = await _replica_engines(pg_only, 2)
     try:
         bucket = buckets_for(7, "wecom", (RateSpec(6, 10.0),))
-        dying = SharedRateLimiter(RateWindows(engines[0]), hold_s=3.0, per_slot_s=0.0)
-        survivor = SharedRateLimiter(RateWindows(engines[1]), hold_s=3.0, per_slot_s=0.0)
+        dying = SharedRateLimiter(RateWindows(engines[0]), hold_s=3.0)
+        survivor = SharedRateLimiter(RateWindows(engines[1]), hold_s=0.5)
         slot = await dying.reserve(bucket, 1000.0, want=4)
         assert isinstance(slot, Slot) and dying.stats["granted"] == 4
+        assert slot.until is not None and slot.until >= 1003.0
+        booked_until = slot.until
         assert await dying.take(slot, 1000.5) == 0.0
-        # The process dies: one send made, three slots booked and unused, nothing settled.
+        await dying.flush()  # its one send is logged at 1000.5
+        # The process dies: three slots booked and unused, never handed back.
         await engines[0].dispose()
         got = [await survivor.reserve(bucket, 1001.0) for _ in range(3)]
         assert [isinstance(g, Slot) for g in got] == [True, True, False]
-        # Full until the dead replica's slots (logged at 1003.0) leave the window.
-        assert got[2] == pytest.approx(1003.0 + 10.0 - 1001.0)
-        assert isinstance(await survivor.reserve(bucket, 1013.0, want=4), Slot)
+        assert got[2] == pytest.approx(1000.5 + 10.0 - 1001.0)  # until the real send leaves
+        window = [window_of(bucket[0])]
+        # Then only one slot frees: the dead replica's three still count until 10 s after their
+        # ``until``, and the survivor's two until 10 s after theirs.
+        assert (await RateWindows(engines[1]).reserve(window, now=1011.0, want=6)).granted == 1
+        later = await RateWindows(engines[1]).reserve(window, now=booked_until + 10.0, want=6)
+        assert later.granted == 5
         await survivor.close()
     finally:
         for engine in engines[1:]:
@@ -141,10 +148,10 @@ async def test_a_stale_slot_is_handed_back_and_a_fresh_one_booked(pg_only: str) 
     engines = await _replica_engines(pg_only, 1)
     try:
         bucket = buckets_for(8, "wecom", (RateSpec(2, 10.0),))
-        limiter = SharedRateLimiter(RateWindows(engines[0]), hold_s=1.0, per_slot_s=0.0)
+        limiter = SharedRateLimiter(RateWindows(engines[0]), hold_s=1.0)
         slot = await limiter.reserve(bucket, 2000.0, want=2)
-        assert isinstance(slot, Slot) and slot.until == 2001.0
-        # The attempt start took too long: the request may not leave on a slot booked until 2001.
+        assert isinstance(slot, Slot) and slot.until is not None and 2001.0 <= slot.until < 2001.5
+        # The attempt start took too long: the request may not leave on a slot booked until then.
         assert await limiter.take(slot, 2001.5) == 0.0
         assert slot.until == pytest.approx(2001.5) and slot.at == 2001.5
         # Booked 2; the fresh booking first found the window full of its own handed-back slots,
@@ -224,6 +231,7 @@ async def _crash(worker: DeliveryWorker, engine: AsyncEngine) -> None:
     limiter = worker.limiter
     assert isinstance(limiter, SharedRateLimiter)
     tasks = [worker._runner, worker._starts._task, worker._results._task, limiter._flusher, *worker._tasks]
+    tasks += [pool.booking for pool in limiter._pools.values()]
     alive = [t for t in tasks if t is not None and not t.done()]
     for task in alive:
         task.cancel()
@@ -268,7 +276,7 @@ async def test_a_replica_dying_with_booked_slots_keeps_the_cap_and_loses_nothing
         limiter = dead.limiter
         assert isinstance(limiter, SharedRateLimiter)
         await fake.wait_until(
-            lambda f: dead.stats["requests"] >= 1 and any(limiter._pools.values()),
+            lambda f: dead.stats["requests"] >= 1 and any(p.untils for p in limiter._pools.values()),
             what="the first replica sending with slots booked and unused",
         )
         await _crash(dead, engines[0])
