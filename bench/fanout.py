@@ -88,6 +88,14 @@ def _serve_fake(port_q: mp.Queue, limit: int, window: float, latency: float) -> 
     asyncio.run(main())
 
 
+def _cpu_s() -> float:
+    """CPU seconds (user + system) this process has used: comparable across runs under load."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss_mib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -122,10 +130,17 @@ def _replica(url: str, budget: int, window: float, index: int, opts: dict, stop,
                 worker_id=f"replica-{index}-{uuid.uuid4().hex[:6]}",
                 limiter=limiter_for(sm) if opts["shared"] else RateLimiter(),
             )
+            cpu0 = _cpu_s()
             worker.start()
             await asyncio.to_thread(stop.wait)  # the parent sets it once everything is delivered
             await worker.stop(5)
-            stats_q.put({**worker.stats, "limiter": dict(getattr(worker.limiter, "stats", {}))})
+            stats_q.put(
+                {
+                    **worker.stats,
+                    "cpu_s": round(_cpu_s() - cpu0, 2),
+                    "limiter": dict(getattr(worker.limiter, "stats", {})),
+                }
+            )
         await engine.dispose()
 
     asyncio.run(main())
@@ -193,14 +208,18 @@ async def run_replicas(
     print(f"lost (enqueued - unique delivered): {args.messages - fake_stats['unique']}; db: {db_stats}")
     for i, st in enumerate(stats):
         print(f"replica {i}: {st}")
+    cpu = sum(st["cpu_s"] for st in stats)
+    sent = max(1, db_stats["sent"])
+    print(f"worker CPU: {cpu:.1f} s in {len(stats)} processes = {1000 * cpu / sent:.2f} ms per message")
     reserves = sum(st["limiter"].get("reserve_statements", 0) for st in stats)
+    ahead = sum(st["limiter"].get("ahead_statements", 0) for st in stats)
     settles = sum(st["limiter"].get("settle_statements", 0) for st in stats)
     requests = sum(st["requests"] for st in stats)
     if requests and opts["shared"]:
         print(
-            f"limiter statements: {reserves} reservations ({reserves / requests:.3f} per request, on its "
-            f"path) + {settles} corrections ({settles / requests:.3f} per request, in the background) "
-            f"for {requests} requests"
+            f"limiter statements per request: {reserves / requests:.3f} on its path (booking when no "
+            f"slot was waiting), {ahead / requests:.3f} booking ahead + {settles / requests:.3f} "
+            f"corrections in the background ({reserves + ahead + settles} for {requests} requests)"
         )
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
@@ -303,6 +322,7 @@ async def run(args: argparse.Namespace) -> None:
             worker_id=f"bench-{uuid.uuid4().hex[:6]}",
         )
         started = time.perf_counter()
+        cpu0 = _cpu_s()
         worker.start()
         done_states = ("sent", "failed", "dead")
         while True:
@@ -316,6 +336,7 @@ async def run(args: argparse.Namespace) -> None:
                 print("timeout!", worker.stats)
                 break
         elapsed = time.perf_counter() - started
+        cpu = _cpu_s() - cpu0
         rss["end"] = rss_mib()
         await worker.stop(5)
         async with http.get(f"{base}/_stats") as resp:
@@ -351,6 +372,7 @@ async def run(args: argparse.Namespace) -> None:
     )
     print(f"lost (enqueued - unique delivered): {args.messages - fake_stats['unique']}; db: {db_stats}")
     print(f"worker: {worker.stats}")
+    print(f"worker CPU: {cpu:.1f} s = {1000 * cpu / max(1, worker.stats['sent']):.2f} ms per message")
     print(
         f"RSS MiB: start={rss['start']:.1f} middle={rss.get('middle', float('nan')):.1f} end={rss['end']:.1f}"
     )

@@ -858,17 +858,12 @@ class DeliveryWorker:
         for try_no in range(1, RESULT_WRITE_TRIES + 1):
             try:
                 async with self._tx() as session:
-                    await store.record_attempt_results(session, [f.result for f in batch])
-                    for f in batch:
-                        if f.parts_sent is not None:
-                            await store.record_parts_sent(
-                                session,
-                                message_id=f.parts_sent[0],
-                                worker_id=self.worker_id,
-                                parts_sent=f.parts_sent[1],
-                            )
-                    await store.mark_sent_many(
-                        session, [f.sent for f in batch if f.sent is not None], worker_id=self.worker_id
+                    await store.record_deliveries(
+                        session,
+                        results=[f.result for f in batch],
+                        sent=[f.sent for f in batch if f.sent is not None],
+                        parts_sent=[f.parts_sent for f in batch if f.parts_sent is not None],
+                        worker_id=self.worker_id,
                     )
                 return [None] * len(batch)
             except Exception:
@@ -926,6 +921,10 @@ class DeliveryWorker:
         error = self._error_text(endpoint, result)
         now = self.clock()
         async with self._tx() as session:
+            # The row first, then its attempt and endpoint: the lock order of every outbox
+            # transaction (store.outbox.record_deliveries), so a replica taking over this row's
+            # expired lease meanwhile cannot deadlock with us.
+            await store.lock_messages(session, [message_id])
             await self._record(session, endpoint, attempt_id, None, result)
             if result.outcome is Outcome.PERMANENT:
                 # A per-message reply URL that is used up or expired says nothing about the

@@ -212,7 +212,10 @@ class SharedRateLimiter(RateLimiter):
       (from the measured gap between its requests, at most ``max_batch``), each usable until
       ``until`` (``hold_s`` plus twice the expected time to use the batch). While the first slot
       of a batch is used, the next batch is booked in the background, so a busy endpoint's
-      requests find a slot waiting instead of a round trip.
+      requests find a slot waiting instead of a round trip. A generous ``until`` costs nothing
+      for a slot that is used (its log entry is corrected to the send time); only unused slots
+      occupy the window until handed back, which is why batches are small (what this process
+      uses within ``horizon_s``) rather than everything it has queued.
     - :meth:`take` (the request leaves) is local: a slot may be used while ``now <= until``. The
       logged ``until`` is corrected to the real send time by a background writer
       (:meth:`flush`, one statement per ``settle_s`` for all buckets), which only makes the slot
@@ -233,8 +236,8 @@ class SharedRateLimiter(RateLimiter):
         self,
         windows: RateWindows,
         *,
-        hold_s: float = 1.0,
-        horizon_s: float = 0.5,
+        hold_s: float = 5.0,
+        horizon_s: float = 1.0,
         max_batch: int = 16,
         min_left_s: float = 0.25,
         settle_s: float = 0.05,
@@ -347,7 +350,7 @@ class SharedRateLimiter(RateLimiter):
             slot.until = until
         slot.taken = True
         slot.at = now
-        if pool.last_take is not None and 0 < now - pool.last_take < 2.0:
+        if pool.last_take is not None and 0 < now - pool.last_take < 10.0:
             pool.gap_s = 0.8 * pool.gap_s + 0.2 * (now - pool.last_take)
         pool.last_take = now
         if now < slot.until:

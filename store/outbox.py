@@ -343,9 +343,11 @@ async def claim_due(
         )
     if session.get_bind().dialect.name == "postgresql":
         # FOR UPDATE is not allowed next to a window function or UNION: lock in an outer query.
+        # Rows are locked in id order, like every multi-row lock on the outbox (no deadlocks).
         candidates = (
             select(OutboxMessage.id)
             .where(OutboxMessage.id.in_(candidates.scalar_subquery()))  # type: ignore[union-attr]
+            .order_by(OutboxMessage.id)
             .with_for_update(skip_locked=True)
         )
     ids = list((await session.execute(candidates)).scalars())
@@ -375,9 +377,16 @@ async def claim_due(
     if stale:
         # The previous owner's request may or may not have reached the vendor.
         attempts = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+        # The old owner's attempts: locked in id order after their rows (the order of every
+        # outbox transaction, see record_deliveries), whatever the old owner is doing.
+        in_flight = select(attempts.c.id).where(
+            attempts.c.outbox_id.in_(stale), attempts.c.outcome == IN_FLIGHT
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            in_flight = in_flight.order_by(attempts.c.id).with_for_update()
         await session.execute(
             update(attempts)
-            .where(attempts.c.outbox_id.in_(stale), attempts.c.outcome == IN_FLIGHT)
+            .where(attempts.c.id.in_(in_flight.scalar_subquery()), attempts.c.outcome == IN_FLIGHT)
             .values(
                 outcome=AMBIGUOUS,
                 finished_at=now,
@@ -449,7 +458,7 @@ async def record_attempt_starts(
         result = await session.execute(
             update(table)
             .where(
-                table.c.id.in_(ids),
+                _in_id_order(session, table.c.id, ids),
                 table.c.status == "sending",
                 table.c.lease_owner == worker_id,
                 _endpoint_open_clause(now),
@@ -573,7 +582,7 @@ async def record_attempt_results(session: AsyncSession, results: Sequence[Attemp
                 "b_retry_after_s": r.retry_after_s,
                 "b_excerpt": r.excerpt[:2000],
             }
-            for r in results
+            for r in sorted(results, key=lambda r: r.attempt_id)  # lock order: by id
         ],
     )
 
@@ -635,7 +644,7 @@ async def mark_sent_many(session: AsyncSession, sent: Sequence[Sent], *, worker_
                 "b_sent_at": s.sent_at,
                 "b_vendor_msg_id": None if s.vendor_msg_id is None else s.vendor_msg_id[:200],
             }
-            for s in sent
+            for s in sorted(sent, key=lambda s: s.message_id)  # lock order: by id
         ],
     )
     # Endpoints: the latest success of each, sorted by id so that two workers updating the same
@@ -941,3 +950,55 @@ async def retry_message(
     row.lease_until = None
     row.lease_owner = None
     await session.flush()
+
+
+async def record_deliveries(
+    session: AsyncSession,
+    *,
+    results: Sequence[AttemptResult],
+    sent: Sequence[Sent] = (),
+    parts_sent: Sequence[tuple[int, int]] = (),
+    worker_id: str,
+) -> None:
+    """The delivery worker's result batch in the caller's transaction: attempt ``results``, the
+    ``sent`` rows (:func:`mark_sent_many`) and split-message progress ``(message_id, parts
+    delivered)`` (:func:`record_parts_sent`). Every result must belong to a row in ``sent`` or
+    ``parts_sent``.
+
+    Lock order, as in every outbox transaction (PostgreSQL): the outbox rows first, in id order,
+    then their attempts (by id), then endpoints (by id), then links (by id). A claim taking over
+    expired leases locks rows, then their in-flight attempts; writing attempts before rows here
+    deadlocked against it (seen with three workers; tests/outbox/test_claim_concurrency.py).
+    """
+    await lock_messages(session, [s.message_id for s in sent] + [m for m, _ in parts_sent])
+    await record_attempt_results(session, results)
+    for message_id, n in sorted(parts_sent):
+        await record_parts_sent(session, message_id=message_id, worker_id=worker_id, parts_sent=n)
+    await mark_sent_many(session, sent, worker_id=worker_id)
+
+
+async def lock_messages(session: AsyncSession, message_ids: Collection[int]) -> None:
+    """Lock outbox rows in id order (PostgreSQL; SQLite has one writer): the first step of a
+    transaction that also updates their attempts or endpoints, so that all such transactions
+    take their locks in one order (see :func:`record_deliveries`)."""
+    if not message_ids or session.get_bind().dialect.name != "postgresql":
+        return
+    await session.execute(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.id == any_(sorted(set(message_ids))))  # type: ignore[arg-type]
+        .order_by(OutboxMessage.id)
+        .with_for_update()
+    )
+
+
+def _in_id_order(session: AsyncSession, column: Any, ids: Collection[int]) -> Any:
+    """``column IN ids`` for a multi-row UPDATE; on PostgreSQL the rows are locked in id order
+    by a ``SELECT … ORDER BY id FOR UPDATE`` subquery first, so that concurrent multi-row
+    UPDATEs over overlapping rows queue instead of deadlocking."""
+    ids = sorted(set(ids))
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(ids)
+    table = column.table
+    return column.in_(
+        select(table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update().scalar_subquery()
+    )
