@@ -20,7 +20,7 @@ from .conftest import Rig
 
 pytestmark = pytest.mark.pg
 
-ROUNDS = 15
+ROUNDS = 20
 ROWS = 40
 CLAIMERS = 3
 
