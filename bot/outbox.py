@@ -7,12 +7,15 @@ Flow per row (see ``store.outbox`` for the status machine):
 2. The payload (a platform-neutral message dict, see ``message_to_payload``) is turned into a
    ``Message`` — a ``{link_url}`` placeholder is filled with the unit's personal link at send time,
    so the token never sits in the outbox — and rendered into parts by the endpoint's adapter.
-3. Each part (in order, one request at a time per endpoint) waits for a rate-limit slot of its
-   endpoint only (other endpoints keep going; a wait longer than ``max_hold_s`` gives the row back
-   with ``next_attempt_at`` = the slot), gets a ``delivery_attempt`` row inserted as ``in_flight``
-   BEFORE the request (which also re-checks the lease and that the endpoint is neither paused nor
-   disabled), is sent, and the attempt is completed with outcome, HTTP status, vendor code,
-   latency and a redacted excerpt.
+3. Each part (in order, one request at a time per endpoint and process) waits for a rate-limit
+   slot of its endpoint only (``limiter.reserve``; other endpoints keep going; a wait longer than
+   ``max_hold_s`` gives the row back with ``next_attempt_at`` = the slot), gets a
+   ``delivery_attempt`` row inserted as ``in_flight`` BEFORE the request (which also re-checks the
+   lease and that the endpoint is neither paused nor disabled), takes its slot at the moment the
+   request leaves (``limiter.take``), is sent, and the attempt is completed with outcome, HTTP
+   status, vendor code, latency and a redacted excerpt. Every replica on one PostgreSQL database
+   runs a worker: the limiter (``limiter_for``) then keeps each endpoint's window in the database
+   (``bot.ratelimit.SharedRateLimiter``), so the replicas together stay within each vendor cap.
 4. Outcomes: OK → next part, and after the last one ``sent``. RATE_LIMITED → the endpoint is
    paused (persisted) for ``retry_after`` or the adapter's ``default_penalty_s`` and the row is due
    again at the pause end + 0–5 s jitter; not counted as an attempt (throttles are capped
@@ -389,8 +392,9 @@ class _Release(Exception):
 
 
 class DeliveryWorker:
-    """Claims and delivers outbox rows. One per process; on PostgreSQL pass
-    ``limiter=limiter_for(sessionmaker)`` so replicas share the vendor budgets (``bot.ratelimit``).
+    """Claims and delivers outbox rows. One per process, in every replica; on PostgreSQL pass
+    ``limiter=limiter_for(sessionmaker)`` so the replicas share the vendor budgets
+    (``bot.ratelimit``; ``setup`` does).
 
     ``concurrency`` sends are in flight at once across all endpoints; up to ``max_held`` rows are
     leased at a time (the others wait for a rate-limit slot of their own endpoint, at most

@@ -237,7 +237,7 @@ class SharedRateLimiter(RateLimiter):
         windows: RateWindows,
         *,
         hold_s: float = 5.0,
-        horizon_s: float = 1.0,
+        horizon_s: float = 2.0,
         max_batch: int = 16,
         min_left_s: float = 0.25,
         settle_s: float = 0.05,
