@@ -46,7 +46,8 @@ async def _late_results(
         await store.record_deliveries(
             session,
             results=[
-                store.AttemptResult(attempt_id, now, "ok", 12.0) for attempt_id, _ in reversed(starts.values())
+                store.AttemptResult(attempt_id, now, "ok", 12.0)
+                for attempt_id, _ in reversed(starts.values())
             ],
             sent=[store.Sent(message_id, endpoint_id, None, now) for message_id in reversed(starts)],
             worker_id=worker_id,

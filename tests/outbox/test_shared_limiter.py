@@ -21,9 +21,9 @@ from bot.ratelimit import RateLimiter, SharedRateLimiter, Slot, buckets_for, win
 from store import outbox as store
 from store.db import create_engine, make_sessionmaker, transaction
 from store.rate_buckets import Change, RateWindows, Window
-from tests.waits import within
+from tests.waits import wait_until_async, within
 
-from .conftest import ENV, Rig
+from .conftest import ENV, Rig, kill
 
 #: PostgreSQL's shared row locks are what is tested: the SQLite variants are not collected.
 pytestmark = pytest.mark.pg
@@ -226,16 +226,16 @@ async def test_three_replicas_sharing_the_database_limiter_never_exceed_a_robots
 
 
 async def _crash(worker: DeliveryWorker, engine: AsyncEngine) -> None:
-    """The replica's process dies: every task stops where it is, nothing is handed back or
-    settled (booked slots stay logged in the database), its connections go away."""
+    """The replica's process dies: every task stops where it is (``kill``), nothing is handed back
+    or settled (booked slots stay logged in the database), its connections go away."""
     limiter = worker.limiter
     assert isinstance(limiter, SharedRateLimiter)
-    tasks = [worker._runner, worker._starts._task, worker._results._task, limiter._flusher, *worker._tasks]
-    tasks += [pool.booking for pool in limiter._pools.values()]
-    alive = [t for t in tasks if t is not None and not t.done()]
+    mine = [limiter._flusher, *(pool.booking for pool in limiter._pools.values())]
+    alive = [t for t in mine if t is not None and not t.done()]
     for task in alive:
         task.cancel()
-    await asyncio.gather(*alive, return_exceptions=True)
+    await kill(worker)
+    await within(asyncio.gather(*alive, return_exceptions=True), "the dead limiter's tasks end")
     limiter._changes.clear()
     limiter._pools.clear()
     await engine.dispose()
@@ -270,6 +270,7 @@ async def test_a_replica_dying_with_booked_slots_keeps_the_cap_and_loses_nothing
         for i, engine in enumerate(engines)
     ]
     dead = workers[0]
+    crashed = False
     try:
         for worker in workers:
             worker.start()
@@ -280,13 +281,21 @@ async def test_a_replica_dying_with_booked_slots_keeps_the_cap_and_loses_nothing
             what="the first replica sending with slots booked and unused",
         )
         await _crash(dead, engines[0])
-        for _ in range(3000):  # until every row is sent (readiness poll, generous deadline)
+        crashed = True
+
+        async def all_sent() -> bool:
             async with transaction(rig.sm) as session:
-                if (await store.outbox_stats(session))["sent"] >= n:
-                    break
-            await asyncio.sleep(0.02)
+                return (await store.outbox_stats(session))["sent"] >= n
+
+        await wait_until_async(
+            all_sent,
+            what=f"all {n} rows sent by the two surviving replicas",
+            deadline_s=120,
+            state=lambda: "; ".join(f"{w.worker_id}: {w.stats}" for w in workers[1:]),
+        )
     finally:
-        await asyncio.gather(*(w.stop(5) for w in workers[1:]))
+        running = workers[1:] if crashed else workers
+        await within(asyncio.gather(*(w.stop(5) for w in running)), "the replicas stop")
         for engine in engines[1:]:
             await engine.dispose()
     async with transaction(rig.sm) as session:
