@@ -190,7 +190,8 @@ async def check_disbursement(session: AsyncSession, grants: Grants, disbursement
 
 def endpoint_visible_clause(grants: Grants) -> Any:
     """SQL condition on ``ChannelEndpoint``: the endpoint is a unit's channel in a granted
-    project, or carried a message of a granted project (coordinator group robots)."""
+    project, or carried a message of a granted project (coordinator group robots), or was added
+    for a granted project."""
     if grants.all_projects:
         return ChannelEndpoint.id.is_not(None)  # type: ignore[union-attr]
     unit_match = exists().where(
@@ -203,7 +204,8 @@ def endpoint_visible_clause(grants: Grants) -> Any:
     message_match = exists().where(
         and_(OutboxMessage.endpoint_id == ChannelEndpoint.id, grants.where(OutboxMessage.project_id))
     )
-    return or_(unit_match, message_match)
+    # an endpoint an admin of a granted project added (store.outbox.add_coordinator_endpoint)
+    return or_(unit_match, message_match, grants.where(ChannelEndpoint.project_id))
 
 
 async def check_endpoint(session: AsyncSession, grants: Grants, endpoint_id: int) -> ChannelEndpoint:

@@ -458,6 +458,9 @@ class ChannelEndpoint(SQLModel, table=True):
     disabled_reason: str = Field(default="", max_length=500)
     consecutive_failures: int = 0
     last_success_at: datetime | None = None
+    #: The project whose admin added this coordinator endpoint in the console (None: registered
+    #: by a send): makes it visible to that project's accounts before any message went to it.
+    project_id: int | None = Field(default=None, foreign_key="project.id")
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.access import Grants, endpoint_visible_clause
-from store.errors import NotFound
+from store.errors import Conflict, Invalid, NotFound, StoreError
 from store.models import ChannelEndpoint, DeliveryAttempt, Link, OutboxMessage
 
 
@@ -58,6 +58,75 @@ class EndpointSpec:
 
     name: str = ""
     config: dict[str, Any] | None = None
+
+
+#: Per channel kind: the config key naming the environment variable that holds a coordinator
+#: endpoint's secret (the adapter reads the value under the key without ``_env``: wecom ``key``,
+#: dingtalk ``access_token``, feishu/telegram ``token``, slack ``url``, webhook ``secret``, email
+#: ``password``), and whether the endpoint needs it (email falls back to the server's SMTP settings).
+SECRET_ENV_KEYS: dict[str, tuple[str, bool]] = {
+    "wecom": ("key_env", True),
+    "dingtalk": ("access_token_env", True),
+    "feishu": ("token_env", True),
+    "telegram": ("token_env", True),
+    "slack": ("url_env", True),
+    "webhook": ("secret_env", True),
+    "email": ("password_env", False),
+}
+
+
+async def add_coordinator_endpoint(
+    session: AsyncSession,
+    *,
+    project_id: int,
+    grants: Grants,
+    kind: str,
+    address: str,
+    env_name: str,
+    name: str = "",
+) -> ChannelEndpoint:
+    """Add (or update) a coordinator chat endpoint for ``project_id``, as an admin of it.
+
+    Validated by the summary schedules' rule for ``params.endpoints``
+    (:func:`store.schedules.check_params`, i.e. :class:`config.definition.ChannelRef`): the secret
+    is referenced by variable name only. Errors carry ``where`` = ``kind`` | ``address`` | ``env``.
+    An existing (kind, address) the grants do not show (another project's) is refused, not taken
+    over; a visible one gets the new name and config like :func:`ensure_endpoint`.
+    """
+    from store.schedules import check_params
+
+    if kind not in SECRET_ENV_KEYS:
+        raise Invalid(f"未知渠道 {kind!r}", f"unknown channel kind {kind!r}", where="kind")
+    key, required = SECRET_ENV_KEYS[kind]
+    address, env_name, name = address.strip(), env_name.strip(), name.strip()[:200]
+    if not address:
+        raise Invalid("请填写地址", "the address is required", where="address")
+    if required and not env_name:
+        raise Invalid("请填写保存密钥的环境变量名", "name the environment variable that holds the secret",
+                      where="env")  # fmt: skip
+    config = {key: env_name} if env_name else {}
+    try:
+        check_params({"endpoints": [{"kind": kind, "address": address, "name": name, "config": config}]})
+    except StoreError as exc:
+        field = exc.where.rsplit(".", 1)[-1]
+        raise type(exc)(exc.zh, exc.en, where="env" if field == "config" else field) from None
+    existing = (
+        await session.execute(
+            select(ChannelEndpoint.id).where(ChannelEndpoint.kind == kind, ChannelEndpoint.address == address)
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        visible = await session.execute(
+            select(ChannelEndpoint.id).where(ChannelEndpoint.id == existing, endpoint_visible_clause(grants))
+        )
+        if visible.scalar_one_or_none() is None:
+            raise Conflict("该地址已被其他项目的端点使用，请换一个名称或地址",
+                           "another project's endpoint has this address: choose another name or address",
+                           where="address")  # fmt: skip
+    row = await ensure_endpoint(session, kind, address, name=name, config=config)
+    if row.project_id is None:
+        row.project_id = project_id
+    return row
 
 
 #: (kind, address) pairs per statement in ``ensure_endpoints``: 5 bound values a row for the

@@ -29,6 +29,7 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
         chats,
         definition,
         delivery,
+        endpoints,
         overview,
         projects,
         render,
@@ -50,6 +51,7 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
     campaigns.routes(r)
     chats.routes(r)
     delivery.routes(r)
+    endpoints.routes(r)
     audit_page.routes(r)
     overview.routes(r)
     schedules.routes(r)

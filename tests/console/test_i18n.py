@@ -124,7 +124,7 @@ async def pages(
         "/console/", f"/console/p/{A}", f"/console/p/{A}/overview", f"/console/p/{A}/campaigns", c,
         f"{c}/units/u001", f"{c}/responses", f"/console/p/{A}/units", f"/console/p/{A}/units/new",
         f"/console/p/{A}/units/u001/edit", f"/console/p/{A}/payments", f"/console/p/{A}/schedules",
-        f"/console/p/{A}/schedules/{s.id}", f"/console/p/{A}/import", f"/console/p/{A}/definition",
+        f"/console/p/{A}/schedules/{s.id}", f"/console/p/{A}/schedules/endpoint", f"/console/p/{A}/import", f"/console/p/{A}/definition",
         "/console/endpoints", "/console/outbox?status=failed", "/console/audit", "/console/chats",
     ]  # fmt: skip
 
