@@ -274,6 +274,39 @@ async def test_a_bad_cron_shows_its_error_next_to_the_field(
     await ctx.close()
 
 
+async def test_an_admin_adds_a_coordinator_chat_from_the_schedule_form_on_a_phone(
+    browser: Any, console: TestClient, accounts: Accounts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JIXIAO_TEST_HOOK_SECRET", raising=False)
+    monkeypatch.delenv("JIXIAO_TEST_COORD_KEY", raising=False)
+    base = str(console.make_url("")).rstrip("/")
+    ctx = await browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = await ctx.new_page()
+    await _login(page, base, "admin")
+    await page.goto(f"{base}/console/p/{A}/schedules")
+    await page.get_by_role("link", name="添加协调人群聊端点").click()
+    await page.wait_for_url("**/schedules/endpoint")
+    # choosing another kind reloads the page with that kind's hint (console.js)
+    async with page.expect_navigation():
+        await page.get_by_label("渠道", exact=True).select_option("webhook")
+    assert "http://" in await page.locator("#e-address-hint").inner_text()
+    async with page.expect_navigation():
+        await page.get_by_label("渠道", exact=True).select_option("wecom")
+    await page.get_by_label("地址").fill("财政局协调群")
+    await page.get_by_role("button", name="添加", exact=True).click()
+    env = page.get_by_label("环境变量名")
+    assert await env.get_attribute("aria-invalid") == "true"
+    assert "环境变量名" in await page.locator("#e-env-err").inner_text()
+    await page.screenshot(path=str(tmp_path / "endpoint-missing-env-phone.png"), full_page=True)
+    await env.fill("JIXIAO_TEST_COORD_KEY")
+    await page.get_by_role("button", name="添加", exact=True).click()
+    await page.wait_for_url("**added=*")
+    assert "JIXIAO_TEST_COORD_KEY" in await page.locator("#env-unset").inner_text()
+    await page.get_by_role("link", name="去设置汇总计划").click()
+    assert await page.locator("#s-endpoints").get_by_label("wecom · 财政局协调群").count() == 1
+    await ctx.close()
+
+
 async def test_a_csv_import_with_a_bad_row_is_previewed_row_by_row_and_nothing_is_stored(
     browser: Any, console: TestClient, accounts: Accounts, tmp_path: Path
 ) -> None:
