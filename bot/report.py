@@ -39,7 +39,7 @@ from bot.documents import DOCUMENTS, load_document_data
 from bot.documents.data import score_table_from_json
 from bot.errors import error_page
 from bot.links import SECURITY_HEADERS
-from config.timefmt import local_time
+from config.timefmt import local_time, zone_name
 from scoring import money
 from scoring.report import pct
 from store.models import Project, ProjectVersion, ScoreSnapshot
@@ -236,6 +236,7 @@ def chart(
         "x1": width - pad_r,
         "ybase": height - pad_b + 16,
         "count": len(snapshots),
+        "zone": zone_name(tz),  # the axis labels are clock times in this zone: the caption says which
     }
 
 
@@ -476,7 +477,8 @@ async def report_csv(request: web.Request) -> web.StreamResponse:
         if what == "responses":
             records = await list_responses(session, project.id)  # type: ignore[arg-type]
             qkeys = sorted({k for r in records for k in r.answers})
-            header = ["单位代码", "单位名称", "版本", "提交时间", "满意度", *qkeys]
+            # Cells stay plain local times a spreadsheet can parse; the header names their zone.
+            header = ["单位代码", "单位名称", "版本", f"提交时间（{zone_name(tz)}）", "满意度", *qkeys]
             rows = [
                 [
                     r.unit_key,
@@ -495,7 +497,7 @@ async def report_csv(request: web.Request) -> web.StreamResponse:
             ]
         else:
             confs = await list_confirmations(session, project.id)  # type: ignore[arg-type]
-            header = ["单位代码", "单位名称", "拨付编号", "批次", "拨付日期", "拨付金额(元)", "状态", "确认金额(元)", "差额(元)", "收款日期", "异议类型", "说明", "提交时间"]  # fmt: skip
+            header = ["单位代码", "单位名称", "拨付编号", "批次", "拨付日期", "拨付金额(元)", "状态", "确认金额(元)", "差额(元)", "收款日期", "异议类型", "说明", f"提交时间（{zone_name(tz)}）"]  # fmt: skip
             rows = [
                 [
                     c.unit_key,

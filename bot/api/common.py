@@ -83,6 +83,26 @@ def Line(max_length: int, min_length: int = 0) -> Any:
     ]
 
 
+#: Somewhere in the text, one character that ``config.text.clean_text`` keeps and ``str.strip``
+#: does not remove (so the cleaned text is not empty). Explicit code points, no ``\s``: the class
+#: means the same in Python, in pydantic-core's Rust regex and in an ECMAScript client reading the
+#: OpenAPI document. tests/api/test_units_and_imports.py recomputes it from those two functions.
+VISIBLE = r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufffe\uffff]"
+
+
+def TypedLine(max_length: int, min_length: int = 0) -> Any:
+    """One line of text a person typed (a unit's name or channel address): control characters are
+    NOT refused here but cleaned by the store with the one rule (``config.text.clean_text``, one-line,
+    then stripped) — exactly as the importer and the definition loader do. The bounds apply to the
+    text as sent; with ``min_length`` the text must hold a character that survives the cleaning."""
+    return Annotated[
+        str,
+        StringConstraints(
+            min_length=min_length, max_length=max_length, pattern=VISIBLE if min_length else None
+        ),
+    ]
+
+
 def Para(max_length: int, min_length: int = 0) -> Any:
     """Free text (newlines and tabs allowed, other control characters refused)."""
     return Annotated[

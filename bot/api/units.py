@@ -19,6 +19,7 @@ from bot.api.common import (
     Line,
     Money,
     Out,
+    TypedLine,
     iso,
     map_schema,
     ok,
@@ -129,10 +130,10 @@ def _fields_error(exc: FieldsInvalid) -> ApiError:
 
 class UnitCreate(Body):
     key: Key
-    name: Line(200, 1)  # type: ignore[valid-type]
+    name: TypedLine(200, 1)  # type: ignore[valid-type]
     uscc: Line(30) | None = None  # type: ignore[valid-type]
     channel_kind: ChannelKind = "console"
-    channel_address: Line(500) = ""  # type: ignore[valid-type]
+    channel_address: TypedLine(500) = ""  # type: ignore[valid-type]
     channel_config: ConfigMap = Field(default_factory=dict)
     active: bool = True
 
@@ -140,10 +141,10 @@ class UnitCreate(Body):
 class UnitPatch(Body):
     """Only the fields sent change; none may be null except ``uscc`` (null clears it)."""
 
-    name: Line(200, 1) = None  # type: ignore[valid-type]
+    name: TypedLine(200, 1) = None  # type: ignore[valid-type]
     uscc: Line(30) | None = None  # type: ignore[valid-type]
     channel_kind: ChannelKind = None  # type: ignore[assignment]
-    channel_address: Line(500) = None  # type: ignore[valid-type]
+    channel_address: TypedLine(500) = None  # type: ignore[valid-type]
     channel_config: ConfigMap = None  # type: ignore[assignment]
     active: bool = None  # type: ignore[assignment]
 

@@ -201,14 +201,22 @@ class MarkdownFlavor(Flavor):
     def compact_table(self, block: Table, group: int) -> list[Seg]:
         """The table as a person writes it in a chat app: a bold heading per group, then one list item
         per row from the producer's `line` template (e.g. "- 立项程序规范性 5.00/5"). The template filled
-        with the headers ("三级指标 得分/分值") opens the table in every part, as a legend."""
+        with the headers ("三级指标 得分/分值") opens the table in every part, as a legend; a part
+        that starts inside a group repeats that group's heading as "**产出**（续）"."""
         legend = block.line.format(*(md_cell(h) for h in block.headers)) + self.line_end
         segs = []
+        heading = ""
         for row in block.rows:
+            item = "- " + block.line.format(*(md_cell(c) for c in row)) + self.line_end
             if block.group >= 0 and row[block.group].strip():
-                segs.append(Seg(f"**{md_cell(row[block.group])}**" + self.line_end, group, opener=legend))
-            cells = [md_cell(c) for c in row]
-            segs.append(Seg("- " + block.line.format(*cells) + self.line_end, group, opener=legend))
+                heading = f"**{md_cell(row[block.group])}**"
+                # The heading travels with the group's first row: a part never ends on a heading.
+                segs.append(Seg(heading + self.line_end + item, group, opener=legend))
+            else:
+                # A part that starts inside a group repeats the group's heading, marked as continued,
+                # so its first rows are not read as belonging to the group before.
+                continued = f"{heading}（续）{self.line_end}" if heading else ""
+                segs.append(Seg(item, group, opener=legend + continued))
         return segs
 
     def link(self, link: Link) -> list[Seg]:

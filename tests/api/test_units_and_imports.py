@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import date
 
 import pytest
@@ -422,6 +423,34 @@ async def test_a_unit_the_loader_refuses_is_refused_by_create_update_and_import_
     status, body = await api.post(f"{UNITS}/import", data=csv, headers={"Content-Type": "text/csv"})
     assert status == 400 and code in {d["code"] for d in body["error"]["details"]}, body
     assert await _counts(sessionmaker) == before
+
+
+async def test_control_characters_in_a_unit_name_sent_to_the_api_are_cleaned_like_the_importer_does(
+    api: Api,
+) -> None:
+    """One rule (config.text.clean_text) for every path: the body layer does not refuse what the
+    importer and the loader clean, and the store cleans it the same way."""
+    status, body = await api.post(
+        UNITS, json={"key": "u993", "name": " 乌鲁木齐\x08清理\x1b单位\t二部\n", "channel_address": "a\x00b"}
+    )
+    assert status == 201, body
+    assert body["data"]["name"] == "乌鲁木齐清理单位 二部" and body["data"]["channel_address"] == "ab"
+    status, body = await api.patch(f"{UNITS}/u993", json={"name": "新\x7f名\u0085称"})
+    assert status == 200 and body["data"]["name"] == "新名称", body
+    # A name with nothing left after the cleaning is refused by both layers alike.
+    for empty in ("\x01\x02", " \u3000\t"):
+        status, body = await api.post(UNITS, json={"key": "u994", "name": empty})
+        assert status == 400 and body["error"]["where"] == "name", body
+
+
+def test_the_visible_character_class_is_what_survives_the_one_rule_and_strip() -> None:
+    from bot.api.common import VISIBLE
+    from config.text import clean_text
+
+    visible = re.compile(VISIBLE)
+    for c in map(chr, range(0x110000)):
+        survives = clean_text(c, multiline=False).strip() == c
+        assert bool(visible.fullmatch(c)) == survives, hex(ord(c))
 
 
 async def test_control_characters_in_an_imported_unit_name_are_cleaned_by_the_one_rule(api: Api) -> None:

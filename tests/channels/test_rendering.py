@@ -182,6 +182,38 @@ def test_chat_apps_without_tables_get_the_score_table_as_a_person_would_write_it
     assert "· " not in body and ": " not in body, "no blank-cell 'header: value' artifacts"
 
 
+@pytest.mark.parametrize("kind", ["dingtalk", "feishu"])
+def test_a_part_that_starts_inside_a_group_repeats_the_group_heading(kind: str) -> None:
+    groups = ("决策", "过程", "产出", "效益")
+    rows = [
+        (level1 if i == 0 else "", "", f"{level1}指标{i:03d}" + "说明" * 20, "4", "3.00", "75.00%")
+        for level1 in groups
+        for i in range(150)
+    ]
+    table = Table(SCORE_TABLE.headers, rows, group=0, line="{2} {4}/{3}")
+    parts = adapter_for(kind).render(Message("汇总", (table,)))
+    assert len(parts) > 2
+    seen = []
+    for part in parts:
+        body = (
+            part.payload["markdown"]["text"]
+            if kind == "dingtalk"
+            else part.payload["card"]["elements"][0]["content"]
+        )
+        current = None  # the group heading this part has shown last
+        for line in (ln for ln in body.split("\n") if ln.startswith(("**", "- "))):
+            if line.startswith("**"):
+                current = re.fullmatch(r"\*\*(.+)\*\*(（续）)?", line)[1]  # type: ignore[index]
+            else:
+                name = line[2:].split(" ")[0]
+                assert current is not None and name.startswith(current), (part.index, line)
+                seen.append(name)
+    assert len(seen) == len(rows), "every row once"
+    bodies = [part_text(kind, p) for p in parts]
+    continued = sum(text.count("（续）") for text in bodies)
+    assert 0 < continued <= len(parts) - 1, "only a part opening mid-group says 续"
+
+
 def test_a_table_line_template_must_fit_its_columns() -> None:
     with pytest.raises(ValueError, match="does not fit 2 columns"):
         Table(("a", "b"), [("1", "2")], line="{0} {5}")

@@ -7,6 +7,7 @@ import io
 import shutil
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -48,6 +49,7 @@ async def test_report_page_shows_the_table_explanations_warnings_and_chart(clien
     assert "99.68" in html and "问卷覆盖率" in html
     # two renderings of the chart (phone and wide), four series each
     assert html.count('class="series"') == 8 and "<script" not in html
+    assert "共 2 次评分，横轴时间为北京时间" in html  # the axis labels' zone is named
     assert "table.xlsx" in html and "responses.csv" in html and "confirmations.csv" in html
 
 
@@ -127,10 +129,15 @@ async def test_csv_downloads_are_utf8_with_bom_and_hold_the_raw_answers(client, 
     body = await resp.read()
     assert body.startswith("\ufeff".encode())
     text = body.decode("utf-8-sig")
-    assert text.splitlines()[0].startswith("单位代码,单位名称,版本,提交时间,满意度")
+    # Plain local times (a spreadsheet parses them); the header names the project's zone.
+    assert text.splitlines()[0].startswith("单位代码,单位名称,版本,提交时间（北京时间）,满意度")
     assert text.count("非常不满意") >= 3
+    answered = clock().astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+    assert [row.split(",")[3] for row in text.splitlines()[1:]].count(answered) == 3
     conf = await client.get(_path(clock) + "/confirmations.csv")
-    assert (await conf.read()).startswith("\ufeff".encode())
+    body = await conf.read()
+    assert body.startswith("\ufeff".encode())
+    assert body.decode("utf-8-sig").splitlines()[0].endswith(",说明,提交时间（北京时间）")
 
 
 @pytest.mark.browser
