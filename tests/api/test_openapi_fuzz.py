@@ -207,6 +207,11 @@ def _nodeid_for_schemathesis(request: pytest.FixtureRequest) -> None:
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+# One pytest item holds every operation (they are sub-tests), so the suite-wide 15-minute
+# pytest-timeout is a bound on ~50 operations at once; on a machine with both cores busy they
+# were seen to need up to 26 minutes (schedule operations draw from the cron grammar's large
+# regular expression). A hang still fails, with a stack, after 45 minutes.
+@pytest.mark.timeout(2700)
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
