@@ -272,14 +272,18 @@ async def test_a_replica_dying_with_booked_slots_keeps_the_cap_and_loses_nothing
     dead = workers[0]
     crashed = False
     try:
-        for worker in workers:
-            worker.start()
+        # The doomed replica starts alone, so it is the one holding rows and booked slots when it
+        # dies (started together, the others could claim every row first and it would never book:
+        # seen once in CI). The others start while it holds them, then it dies.
+        dead.start()
         limiter = dead.limiter
         assert isinstance(limiter, SharedRateLimiter)
         await fake.wait_until(
             lambda f: dead.stats["requests"] >= 1 and any(p.untils for p in limiter._pools.values()),
             what="the first replica sending with slots booked and unused",
         )
+        for worker in workers[1:]:
+            worker.start()
         await _crash(dead, engines[0])
         crashed = True
 
