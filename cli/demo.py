@@ -237,6 +237,9 @@ async def _launch(ctx: Context, sm: SessionMaker) -> tuple[int, dict[str, tuple[
             name="演示：满意度调查与资金确认",
             opens_at=now - timedelta(minutes=1),
             closes_at=now + timedelta(days=14),
+            # No quiet hours: the stand-in group chat is on this machine, and a demo started after
+            # 22:00 Beijing time would otherwise hold every invitation until 08:00 (0/121 delivered).
+            policy={"quiet_hours": None},
             now=now,
         )
         assert campaign.id is not None
