@@ -52,7 +52,8 @@ async def test_no_token_appears_in_the_error_log_or_the_access_log(
             )
             assert posted.status == 303
             assert (await http.get(f"{base}/r/{report}")).status == 200
-            assert (await http.get(f"{base}/l/{token[:-1]}x")).status == 404
+            wrong = token[:-1] + ("y" if token.endswith("x") else "x")  # a token may end in "x" itself
+            assert (await http.get(f"{base}/l/{wrong}")).status == 404
             # Break the database under the running app: the next link request is a logged 500.
             async with sessionmaker() as session, session.begin():
                 await session.execute(text("ALTER TABLE link RENAME TO link_gone"))
