@@ -1,3 +1,3 @@
-from cli.main import main
+from cli.entry import run
 
-raise SystemExit(main())
+raise SystemExit(run())

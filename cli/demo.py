@@ -126,6 +126,7 @@ async def _run(args: argparse.Namespace, ctx: Context, data_dir: Path, progress:
     from aiohttp import web
 
     from cli.demo_inbox import Inbox
+    from cli.entry import restore_normal_gc
     from cli.serve import EXAMPLE, build_app
 
     port = args.port or _free_port()
@@ -152,6 +153,7 @@ async def _run(args: argparse.Namespace, ctx: Context, data_dir: Path, progress:
     runner = web.AppRunner(app, shutdown_timeout=10)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    restore_normal_gc()  # the demo runs for minutes: the collector as usual (cli.entry)
     progress.step(f"服务已启动 / serving on {base}")
     try:
         campaign_id, links = await _launch(ctx, sm)

@@ -150,11 +150,16 @@ def freeze_startup_objects() -> None:
     """Move everything alive after start-up (modules, models, compiled statements, templates)
     out of the garbage collector's view: they live as long as the process, and re-scanning them
     made each full collection stall the event loop ~100–140 ms under load (bench/README.md,
-    "Link submissions"). Collect first, so nothing already dead is kept forever."""
+    "Link submissions"). Collect first, so nothing already dead is kept forever. From here on
+    the collector runs with the thresholds the process started with (the console script holds
+    it back only while a command starts: :mod:`cli.entry`)."""
     import gc
+
+    from cli.entry import restore_normal_gc
 
     gc.collect()
     gc.freeze()
+    restore_normal_gc()
 
 
 def _safe_url(url: str) -> str:

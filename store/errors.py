@@ -25,3 +25,13 @@ class Conflict(StoreError):
 
 class Invalid(StoreError):
     status = 400
+
+
+def no_such_project(code: str) -> NotFound:
+    """The error for an unknown project code (the ORM and the stdlib reader raise the same)."""
+    return NotFound(f"项目不存在：{code}", f"no such project: {code}", where="project")
+
+
+def no_definition(code: str, version: int) -> NotFound:
+    """The error for a project without a stored definition at ``version``."""
+    return NotFound(f"项目 {code} 没有第 {version} 版定义", f"project {code} has no version {version}")

@@ -7,131 +7,26 @@ fen, dates, counts) for ``scoring.facts``.
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import case, distinct, exists, func, select, text
+from sqlalchemy import distinct, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Disbursement, FundArrival, Link, PaymentConfirmation, Project, Response, Unit
-from store.payment_states import amount_differs
-
-
-@dataclass(frozen=True)
-class FactInputs:
-    """Aggregated inputs for one project. Money in fen."""
-
-    budget_fen: int
-    arrivals: list[tuple[date, int]]
-    disbursed_by_date: list[tuple[date, int]]
-    disbursed_fen: int
-    disbursement_count: int
-    confirmed_fen: int
-    confirmed_count: int
-    disputed_count: int
-    discrepancy_count: int
-    satisfaction_counts: dict[str, int]
-    responded_units: int
-    invited_units: int
-    active_units: int
-    extra: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def unconfirmed_count(self) -> int:
-        return self.disbursement_count - self.confirmed_count - self.disputed_count
+from store.fact_sql import FACT_STATEMENTS, FactInputs, fold_fact_inputs
+from store.models import Disbursement, FundArrival, Project
 
 
 async def load_fact_inputs(session: AsyncSession, project: Project) -> FactInputs:
     """One grouped scan per large table (disbursements, confirmations, responses); the small
-    remainders (per-date, per-status, per-unit×label rows) are folded here."""
-    pid = project.id
-    arrivals = [
-        (d, int(a))
-        for d, a in (
-            await session.execute(
-                select(FundArrival.arrived_on, func.sum(FundArrival.amount_fen))
-                .where(FundArrival.project_id == pid)
-                .group_by(FundArrival.arrived_on)
-                .order_by(FundArrival.arrived_on)
-            )
-        ).all()
-    ]
-    by_date = (
-        await session.execute(
-            select(Disbursement.paid_on, func.sum(Disbursement.amount_fen), func.count())
-            .where(Disbursement.project_id == pid)
-            .group_by(Disbursement.paid_on)
-            .order_by(Disbursement.paid_on)
-        )
-    ).all()
-    disbursed = [(d, int(a)) for d, a, _ in by_date]
-    # Current confirmations by status; a discrepancy is store.answers.amount_differs (the ledger's
-    # rule: compared with ``expected_fen`` on the answer row, so no join is needed).
-    conf = (
-        await session.execute(
-            select(
-                PaymentConfirmation.status,
-                func.count(),
-                func.coalesce(func.sum(PaymentConfirmation.amount_fen), 0),
-                func.sum(case((amount_differs(PaymentConfirmation), 1), else_=0)),
-            )
-            .where(PaymentConfirmation.project_id == pid, PaymentConfirmation.is_current.is_(True))
-            .group_by(PaymentConfirmation.status)
-        )
-    ).all()
-    by_status = {s: (int(n), int(fen or 0), int(diff or 0)) for s, n, fen, diff in conf}
-    # Label counts: one grouped scan (a handful of groups, index-only on ix_response_current).
-    satisfaction: Counter[str] = Counter()
-    for label, n in (
-        await session.execute(
-            select(Response.satisfaction, func.count())
-            .where(Response.project_id == pid, Response.is_current.is_(True))
-            .group_by(Response.satisfaction)
-        )
-    ).all():
-        if label is not None:
-            satisfaction[str(label)] += int(n)
-    # Responding and invited units: one index probe per unit of the project (``EXISTS`` on
-    # ``response.unit_id`` / ``link.unit_id``). Grouping responses by (unit, label) shipped tens
-    # of thousands of rows to Python, and ``count(DISTINCT link.unit_id)`` joined to ``unit``
-    # became a nested loop over millions of rows when PostgreSQL had no statistics: these forms
-    # cost the same whatever the planner believes.
-    responded = await session.scalar(
-        select(func.count())
-        .select_from(Unit)
-        .where(
-            Unit.project_id == pid,
-            exists().where(
-                Response.unit_id == Unit.id, Response.project_id == pid, Response.is_current.is_(True)
-            ),
-        )
-    )
-    invited = await session.scalar(
-        select(func.count())
-        .select_from(Unit)
-        .where(Unit.project_id == pid, exists().where(Link.unit_id == Unit.id, Link.revoked_at.is_(None)))
-    )
-    active_units = await session.scalar(
-        select(func.count()).select_from(Unit).where(Unit.project_id == pid, Unit.active.is_(True))
-    )
-    confirmed = by_status.get("confirmed", (0, 0, 0))
-    return FactInputs(
-        budget_fen=project.budget_fen,
-        arrivals=arrivals,
-        disbursed_by_date=disbursed,
-        disbursed_fen=sum(a for _, a in disbursed),
-        disbursement_count=sum(int(n) for _, _, n in by_date),
-        confirmed_fen=confirmed[1],
-        confirmed_count=confirmed[0],
-        disputed_count=by_status.get("disputed", (0, 0, 0))[0],
-        discrepancy_count=confirmed[2],
-        satisfaction_counts=dict(satisfaction),
-        responded_units=int(responded or 0),
-        # Before any campaign, the whole active population counts as invited (coverage = census).
-        invited_units=int(invited or 0) or int(active_units or 0),
-        active_units=int(active_units or 0),
-    )
+    remainders (per-date, per-status rows) are folded in Python. The statements and the fold are
+    :mod:`store.fact_sql`'s, which ``jixiao score`` also runs on SQLite without the ORM."""
+    params = {"pid": project.id}
+    rows = {
+        name: [tuple(r) for r in (await session.execute(text(sql), params)).all()]
+        for name, sql in FACT_STATEMENTS.items()
+    }
+    return fold_fact_inputs(project.budget_fen, rows)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,37 @@ SCHEDULE_COLUMNS = ("id", "kind", "project_id", "campaign_id", "cron", "timezone
 
 #: Every project, by code.
 PROJECTS_SQL = f"SELECT {', '.join(PROJECT_COLUMNS)} FROM project ORDER BY code"
+
+#: One project by its code (``:code``).
+PROJECT_BY_CODE_SQL = f"SELECT {', '.join(PROJECT_COLUMNS)} FROM project WHERE code = :code"
+
+#: A project's stored definition at one version (``:pid``, ``:version``): its content hash and the
+#: validated JSON snapshot (``config.definition.ProjectDefinition``).
+DEFINITION_HASH_SQL = (
+    "SELECT content_hash FROM project_version WHERE project_id = :pid AND version = :version"
+)
+DEFINITION_SQL = "SELECT definition FROM project_version WHERE project_id = :pid AND version = :version"
+
+#: A project's overrides, oldest first (``:pid``); :func:`active_overrides_of` keeps the one in
+#: force per indicator. ``by`` is quoted: a reserved word on PostgreSQL.
+OVERRIDE_COLUMNS = ("indicator_key", "score", "reason", "by", "active", "created_at")
+OVERRIDES_SQL = (
+    'SELECT indicator_key, score, reason, "by", active, created_at FROM score_override '
+    "WHERE project_id = :pid ORDER BY id"
+)
+
+SNAPSHOT_COLUMNS = ("id", "project_id", "definition_version", "computed_at", "total", "grade",
+                    "fingerprint", "trigger", "table")  # fmt: skip
+
+
+def latest_snapshot_sql(columns: tuple[str, ...] = SNAPSHOT_COLUMNS) -> str:
+    """A project's latest score snapshot (``:pid``): newest ``computed_at``, then highest id.
+    ``table`` and ``trigger`` are quoted (reserved words)."""
+    cols = ", ".join(f'"{c}"' if c in ("table", "trigger") else c for c in columns)
+    return (
+        f"SELECT {cols} FROM score_snapshot WHERE project_id = :pid "
+        "ORDER BY computed_at DESC, id DESC LIMIT 1"
+    )
 
 
 def schedules_sql(*, project: bool = False, enabled_only: bool = False) -> str:
@@ -52,6 +86,31 @@ def schedules_sql(*, project: bool = False, enabled_only: bool = False) -> str:
 
 
 # ------------------------------------------------------------------------- rows without the ORM
+
+
+@dataclass(frozen=True)
+class ActiveOverride:
+    """The override in force for one indicator (:func:`active_overrides_of`)."""
+
+    score: Decimal
+    reason: str
+    by: str
+    created_at: datetime
+
+
+def active_overrides_of(rows: list[dict[str, Any]]) -> dict[str, ActiveOverride]:
+    """The override in force per indicator key from :data:`OVERRIDES_SQL`'s rows (oldest first):
+    the newest row, unless it withdrew (inactive, or no score). Rows as the ORM or
+    :meth:`SqliteReader.rows` give them."""
+    current: dict[str, ActiveOverride] = {}
+    for row in rows:
+        if row["active"] and row["score"] is not None:
+            current[row["indicator_key"]] = ActiveOverride(
+                Decimal(row["score"]), row["reason"], row["by"], row["created_at"]
+            )
+        else:
+            current.pop(row["indicator_key"], None)
+    return current
 
 
 @dataclass(frozen=True)
@@ -88,9 +147,9 @@ class ScheduleRow:
     deleted_at: datetime | None
 
 
-_DATETIMES = frozenset({"created_at", "updated_at", "deleted_at"})
-_BOOLEANS = frozenset({"enabled"})
-_JSON = frozenset({"params"})
+_DATETIMES = frozenset({"created_at", "updated_at", "deleted_at", "computed_at"})
+_BOOLEANS = frozenset({"enabled", "active"})
+_JSON = frozenset({"params", "definition"})
 
 
 def _convert(name: str, value: Any) -> Any:
@@ -118,6 +177,20 @@ class SqliteReader:
         names = [d[0] for d in cur.description]
         return [{n: _convert(n, v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
 
+    def tuples(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows as the driver gives them (no conversion)."""
+        return self._conn.execute(sql, params or {}).fetchall()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction: every statement inside sees the same committed state (WAL),
+        as the ORM's reads in one transaction do."""
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
+
     def close(self) -> None:
         self._conn.close()
 
@@ -129,6 +202,25 @@ class SqliteReader:
         """:func:`schedules_sql` (what :func:`store.schedules.list_schedules` runs)."""
         rows = self.rows(schedules_sql(project=bool(project)), {"code": project} if project else {})
         return [(ScheduleRow(**{c: r[c] for c in SCHEDULE_COLUMNS}), r["code"]) for r in rows]
+
+    def project(self, code: str) -> ProjectRow | None:
+        """:data:`PROJECT_BY_CODE_SQL` (what :func:`store.projects.find_project` runs)."""
+        rows = self.rows(PROJECT_BY_CODE_SQL, {"code": code})
+        return ProjectRow(**rows[0]) if rows else None
+
+    def definition(self, project: ProjectRow) -> dict[str, Any] | None:
+        """The JSON of ``project``'s current definition (:data:`DEFINITION_SQL`), None if missing."""
+        rows = self.rows(DEFINITION_SQL, {"pid": project.id, "version": project.current_version})
+        return rows[0]["definition"] if rows else None
+
+    def active_overrides(self, project_id: int) -> dict[str, ActiveOverride]:
+        """What :func:`store.scores.active_overrides` gives: :data:`OVERRIDES_SQL`, folded."""
+        return active_overrides_of(self.rows(OVERRIDES_SQL, {"pid": project_id}))
+
+    def latest_fingerprint(self, project_id: int) -> str | None:
+        """The fingerprint of the latest snapshot (:func:`latest_snapshot_sql`), None if none."""
+        rows = self.tuples(latest_snapshot_sql(("fingerprint",)), {"pid": project_id})
+        return rows[0][0] if rows else None
 
 
 def open_sqlite(url: str, *, busy_timeout_ms: int = 30_000) -> SqliteReader | None:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.definition import ProjectDefinition, UnitDef
 from store import lite
-from store.errors import NotFound
+from store.errors import no_definition, no_such_project
 from store.models import (
     Answer,
     Disbursement,
@@ -124,12 +124,16 @@ def disbursement_keys(defn: ProjectDefinition) -> list[str]:
 async def get_project(session: AsyncSession, code: str) -> Project:
     project = await find_project(session, code)
     if project is None:
-        raise NotFound(f"项目不存在：{code}", f"no such project: {code}", where="project")
+        raise no_such_project(code)
     return project
 
 
 async def find_project(session: AsyncSession, code: str) -> Project | None:
-    return (await session.execute(select(Project).where(Project.code == code))).scalar_one_or_none()
+    """The project with ``code``: :data:`store.lite.PROJECT_BY_CODE_SQL` (also run without the ORM)."""
+    table = Project.__table__  # type: ignore[attr-defined]
+    stmt = text(lite.PROJECT_BY_CODE_SQL).columns(*(table.c[c] for c in lite.PROJECT_COLUMNS))
+    result = await session.execute(select(Project).from_statement(stmt), {"code": code})
+    return result.scalar_one_or_none()
 
 
 async def list_projects(session: AsyncSession) -> list[Project]:
@@ -152,16 +156,17 @@ async def get_definition(
 ) -> ProjectDefinition:
     """The validated definition of ``project`` at ``version`` (default: current)."""
     v = version or project.current_version
-    where = (ProjectVersion.project_id == project.id, ProjectVersion.version == v)
-    digest = await session.scalar(select(ProjectVersion.content_hash).where(*where))
+    where = {"pid": project.id, "version": v}  # the statements of store.lite (also run without the ORM)
+    digest = await session.scalar(text(lite.DEFINITION_HASH_SQL), where)
     if digest is None:
-        raise NotFound(f"项目 {project.code} 没有第 {v} 版定义", f"project {project.code} has no version {v}")
+        raise no_definition(project.code, v)
     key = (project.id or 0, v, digest)
     cached = _DEFINITIONS.get(key)
     if cached is not None:
         _DEFINITIONS.move_to_end(key)
         return cached
-    snapshot = await session.scalar(select(ProjectVersion.definition).where(*where))
+    table = ProjectVersion.__table__  # type: ignore[attr-defined]
+    snapshot = await session.scalar(text(lite.DEFINITION_SQL).columns(table.c.definition), where)
     defn = ProjectDefinition.model_validate(snapshot)
     _DEFINITIONS[key] = defn
     while len(_DEFINITIONS) > _DEFINITIONS_MAX:

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store import lite
 from store.errors import Conflict, Invalid, NotFound
+from store.lite import ActiveOverride
 from store.models import Project, ScoreOverride, ScoreSnapshot
 
 
-@dataclass(frozen=True)
-class ActiveOverride:
-    score: Decimal
-    reason: str
-    by: str
-    created_at: datetime
-
-
 async def active_overrides(session: AsyncSession, project_id: int) -> dict[str, ActiveOverride]:
-    """The override in force per indicator key: the newest row, unless it withdrew (inactive)."""
-    stmt = select(ScoreOverride).where(ScoreOverride.project_id == project_id).order_by(ScoreOverride.id)
-    current: dict[str, ActiveOverride] = {}
-    for row in (await session.execute(stmt)).scalars():
-        if row.active and row.score is not None:
-            current[row.indicator_key] = ActiveOverride(row.score, row.reason, row.by, row.created_at)
-        else:
-            current.pop(row.indicator_key, None)
-    return current
+    """The override in force per indicator key: the newest row, unless it withdrew (inactive).
+    :data:`store.lite.OVERRIDES_SQL` folded by :func:`store.lite.active_overrides_of`, as
+    ``jixiao score`` reads them without the ORM."""
+    table = ScoreOverride.__table__  # type: ignore[attr-defined]
+    stmt = text(lite.OVERRIDES_SQL).columns(*(table.c[c] for c in lite.OVERRIDE_COLUMNS))
+    rows = (await session.execute(stmt, {"pid": project_id})).mappings().all()
+    return lite.active_overrides_of([dict(r) for r in rows])
 
 
 async def set_override(
@@ -65,13 +56,12 @@ async def override_history(session: AsyncSession, project_id: int) -> list[Score
 
 
 async def latest_snapshot(session: AsyncSession, project_id: int) -> ScoreSnapshot | None:
-    stmt = (
-        select(ScoreSnapshot)
-        .where(ScoreSnapshot.project_id == project_id)
-        .order_by(ScoreSnapshot.computed_at.desc(), ScoreSnapshot.id.desc())
-        .limit(1)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    """The newest snapshot: :func:`store.lite.latest_snapshot_sql`, the order ``jixiao score``
+    also reads the latest fingerprint in without the ORM."""
+    table = ScoreSnapshot.__table__  # type: ignore[attr-defined]
+    stmt = text(lite.latest_snapshot_sql()).columns(*(table.c[c] for c in lite.SNAPSHOT_COLUMNS))
+    result = await session.execute(select(ScoreSnapshot).from_statement(stmt), {"pid": project_id})
+    return result.scalar_one_or_none()
 
 
 async def get_snapshot(session: AsyncSession, snapshot_id: int) -> ScoreSnapshot:

@@ -200,3 +200,45 @@ def test_a_sqlite_database_to_migrate_or_missing_takes_the_normal_path(tmp_path:
         conn.execute("INSERT INTO alembic_version VALUES ('0001_initial_schema')")
     assert open_sqlite(f"sqlite+aiosqlite:///{db}") is None  # an older schema: migrate first
     assert open_sqlite("postgresql+asyncpg://u@h/db") is None
+
+
+def test_main_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    """Tests (and anything embedding the CLI) call ``main`` in-process: only the console script
+    (cli.entry) changes the collector's settings."""
+    import gc
+
+    from cli.main import main
+
+    before = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
+    db = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    code = main(["--database-url", db, "project", "list"], out=io.StringIO(), err=io.StringIO())
+    assert code == 0
+    assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == before
+
+
+def test_the_console_script_holds_the_collector_back_until_a_server_has_started(tmp_path: Path) -> None:
+    db = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    probe = (
+        "import gc, sys\n"
+        "normal = gc.get_threshold()\n"
+        "import cli.entry\n"
+        f"sys.argv = ['jixiao', '--database-url', {db!r}, 'project', 'list']\n"
+        "code = cli.entry.run()\n"
+        "print(code, gc.get_threshold() == cli.entry.STARTUP_THRESHOLDS, gc.get_freeze_count() > 0)\n"
+        "from cli.serve import freeze_startup_objects\n"
+        "freeze_startup_objects()  # what jixiao serve calls once it serves\n"
+        "print(gc.get_threshold() == normal)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-2:] == ["0 True True", "True"]
+
+
+def test_the_installed_command_and_python_m_cli_go_through_the_entry_wrapper() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert scripts == {"jixiao": "cli.entry:run"}
+    assert "from cli.entry import run" in (REPO / "cli" / "__main__.py").read_text(encoding="utf-8")

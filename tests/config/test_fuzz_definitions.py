@@ -6,7 +6,7 @@ value anywhere replaced by a hostile one (an array where a scalar is expected, a
 string, control characters, NaN and huge numbers, negative numbers, dates, booleans, printed
 comparators), keys deleted, list items duplicated; and, at file level, bytes that are not UTF-8,
 BOMs, UTF-16, a CSV cell over the csv module's field limit. Each definition is validated and, when
-valid, scored the way the service scores it (``scheduler.recompute.build_actuals`` and
+valid, scored the way the service scores it (``scheduler.computed.build_actuals`` and
 ``scoring.engine.score_table``). The only accepted failure is ``DefinitionError`` whose problems
 all have a location and both messages; a valid definition must score with every indicator in
 0…分值. ``FUZZ_EXAMPLES`` examples per CI run (about 20 s on 2 vCPU).
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from config.definition import ProjectDefinition
 from config.loader import DefinitionError, load_definition, validate_definition_dict
-from scheduler.recompute import build_actuals
+from scheduler.computed import build_actuals
 from scoring.engine import score_table
 from store.facts import FactInputs
 from tests.conftest import EXAMPLE_PROJECT, REPO
