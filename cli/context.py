@@ -1,15 +1,15 @@
 """What a CLI command gets: settings, and a lazily built (migrated) database.
 
-This module is imported to build the parser, so it imports nothing heavy: SQLAlchemy, Alembic and
-the store are imported on first use (``jixiao --help`` stays well under a second).
+This module is imported to build the parser, so it imports nothing heavy: SQLAlchemy, Alembic,
+the store and the pydantic settings are imported on first use (``jixiao --help`` stays well under
+a second, and a read command that only needs the database URL never builds the settings).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -22,12 +22,60 @@ if TYPE_CHECKING:
     from store.lite import SqliteReader
 
 
-@dataclass
 class Context:
-    settings: Settings
-    out: TextIO
-    err: TextIO
-    _engine: AsyncEngine | None = field(default=None, repr=False)
+    """``out``/``err`` for the command's output; ``overrides`` are the ``--database-url`` /
+    ``--data-dir`` options (setting names → values), ``settings`` given ready-made by tests."""
+
+    def __init__(
+        self,
+        *,
+        out: TextIO,
+        err: TextIO,
+        settings: Settings | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.out = out
+        self.err = err
+        self._settings = settings
+        self._overrides = dict(overrides or {})
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """Every setting (pydantic-settings, validated), built on first use."""
+        if self._settings is None:
+            from pydantic import ValidationError
+
+            from config.settings import load_settings
+
+            try:
+                self._settings = load_settings(**self._overrides)
+            except ValidationError as exc:  # a JIXIAO_* variable or .env entry: the operator's to fix
+                raise CommandError(f"设置无效 / invalid settings: {exc}") from exc
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self._settings = value
+
+    @property
+    def db_url(self) -> str:
+        """The effective database URL — ``settings.db_url``, found without building the settings
+        while nothing else needed them (:mod:`config.location`, the same lookup)."""
+        if self._settings is not None:
+            return self._settings.db_url
+        from config.location import locate
+
+        return locate(self._overrides)[1]
+
+    @property
+    def data_dir(self) -> Path:
+        """``settings.data_dir``, found the same way as :attr:`db_url`."""
+        if self._settings is not None:
+            return self._settings.data_dir
+        from config.location import locate
+
+        return locate(self._overrides)[0]
 
     async def sessionmaker(self) -> SessionMaker:
         """The database, migrated to the latest schema on first use.
@@ -56,10 +104,10 @@ class Context:
         (:mod:`store.lite`). The caller closes the reader."""
         from store.lite import open_sqlite
 
-        return open_sqlite(self.settings.db_url)
+        return open_sqlite(self.db_url)
 
     def _announce_new_sqlite_file(self) -> None:
-        path = sqlite_path(self.settings.db_url)
+        path = sqlite_path(self.db_url)
         if path is not None and not path.exists():
             print(f"新建数据库 / creating a new database: {path}", file=self.err)
 

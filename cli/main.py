@@ -61,14 +61,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     parser = build_parser()
     args = parser.parse_args(argv)  # --help and usage errors exit here, before anything heavy loads
 
-    from config.settings import load_settings
-
     overrides = {}
     if args.database_url:
         overrides["database_url"] = args.database_url
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
-    ctx = Context(settings=load_settings(**overrides), out=out or sys.stdout, err=err or sys.stderr)
+    # settings are built when a command first needs one beyond the database (Context.settings)
+    ctx = Context(overrides=overrides, out=out or sys.stdout, err=err or sys.stderr)
     try:
         return asyncio.run(_run(args, ctx))
     except BrokenPipeError:
@@ -101,9 +100,9 @@ def _unexpected(exc: BaseException, ctx: Context) -> int:
     if os.environ.get("JIXIAO_DEBUG"):
         raise exc
     ref = uuid.uuid4().hex[:10]
-    where = ctx.settings.data_dir / "cli-errors.log"
+    where = ctx.data_dir / "cli-errors.log"
     try:
-        ctx.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        ctx.data_dir.mkdir(parents=True, exist_ok=True)
         with where.open("a", encoding="utf-8") as log:
             log.write(f"--- {datetime.now(UTC).isoformat()} ref={ref} argv={sys.argv[1:]}\n")
             log.write("".join(traceback.format_exception(exc)))

@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from dotenv import dotenv_values
+from config.location import ENV_FILE
 
-#: The ``.env`` file (relative to the working directory), read by Settings and by secret lookups.
-ENV_FILE = ".env"
 REDACTED = "***"
 
 _SECRET_WORDS = ("secret", "token", "password", "passwd", "key", "sign", "credential")
@@ -44,6 +42,8 @@ def secret_environment(env_file: str | Path | None = ENV_FILE) -> dict[str, str]
     process environment (the same precedence as the settings)."""
     values: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
+        from dotenv import dotenv_values  # here: redaction (schedule list) needs no .env reader
+
         values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     values.update(os.environ)
     return values

@@ -16,20 +16,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.secrets import ENV_FILE
-
-
-def default_data_dir() -> Path:
-    """``$XDG_DATA_HOME/jixiao`` (``~/.local/share/jixiao``): one well-known place, whatever the
-    current directory, so every ``jixiao`` command and ``jixiao serve`` find the same database."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "jixiao"
+from config.location import ENV_FILE, PREFIX, default_data_dir, sqlite_url
 
 
 class Settings(BaseSettings):
     """All runtime configuration. Secrets are ``SecretStr`` so they never print or log."""
 
-    model_config = SettingsConfigDict(env_prefix="JIXIAO_", env_file=ENV_FILE, extra="ignore")
+    # config.location reads data_dir and database_url the same way without pydantic (the CLI)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, env_file=ENV_FILE, extra="ignore")
 
     data_dir: Path = Field(
         default_factory=default_data_dir,
@@ -122,7 +116,7 @@ class Settings(BaseSettings):
         """The effective database URL (SQLite file under ``data_dir`` by default)."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'jixiao.db').resolve()}"
+        return sqlite_url(self.data_dir)
 
     def engine_options(self) -> dict[str, str]:
         """Keyword arguments for ``store.db.create_engine(s)`` that come from the settings."""
