@@ -392,13 +392,13 @@ def window(
                  "--threads", "--idle" if profile_wall else "--gil"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-        cpu0 = _cpu_seconds(proc.pid)
+        cpu0, db0 = _cpu_seconds(proc.pid), _postgres_cpu_seconds()
         out = subprocess.run(
             ["wrk", f"-t{conc}", f"-c{conc}", f"-d{seconds}s", "-s", str(HERE / target.lua),
              f"http://127.0.0.1:{port}", "--", str(target.tokens), str(conc), str(target.n_tokens)],
             capture_output=True, text=True, check=True, timeout=seconds + 60,
         ).stdout  # fmt: skip
-        cpu = _cpu_seconds(proc.pid) - cpu0
+        cpu, db_cpu = _cpu_seconds(proc.pid) - cpu0, _postgres_cpu_seconds() - db0
         if spy is not None:
             spy.wait(timeout=60)
     finally:
@@ -410,7 +410,27 @@ def window(
     # Server CPU (user + system, all threads) per committed submission, in ms: unlike the rate,
     # it barely depends on how loaded the machine is.
     result["cpu_ms"] = 1000 * cpu / result["completed"] if result["completed"] else 0.0
+    # PostgreSQL's own CPU (every server process: backends, WAL writer, …) per submission; 0 for
+    # the SQLite targets, whose database work is in the server's figure.
+    result["db_cpu_ms"] = (
+        1000 * db_cpu / result["completed"] if result["completed"] and "pg" in target.name else 0.0
+    )
     return result
+
+
+def _postgres_cpu_seconds() -> float:
+    """User + system CPU time of every process named ``postgres`` so far, in seconds (ended
+    backends' time is lost, so the figure is a floor when connections come and go)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() == "postgres":
+                total += _cpu_seconds(int(proc.name))
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    return total
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -503,7 +523,7 @@ def run(targets: list[Target], concs: list[int], args: argparse.Namespace, work:
     )
     print(
         f"{'target':15} {'c':>3} {'round':>5} {'subs/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}"
-        f" {'cpu ms/sub':>10} {'load':>5}"
+        f" {'cpu ms/sub':>10} {'db cpu ms':>9} {'load':>5}"
     )
     results: dict[tuple[str, int], list[dict[str, float]]] = {}
     for conc in concs:
@@ -518,7 +538,7 @@ def run(targets: list[Target], concs: list[int], args: argparse.Namespace, work:
                 results.setdefault((t.name, conc), []).append(w)
                 print(
                     f"{t.name:15} {conc:>3} {r:>5} {w['rate_per_s']:>9.1f} {w['p50_ms']:>8.2f} "
-                    f"{w['p99_ms']:>8.2f} {w['failed']:>7} {w['cpu_ms']:>10.2f} {os.getloadavg()[0]:>5.1f}",
+                    f"{w['p99_ms']:>8.2f} {w['failed']:>7} {w['cpu_ms']:>10.2f} {w['db_cpu_ms']:>9.2f} {os.getloadavg()[0]:>5.1f}",
                     flush=True,
                 )
     print("\n# medians; ratios = median over rounds of (jixiao ÷ reference) in the same round")

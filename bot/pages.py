@@ -320,10 +320,11 @@ def setup(app: web.Application, *, start_workers: bool) -> None:
     app[LINK_PAGES] = LinkPages(app)
 
     async def compile_statements(app: web.Application) -> None:
-        # Compile the page's statements for the engines' dialects now, while starting, instead
-        # of on the first unit's request (≈ 30 ms of CPU). on_startup runs after cleanup_ctx
-        # has set up the engines (cli.serve's own database).
-        app[LINK_PAGES].store  # noqa: B018 - the property builds and keeps the store
+        # While starting, not on the first unit's request: compile the page's statements for the
+        # engines' dialects (≈ 30 ms of CPU; the property builds and keeps the store) and, on
+        # PostgreSQL, open the pool and prepare the page's statement on each connection.
+        # on_startup runs after cleanup_ctx has set up the engines (cli.serve's own database).
+        await app[LINK_PAGES].store.warm()
 
     app.on_startup.append(compile_statements)
     app.router.add_post("/l/{token}/answers", post_answers, name="unit_answers")

@@ -44,21 +44,26 @@ questionnaire is a new version row, see ``store.projects._sync_questionnaire``).
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import and_, bindparam, exists, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, null, select, tuple_, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import Executable
+from sqlalchemy.types import NullType
 from sqlalchemy.util import greenlet_spawn
 
 from config.definition import QuestionnaireDef
 from store.answers import (
+    MAX_VERSIONS,
     AnswerErrors,
     ResubmittedDifferently,
     confirmation_texts,
@@ -83,6 +88,7 @@ from store.models import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Parsed questionnaires kept per store (there are a handful per deployment; beyond this many
 #: the cache starts over rather than growing without bound).
@@ -402,6 +408,65 @@ _OPEN_DISBURSEMENTS = (
 )
 
 
+def _pg_open_page() -> Executable:
+    """PostgreSQL: everything ``GET /l/{token}`` needs, and the first open recorded, in ONE
+    statement (one round trip instead of four: link, answers, payments, mark).
+
+    Columns: the :data:`_LINK_ROW` columns, then the unit's current answers as an array of
+    :data:`_CURRENT_ANSWERS` rows and, when the campaign asks for confirmations, its payments as
+    an array of :data:`_PAYMENTS` rows (``ROW(…)`` records, which asyncpg decodes to tuples in
+    those statements' column order, so their result processors apply unchanged).
+
+    The data-modifying CTE sets ``opened_at`` when it is unset and the link is usable at ``:now``
+    (:meth:`LinkRow.usable`, in SQL: not revoked, campaign open, ``opens_at <= now < closes_at``)
+    — exactly when :meth:`LinkPageStore.open_page` shows a page that is neither closed nor
+    unusable. The SELECT reads the snapshot before that UPDATE (every part of one statement
+    sees the same snapshot), so it returns ``opened_at`` as it was, as the separate read did.
+    """
+    link = _LINK_ROW.cte("page_link")
+    now = bindparam("now", type_=_L.c.opened_at.type)
+    usable = and_(
+        link.c.revoked_at.is_(None), link.c.status == "open", link.c.opens_at <= now, now < link.c.closes_at
+    )
+    mark = update(_L).where(_L.c.id == link.c.id, _L.c.opened_at.is_(None), usable).values(opened_at=now)
+    latest = _R.alias("latest")
+    latest_id = (
+        select(latest.c.id)
+        .where(
+            latest.c.project_id == link.c.project_id,
+            latest.c.unit_id == link.c.unit_id,
+            latest.c.questionnaire_id == link.c.questionnaire_id,
+            latest.c.campaign_id == link.c.campaign_id,
+        )
+        .order_by(latest.c.version.desc(), latest.c.id.desc())
+        .limit(1)
+        .correlate(link)  # two levels down: auto-correlation only looks one level up
+        .scalar_subquery()
+    )
+    answers = (
+        select(func.array_agg(tuple_(*_CURRENT_ANSWERS.selected_columns), type_=NullType()))
+        .select_from(_R)
+        .outerjoin(_A, _A.c.response_id == _R.c.id)
+        .where(_R.c.id == latest_id)
+        .scalar_subquery()
+    )
+    payments = (
+        select(
+            func.array_agg(
+                aggregate_order_by(tuple_(*_PAYMENTS.selected_columns), _D.c.paid_on, _D.c.id),
+                type_=NullType(),
+            )
+        )
+        .select_from(_D)
+        .outerjoin(_PC, and_(_PC.c.disbursement_id == _D.c.id, _PC.c.is_current.is_(True)))
+        .where(_D.c.unit_id == link.c.unit_id)
+        .scalar_subquery()
+    )
+    return select(*link.c, answers, case((link.c.ask_confirmations, payments), else_=null())).add_cte(
+        mark.cte("first_open")
+    )
+
+
 class _Plan:
     """One statement compiled for one dialect: positional SQL, the order of its parameters, and
     the column types' bind/result processors (exactly what SQLAlchemy would apply)."""
@@ -471,28 +536,50 @@ class _RawPlan:
         return tuple(raw)
 
 
-def _pg_store_answers() -> _RawPlan:
-    """PostgreSQL: a new current response with its answers, the previous current one un-marked
-    and the link's ``answered_at`` set if unset — ONE statement (one round trip instead of
-    four), run after :data:`_ANSWERS_PROBE` in the transaction that locked the link and unit.
-    Data-modifying CTEs all run (whether or not the final SELECT reads them) on one snapshot:
-    the un-marking cannot see the row inserted beside it, so it only touches the old one.
-    Answer values come pre-serialised (the JSON column's own bind processor) as ``text[]``."""
-    names = list(_RESPONSE_COLUMNS)
-    cols = ", ".join(_R.c[c].name for c in names)
-    values = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+def _pg_store_answers(dialect: Dialect) -> _RawPlan:
+    """PostgreSQL, for valid answers: the probe of :data:`_ANSWERS_PROBE` and, when it allows,
+    every write — the previous current response un-marked, version ``last + 1`` inserted with
+    its answers, the link's ``answered_at`` set if unset — in ONE statement (one round trip
+    instead of five), run in the transaction that locked the link and unit.
+
+    It writes only when the submission key is new and ``last < :max_versions`` (what
+    :func:`store.answers.next_version` allows); it returns ``(owner link, known response id,
+    last version, new response id)``, the new id NULL when nothing was written (the caller then
+    decides from the probe: the same submit again, another link's key, or too many versions).
+
+    Data-modifying CTEs all run (whether or not the final SELECT reads them) on one snapshot,
+    taken after the lock was granted (READ COMMITTED: a snapshot per statement), so the probe
+    sees every version committed before: the un-marking cannot see the row inserted beside it,
+    so it only touches the old one. Answer values come pre-serialised (the JSON column's own
+    bind processor) as ``text[]``. Values are cast to their column's type: in ``INSERT … SELECT``
+    PostgreSQL would otherwise take an untyped parameter for text."""
+    names = [c for c in _RESPONSE_COLUMNS if c != "version"]
+    # VARCHAR, not VARCHAR(n): a cast to a length truncates silently where the column refuses.
+    casts = {c: re.sub(r"\(\d+\)$", "", _R.c[c].type.compile(dialect=dialect)) for c in names}
     n = len(names)
-    names += ["p_project", "p_unit", "p_questionnaire", "answer_keys", "answer_values"]
+
+    def arg(name: str) -> str:
+        return f"${names.index(name) + 1}"
+
+    names += ["key", "max_versions", "answer_keys", "answer_values"]
     r, a, link = _R.name, _A.name, _L.name
+    scope = f"project_id = {arg('project_id')} AND unit_id = {arg('unit_id')} AND questionnaire_id = {arg('questionnaire_id')}"
+    cols = ", ".join(["version", *(_R.c[c].name for c in names[:n])])
+    values = ", ".join(["go.version", *(f"${i}::{casts[c]}" for i, c in enumerate(names[:n], 1))])
     sql = (
-        f"WITH unmarked AS (UPDATE {r} SET is_current = false WHERE project_id = ${n + 1} "
-        f"AND unit_id = ${n + 2} AND questionnaire_id = ${n + 3} AND is_current), "
-        f"inserted AS (INSERT INTO {r} ({cols}) VALUES ({values}) RETURNING id), "
+        f"WITH probe AS (SELECT (SELECT link_id FROM {r} WHERE submission_key = ${n + 1}) AS owner, "
+        f"(SELECT id FROM {r} WHERE submission_key = ${n + 1}) AS known, "
+        f"(SELECT max(version) FROM {r} WHERE {scope}) AS last), "
+        f"go AS (SELECT coalesce(last, 0) + 1 AS version FROM probe "
+        f"WHERE known IS NULL AND coalesce(last, 0) < ${n + 2}), "
+        f"unmarked AS (UPDATE {r} SET is_current = false WHERE {scope} AND is_current "
+        f"AND EXISTS (SELECT 1 FROM go)), "
+        f"inserted AS (INSERT INTO {r} ({cols}) SELECT {values} FROM go RETURNING id), "
         f"answers AS (INSERT INTO {a} (response_id, question_key, value) "
-        f"SELECT inserted.id, k, v::json FROM inserted, unnest(${n + 4}::text[], ${n + 5}::text[]) AS kv(k, v)), "
-        f"answered AS (UPDATE {link} SET answered_at = ${names.index('submitted_at') + 1} "
-        f"WHERE id = ${names.index('link_id') + 1} AND answered_at IS NULL) "
-        f"SELECT id FROM inserted"
+        f"SELECT inserted.id, k, v::json FROM inserted, unnest(${n + 3}::text[], ${n + 4}::text[]) AS kv(k, v)), "
+        f"answered AS (UPDATE {link} SET answered_at = {arg('submitted_at')} "
+        f"WHERE id = {arg('link_id')} AND answered_at IS NULL AND EXISTS (SELECT 1 FROM inserted)) "
+        f"SELECT probe.owner, probe.known, probe.last, (SELECT id FROM inserted) FROM probe"
     )
     return _RawPlan(sql, names)
 
@@ -502,11 +589,14 @@ class _Plans:
     plus the dialect's own hand-written ones (None where the dialect has none)."""
 
     pg_store_answers: _RawPlan | None
+    pg_open_page: _Plan | None
 
     def __init__(self, dialect: Dialect) -> None:
         for name, stmt in _STATEMENTS.items():
             setattr(self, name, _Plan(stmt, dialect))
-        self.pg_store_answers = _pg_store_answers() if dialect.name == "postgresql" else None
+        pg = dialect.name == "postgresql"
+        self.pg_store_answers = _pg_store_answers(dialect) if pg else None
+        self.pg_open_page = _Plan(_pg_open_page(), dialect) if pg else None
 
     def __getattr__(self, name: str) -> _Plan:  # pragma: no cover - typing aid only
         raise AttributeError(name)
@@ -833,6 +923,40 @@ class LinkPageStore:
         self._read = self._write if read is None or read is write else _Engine(read, portable=portable)
         self._questionnaires: dict[tuple[int, int], QuestionnaireDef] = {}
 
+    async def warm(self) -> None:
+        """PostgreSQL: open the write engine's whole pool now and prepare the page's statement on
+        every connection, so that the first users after a start do not pay for it: a new
+        connection costs a few round trips (TLS, authentication) and the first use of the page's
+        statement on it a PREPARE plus asyncpg's introspection of its row types (several more),
+        tens of milliseconds under load (bench/README.md, "Link submissions, PostgreSQL"). The
+        statement runs for a token hash no link has (nothing is read or written). Nothing to do
+        on SQLite. Failures are left to the first real request (logged, not raised)."""
+        engine = self._write
+        if engine.mode != "asyncpg" or engine.plans.pg_open_page is None:
+            return
+        plan = engine.plans.pg_open_page
+        size = engine.engine.sync_engine.pool.size()  # type: ignore[attr-defined]
+
+        async def checkout() -> PoolProxiedConnection:
+            return await engine.engine.raw_connection()
+
+        raws = await asyncio.gather(*(checkout() for _ in range(size)), return_exceptions=True)
+        held = [r for r in raws if not isinstance(r, BaseException)]
+        try:
+            args = plan.args({"token_hash": "", "now": datetime.now(UTC)})
+            done = await asyncio.gather(
+                *(r.driver_connection.fetch(plan.sql, *args) for r in held),  # type: ignore[union-attr]
+                return_exceptions=True,
+            )
+        finally:
+            for raw in held:
+                await _release(raw, clean=self._write._clean(raw.driver_connection))
+        failed = [e for e in [*raws, *done] if isinstance(e, BaseException)]
+        if failed:
+            log.warning(
+                "warming the unit page's connections: %d of %d failed (%r)", len(failed), size, failed[0]
+            )
+
     # -- questionnaires
 
     async def _questionnaire(self, tx: _Tx, plans: _Plans, link: LinkRow) -> QuestionnaireDef | None:
@@ -878,14 +1002,10 @@ class LinkPageStore:
         link = await self._link(tx, plans, token_hash, for_update=False)
         if link is None:
             return None
-        closed = False
-        if not link.usable(now):
-            if not link.closed(now):
-                return link
-            closed = True
+        if not link.usable(now) and not link.closed(now):
+            return link
         qdef = await self._questionnaire(tx, plans, link)
-        answers: dict[str, Any] = {}
-        answered_at = None
+        answer_rows: Sequence[tuple[Any, ...]] = ()
         if qdef is not None:
             params = {
                 "project_id": link.project_id,
@@ -893,18 +1013,11 @@ class LinkPageStore:
                 "questionnaire_id": link.questionnaire_id,
                 "campaign_id": link.campaign_id,
             }
-            for submitted_at, key, value in await tx.rows(plans._CURRENT_ANSWERS, params):
-                answered_at = submitted_at
-                if key is not None:
-                    answers[key] = value
-        payments: tuple[PaymentRow, ...] = ()
+            answer_rows = await tx.rows(plans._CURRENT_ANSWERS, params)
+        payment_rows: Sequence[tuple[Any, ...]] = ()
         if link.ask_confirmations:
-            rows = await tx.rows(plans._PAYMENTS, {"unit_id": link.unit_id})
-            payments = tuple(PaymentRow(*r) for r in rows)
-        page = PageData(link, qdef, answers, answered_at, payments, closed)
-        if closed and not page.submitted_anything:
-            return link  # nothing to show: the same page as any unusable link
-        return page
+            payment_rows = await tx.rows(plans._PAYMENTS, {"unit_id": link.unit_id})
+        return _page_data(link, qdef, answer_rows, payment_rows, now)
 
     async def open_page(self, token_hash: str, *, now: datetime) -> PageData | LinkRow | None:
         """:meth:`read_page`, recording the link's first open when the page is shown (usable,
@@ -912,8 +1025,8 @@ class LinkPageStore:
 
         SQLite: the read (read engine, concurrent with the writer) and then the mark as a write
         unit of its own — reading on the writer lane instead was measured slower (bench/README.md).
-        PostgreSQL: both on one pooled connection, the guarded UPDATE in autocommit (one round
-        trip instead of BEGIN, UPDATE, COMMIT and a second checkout).
+        PostgreSQL: ONE statement reads the page and records the first open (:func:`_pg_open_page`;
+        committed on its own, like any statement outside a transaction).
         """
         if self._write.mode != "asyncpg":
             page = await self.read_page(token_hash, now=now)
@@ -922,10 +1035,19 @@ class LinkPageStore:
             return page
 
         async def work(tx: _Tx, plans: _Plans) -> PageData | LinkRow | None:
-            page = await self._page(tx, plans, token_hash, now)
-            if isinstance(page, PageData) and not page.closed and page.link.opened_at is None:
-                await tx.run(plans._MARK_OPENED, {"p_link": page.link.link_id, "p_now": now})
-            return page
+            plan = plans.pg_open_page
+            assert plan is not None  # asyncpg mode: the PostgreSQL plans exist
+            found = await tx.rows(plan, {"token_hash": token_hash, "now": now})
+            if not found:
+                return None
+            *columns, answers, payments = found[0]
+            link = LinkRow(*columns)
+            if not link.usable(now) and not link.closed(now):
+                return link
+            qdef = await self._questionnaire(tx, plans, link)  # cached: no round trip
+            answer_rows = [plans._CURRENT_ANSWERS.row(r) for r in answers or ()] if qdef is not None else []
+            payment_rows = [plans._PAYMENTS.row(r) for r in payments or ()]
+            return _page_data(link, qdef, answer_rows, payment_rows, now)
 
         return await self._write.run(work, write=False)
 
@@ -975,8 +1097,37 @@ class LinkPageStore:
                 "p_unit": link.unit_id,
                 "p_questionnaire": link.questionnaire_id,
             }
-            ((owner, response_id, last),) = await tx.rows(plans._ANSWERS_PROBE, {"key": key, **scope})
             clean, errors = validate_answers(qdef, raw)
+            sat = clean.get(qdef.satisfaction_question)
+            row = {
+                "project_id": link.project_id,
+                "unit_id": link.unit_id,
+                "questionnaire_id": link.questionnaire_id,
+                "campaign_id": link.campaign_id,
+                "link_id": link.link_id,
+                "is_current": True,
+                "source": "link",
+                "submission_key": key,
+                "satisfaction": sat if isinstance(sat, str) else None,
+                "submitted_at": now,
+            }
+            pg_write = plans.pg_store_answers
+            if pg_write is not None and not errors:  # PostgreSQL: probe and writes in ONE trip
+                answer_plan = plans._INSERT_ANSWER
+                ((owner, response_id, last, created),) = await tx.rows(
+                    pg_write,
+                    {
+                        **row,
+                        "key": key,
+                        "max_versions": MAX_VERSIONS,
+                        "answer_keys": list(clean),
+                        "answer_values": [answer_plan.value("value", v) for v in clean.values()],
+                    },
+                )
+                if created is not None:
+                    return Submitted(usable=True, created=True)
+            else:
+                ((owner, response_id, last),) = await tx.rows(plans._ANSWERS_PROBE, {"key": key, **scope})
             if response_id is not None:
                 _owned(owner, link)
                 stored = dict(await tx.rows(plans._ANSWERS_OF, {"rid": response_id}))
@@ -986,33 +1137,9 @@ class LinkPageStore:
             if errors:
                 raise AnswerErrors(errors)
             version = next_version(last)  # TooManyVersions: nothing written yet
-            sat = clean.get(qdef.satisfaction_question)
-            row = {
-                "project_id": link.project_id,
-                "unit_id": link.unit_id,
-                "questionnaire_id": link.questionnaire_id,
-                "campaign_id": link.campaign_id,
-                "link_id": link.link_id,
-                "version": version,
-                "is_current": True,
-                "source": "link",
-                "submission_key": key,
-                "satisfaction": sat if isinstance(sat, str) else None,
-                "submitted_at": now,
-            }
-            pg_write = plans.pg_store_answers
-            if pg_write is not None:  # PostgreSQL: every write below in ONE round trip
-                answer_plan = plans._INSERT_ANSWER
-                await tx.run(
-                    pg_write,
-                    {
-                        **scope,
-                        **row,
-                        "answer_keys": list(clean),
-                        "answer_values": [answer_plan.value("value", v) for v in clean.values()],
-                    },
-                )
-                return Submitted(usable=True, created=True)
+            if pg_write is not None:  # pragma: no cover - its statement writes whenever this is reached
+                raise RuntimeError("the PostgreSQL answer statement wrote nothing for a new key")
+            row["version"] = version
             if last is not None:  # a current version exists (it is always the newest one)
                 await tx.run(plans._UNMARK_RESPONSE_PLAIN, scope)
             ((response_id,),) = await tx.rows(plans._INSERT_RESPONSE, row)
@@ -1132,6 +1259,30 @@ class LinkPageStore:
             return Submitted(usable=True, created=True)
 
         return await self._write.run(work, write=True)
+
+
+def _page_data(
+    link: LinkRow,
+    qdef: QuestionnaireDef | None,
+    answer_rows: Sequence[tuple[Any, ...]],
+    payment_rows: Sequence[tuple[Any, ...]],
+    now: datetime,
+) -> PageData | LinkRow:
+    """The page of a usable or closed ``link`` from its rows (:data:`_CURRENT_ANSWERS`,
+    :data:`_PAYMENTS` column order); a closed campaign's page only when the unit submitted
+    something, else the bare link (the same page as any unusable link)."""
+    answers: dict[str, Any] = {}
+    answered_at = None
+    for submitted_at, key, value in answer_rows:
+        answered_at = submitted_at
+        if key is not None:
+            answers[key] = value
+    payments = tuple(PaymentRow(*r) for r in payment_rows) if link.ask_confirmations else ()
+    closed = not link.usable(now)
+    page = PageData(link, qdef, answers, answered_at, payments, closed)
+    if closed and not page.submitted_anything:
+        return link
+    return page
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -199,3 +200,101 @@ async def test_connections_beyond_the_pool_size_are_returned_and_closed_cleanly(
         assert engine.pool.checkedout() == 0
     finally:
         await engine.dispose()
+
+
+async def _opened_at(sessionmaker: SessionMaker, link_id: int) -> object:
+    async with sessionmaker() as session:
+        return await session.scalar(select(Link.opened_at).where(Link.id == link_id))
+
+
+async def test_opening_a_page_reads_what_read_page_reads_and_marks_only_a_shown_page(
+    sessionmaker: SessionMaker, launched: Launched, clock: Clock
+) -> None:
+    # PostgreSQL reads the page and records the first open in ONE statement (its own SQL for
+    # "usable"); SQLite reads, then marks. Either way: the same page as read_page, and opened_at
+    # set once, only when a page is shown (not before the campaign opens, not on a revoked link,
+    # not on a closed campaign's read-only page).
+    engine = sessionmaker.kw["bind"]
+    store = LinkPageStore(engine)
+    now = clock()
+    answers = {k[2:]: v for k, v in GOOD.items()}
+
+    def hashed(unit: str) -> str:
+        return hash_token(launched.tokens[unit])
+
+    fresh = await store.read_page(hashed("u001"), now=now)
+    assert isinstance(fresh, PageData) and fresh.link.opened_at is None and fresh.payments
+    assert await store.open_page(hashed("u001"), now=now) == fresh
+    assert await _opened_at(sessionmaker, fresh.link.link_id) == now
+    later = await store.open_page(hashed("u001"), now=now + timedelta(minutes=5))
+    assert isinstance(later, PageData) and later.link.opened_at == now
+    assert await _opened_at(sessionmaker, fresh.link.link_id) == now  # set once
+
+    # Answers and a confirmation stored: the one-statement page carries them as read_page does.
+    u002 = await store.read_page(hashed("u002"), now=now)
+    assert isinstance(u002, PageData)
+    outcome = await store.submit_answers(
+        hashed("u002"), now=now, key_for=lambda link: f"{link}:answers:t1", answers_for=lambda q: answers
+    )
+    assert outcome.created
+    pay = u002.payments[0]
+    confirmed = await store.submit_confirmation(
+        hashed("u002"), pay.id, now=now, key_for=lambda link: f"{link}:pay:t1", status="confirmed",
+        received_on=pay.paid_on, amount_fen=pay.amount_fen + 1, voucher="凭证1", dispute_kind=None, reason="",
+    )  # fmt: skip
+    assert confirmed.created
+    expected = await store.read_page(hashed("u002"), now=now)
+    assert isinstance(expected, PageData) and expected.answers == answers
+    assert (
+        expected.payments[0].status == "confirmed"
+        and expected.payments[0].confirmed_fen == pay.amount_fen + 1
+    )
+    assert await store.open_page(hashed("u002"), now=now) == expected
+
+    # The campaign is over: u002 submitted, so its page is shown read-only; nothing is marked.
+    closes = u002.link.closes_at
+    closed = await store.open_page(hashed("u002"), now=closes)
+    assert (
+        isinstance(closed, PageData)
+        and closed.closed
+        and closed == await store.read_page(hashed("u002"), now=closes)
+    )
+    u003 = await store.open_page(hashed("u003"), now=closes)  # nothing submitted: the bare link
+    assert u003 is not None and not isinstance(u003, PageData)
+    assert await _opened_at(sessionmaker, u003.link_id) is None
+
+    # Not open yet, and revoked: the bare link, not marked.
+    early = await store.open_page(hashed("u004"), now=u002.link.opens_at - timedelta(seconds=1))
+    assert early is not None and not isinstance(early, PageData)
+    async with transaction(sessionmaker) as session:
+        link = await session.get(Link, launched.links["u005"].id)
+        assert link is not None
+        link.revoked_at = now
+    revoked = await store.open_page(hashed("u005"), now=now)
+    assert revoked is not None and not isinstance(revoked, PageData) and revoked.revoked_at == now
+    assert [await _opened_at(sessionmaker, launched.links[u].id) for u in ("u004", "u005")] == [None, None]
+    assert await store.open_page(hash_token("x" * 32), now=now) is None
+
+
+async def test_warming_opens_the_whole_pool_on_postgresql_and_changes_nothing(
+    db_url: str, sessionmaker: SessionMaker, launched: Launched, clock: Clock
+) -> None:
+    from store.db import create_engine
+
+    engine = create_engine(db_url, pool_size=3)
+    try:
+        store = LinkPageStore(engine)
+        await store.warm()
+        pool = engine.sync_engine.pool
+        postgres = engine.dialect.name == "postgresql"
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert pool.checkedin() == (3 if postgres else 0)  # type: ignore[attr-defined]
+        page = await store.open_page(hash_token(launched.tokens["u001"]), now=clock())
+        assert isinstance(page, PageData) and page.link.opened_at is None
+    finally:
+        await engine.dispose()
+    async with sessionmaker() as session:
+        opened = await session.scalar(
+            select(func.count()).select_from(Link).where(Link.opened_at.is_not(None))
+        )
+    assert opened == 1  # only the page really opened above
