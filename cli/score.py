@@ -48,22 +48,31 @@ async def _compute_and_keep(code: str, ctx: Context) -> Any:
 
     On an up-to-date SQLite file the inputs are read with the stdlib ``sqlite3`` and scored
     without importing SQLAlchemy or the table classes (most of the command's time,
-    bench/README.md "CLI"); only a changed table opens the ORM to save its snapshot. Otherwise
-    (PostgreSQL, a schema to migrate, no file yet) the ORM recompute runs."""
+    bench/README.md "CLI start-up"), and a changed table is kept with the same rule and INSERT
+    statement as the ORM's (:func:`store.lite.keep_snapshot_sqlite`). Otherwise (PostgreSQL, a
+    schema to migrate, no file yet) the ORM recompute runs."""
     reader = ctx.lite_reader()
     if reader is None:
         from scheduler.recompute import recompute
 
         return (await recompute(await ctx.sessionmaker(), code, now=ctx.now(), trigger="cli")).computed
     from scheduler.computed import compute_on_sqlite
+    from store.lite import keep_snapshot_sqlite, keeps_snapshot, sqlite_snapshot_values
 
     try:
         computed, latest = compute_on_sqlite(reader, code)
     finally:
         reader.close()
-    if latest != computed.fingerprint:
-        from scheduler.recompute import keep_snapshot
-
-        async with (await ctx.sessionmaker())() as session:
-            await keep_snapshot(session, computed, now=ctx.now(), trigger="cli")
+    if keeps_snapshot(latest, computed.fingerprint):
+        values = sqlite_snapshot_values(
+            project_id=computed.project.id,
+            definition_version=computed.version,
+            computed_at=ctx.now(),
+            total=computed.table.total,
+            grade=computed.table.grade,
+            fingerprint=computed.fingerprint,
+            trigger="cli",
+            table=computed.document,
+        )
+        keep_snapshot_sqlite(ctx.db_url, values, synchronous=ctx.settings.sqlite_synchronous)
     return computed

@@ -18,6 +18,7 @@ from scheduler.computed import Computed, as_overrides, score_inputs
 from scoring.model import Override
 from store.db import SessionMaker
 from store.facts import FactInputs, ensure_statistics, load_fact_inputs
+from store.lite import keeps_snapshot
 from store.models import Project, ScoreSnapshot
 from store.projects import get_definition, get_project
 from store.scores import active_overrides, latest_snapshot, save_snapshot
@@ -65,12 +66,12 @@ async def keep_snapshot(
     session: AsyncSession, computed: Computed, *, now: datetime, trigger: str, force: bool = False
 ) -> RecomputeResult:
     """Save ``computed`` as a snapshot unless the latest one has its fingerprint (or ``force``),
-    in one transaction of ``session``. Also what ``jixiao score`` calls after computing on
-    SQLite without the ORM, when something changed."""
+    in one transaction of ``session`` (:func:`store.lite.keeps_snapshot`, the rule
+    ``jixiao score`` also applies on SQLite without the ORM)."""
     project = computed.project
     async with session.begin():
         latest = await latest_snapshot(session, project.id)
-        if latest is not None and latest.fingerprint == computed.fingerprint and not force:
+        if latest is not None and not keeps_snapshot(latest.fingerprint, computed.fingerprint, force=force):
             return RecomputeResult(computed, latest, changed=False)
         snap = await save_snapshot(
             session,

@@ -70,6 +70,20 @@ def latest_snapshot_sql(columns: tuple[str, ...] = SNAPSHOT_COLUMNS) -> str:
     )
 
 
+#: A new score snapshot (named parameters as the columns; ``:computed_at`` UTC).
+SNAPSHOT_INSERT_COLUMNS = SNAPSHOT_COLUMNS[1:]
+SNAPSHOT_INSERT_SQL = (
+    f"INSERT INTO score_snapshot ({', '.join(f'{chr(34)}{c}{chr(34)}' for c in SNAPSHOT_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in SNAPSHOT_INSERT_COLUMNS)})"
+)
+
+
+def keeps_snapshot(latest_fingerprint: str | None, fingerprint: str, *, force: bool = False) -> bool:
+    """The rule of every recompute: a table is kept as a new snapshot unless the latest snapshot
+    has the same fingerprint (or ``force``)."""
+    return force or latest_fingerprint != fingerprint
+
+
 def schedules_sql(*, project: bool = False, enabled_only: bool = False) -> str:
     """Live (not removed) schedules with their project's code last, oldest first; ``project``
     adds ``AND project.code = :code``, ``enabled_only`` keeps enabled ones (``:enabled`` = true)."""
@@ -252,3 +266,70 @@ def open_sqlite(url: str, *, busy_timeout_ms: int = 30_000) -> SqliteReader | No
         conn.close()
         return None
     return SqliteReader(conn)
+
+
+# ------------------------------------------------------------------------- the one write
+
+
+def sqlite_snapshot_values(
+    *,
+    project_id: int,
+    definition_version: int,
+    computed_at: datetime,
+    total: Decimal,
+    grade: str,
+    fingerprint: str,
+    trigger: str,
+    table: dict[str, Any],
+) -> dict[str, Any]:
+    """:data:`SNAPSHOT_INSERT_SQL`'s parameters stored as the ORM stores them on SQLite: naive UTC
+    datetime text, the decimal's canonical string (``store.types.DecimalText``), the JSON text of
+    SQLAlchemy's ``JSON`` type (``json.dumps`` with its defaults). A test compares the rows."""
+    if computed_at.utcoffset() is None:
+        raise ValueError("computed_at must be timezone-aware")
+    return {
+        "project_id": project_id,
+        "definition_version": definition_version,
+        "computed_at": computed_at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds"),
+        "total": str(Decimal(total)),
+        "grade": grade,
+        "fingerprint": fingerprint,
+        "trigger": trigger,
+        "table": json.dumps(table),
+    }
+
+
+def keep_snapshot_sqlite(
+    url: str, values: dict[str, Any], *, synchronous: str = "FULL", busy_timeout_ms: int = 30_000
+) -> bool:
+    """Insert the snapshot ``values`` (:func:`sqlite_snapshot_values`) into ``url``'s SQLite file
+    unless its project's latest snapshot has the same fingerprint (:func:`keeps_snapshot`), in one
+    ``BEGIN IMMEDIATE`` transaction (so two writers cannot both decide to insert). Returns whether
+    a row was inserted. ``synchronous`` is the engine's PRAGMA (``settings.sqlite_synchronous``)."""
+    prefix = "sqlite+aiosqlite:///"
+    if not url.startswith(prefix):
+        raise ValueError(f"not a SQLite file URL: {url}")
+    if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+        raise ValueError(f"sqlite synchronous must be FULL, NORMAL or EXTRA, got {synchronous!r}")
+    path = Path(url[len(prefix) :].split("?", 1)[0]).resolve()
+    conn = sqlite3.connect(
+        f"file:{path}?mode=rw", uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None
+    )
+    try:
+        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            latest = conn.execute(
+                latest_snapshot_sql(("fingerprint",)), {"pid": values["project_id"]}
+            ).fetchone()
+            keep = keeps_snapshot(latest[0] if latest else None, values["fingerprint"])
+            if keep:
+                conn.execute(SNAPSHOT_INSERT_SQL, values)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return keep
+    finally:
+        conn.close()

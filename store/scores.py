@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import lite
@@ -94,18 +94,17 @@ async def save_snapshot(
     trigger: str,
     now: datetime,
 ) -> ScoreSnapshot:
-    row = ScoreSnapshot(
-        project_id=project_id,
-        definition_version=definition_version,
-        computed_at=now,
-        total=total,
-        grade=grade,
-        fingerprint=fingerprint,
-        trigger=trigger,
-        table=table,
+    """A new snapshot: :data:`store.lite.SNAPSHOT_INSERT_SQL`, the statement ``jixiao score``
+    also runs on SQLite without the ORM (values typed by the table's columns here)."""
+    columns = ScoreSnapshot.__table__.c  # type: ignore[attr-defined]
+    stmt = text(lite.SNAPSHOT_INSERT_SQL + " RETURNING id").bindparams(
+        *(bindparam(c, type_=columns[c].type) for c in lite.SNAPSHOT_INSERT_COLUMNS)
     )
-    session.add(row)
-    await session.flush()
+    values = {"project_id": project_id, "definition_version": definition_version, "computed_at": now,
+              "total": total, "grade": grade, "fingerprint": fingerprint, "trigger": trigger, "table": table}  # fmt: skip
+    new_id = (await session.execute(stmt, values)).scalar_one()
+    row = await session.get(ScoreSnapshot, new_id)
+    assert row is not None
     return row
 
 

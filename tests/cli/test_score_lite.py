@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -25,9 +26,9 @@ from sqlalchemy import select, update
 from cli.main import main
 from config.loader import load_definition
 from scheduler.computed import compute_on_sqlite
-from scheduler.recompute import compute, recompute
+from scheduler.recompute import compute, keep_snapshot, recompute
 from store.db import SessionMaker, create_engine, make_sessionmaker, transaction
-from store.lite import SqliteReader
+from store.lite import SqliteReader, keep_snapshot_sqlite, sqlite_snapshot_values
 from store.models import Disbursement, PaymentConfirmation, Response, ScoreSnapshot, metadata
 from store.projects import load_project
 from store.scores import set_override
@@ -105,9 +106,9 @@ async def _build(sm: SessionMaker, case: str) -> Expected:
     return expected
 
 
-async def _sqlite_copy(tmp_path: Path, case: str) -> Path:
+async def _sqlite_copy(tmp_path: Path, case: str, name: str = "lite.db") -> Path:
     """A SQLite file with ``case``'s data, built through the ORM like the test database."""
-    path = tmp_path / "lite.db"
+    path = tmp_path / name
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     try:
         async with engine.begin() as conn:
@@ -183,6 +184,44 @@ async def test_the_stdlib_reader_sees_the_latest_snapshot_the_orm_keeps(
     assert latest == first.snapshot.fingerprint == lite.fingerprint
 
 
+async def test_the_stdlib_writer_stores_a_snapshot_exactly_as_the_orm_does(tmp_path: Path) -> None:
+    """Same computed table, kept once through the ORM (file a) and once with the stdlib (file b):
+    the stored rows are identical, value and storage class; a second keep adds nothing."""
+    a = await _sqlite_copy(tmp_path, "answers", "a.db")
+    b = await _sqlite_copy(tmp_path, "answers", "b.db")
+    reader = _reader(a)
+    try:
+        computed, _ = compute_on_sqlite(reader, CODE)
+    finally:
+        reader.close()
+    at = datetime(2026, 3, 1, 10, 30, 5, 123456, tzinfo=ZoneInfo("Asia/Shanghai"))
+    engine = create_engine(f"sqlite+aiosqlite:///{a}")
+    try:
+        async with make_sessionmaker(engine)() as session:
+            assert (await keep_snapshot(session, computed, now=at, trigger="cli")).changed
+    finally:
+        await engine.dispose()
+    values = sqlite_snapshot_values(project_id=computed.project.id, definition_version=computed.version,
+                                    computed_at=at, total=computed.table.total, grade=computed.table.grade,
+                                    fingerprint=computed.fingerprint, trigger="cli", table=computed.document)  # fmt: skip
+    assert keep_snapshot_sqlite(f"sqlite+aiosqlite:///{b}", values)
+    assert not keep_snapshot_sqlite(f"sqlite+aiosqlite:///{b}", values)  # the latest has this fingerprint
+
+    def stored(path: Path) -> list[tuple[object, ...]]:
+        cols = (
+            'id, project_id, definition_version, computed_at, total, grade, fingerprint, "trigger", "table"'
+        )
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute(f"SELECT {cols} FROM score_snapshot ORDER BY id").fetchall()
+            kinds = conn.execute(
+                f"SELECT {', '.join(f'typeof({c})' for c in cols.split(', '))} FROM score_snapshot"
+            ).fetchall()
+        return rows + kinds
+
+    assert stored(b) == stored(a)
+    assert stored(a)[0][3] == "2026-03-01 02:30:05.123456"  # UTC
+
+
 def _score(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     db = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
@@ -222,10 +261,9 @@ def test_an_unknown_project_is_the_same_error_on_the_fast_path(tmp_path: Path) -
     assert code == 1 and "no such project: no-such" in err
 
 
-def test_an_unchanged_score_on_sqlite_imports_no_sqlalchemy(tmp_path: Path) -> None:
+def test_score_on_sqlite_imports_no_sqlalchemy_whether_or_not_it_keeps_a_snapshot(tmp_path: Path) -> None:
     """The point of the fast path: behaviour, not a timing (bench/cli.py measures the time)."""
     assert _score(tmp_path, "project", "load", str(EXAMPLE_PROJECT))[0] == 0
-    assert _score(tmp_path, "score", CODE)[0] == 0  # keeps the first snapshot
     db = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     probe = (
         "import sys\n"
@@ -233,8 +271,10 @@ def test_an_unchanged_score_on_sqlite_imports_no_sqlalchemy(tmp_path: Path) -> N
         f"code = main(['--database-url', {db!r}, 'score', {CODE!r}])\n"
         "print('EXIT', code, sorted(m for m in ('sqlalchemy', 'store.models', 'alembic') if m in sys.modules))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "EXIT 0 []"
+    for snapshots in (1, 1):  # the first run keeps the first snapshot, the second keeps none
+        done = subprocess.run(
+            [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1] == "EXIT 0 []"
+        assert len(_snapshots(tmp_path)) == snapshots
