@@ -65,6 +65,7 @@ from config.definition import QuestionnaireDef
 from store.answers import (
     MAX_VERSIONS,
     AnswerErrors,
+    FieldErrors,
     ResubmittedDifferently,
     confirmation_texts,
     next_version,
@@ -93,6 +94,8 @@ log = logging.getLogger(__name__)
 #: Parsed questionnaires kept per store (there are a handful per deployment; beyond this many
 #: the cache starts over rather than growing without bound).
 QUESTIONNAIRE_CACHE_MAX = 256
+#: SQLSTATE of a unique violation (PostgreSQL).
+UNIQUE_VIOLATION = "23505"
 
 # ----------------------------------------------------------------------------------- rows
 
@@ -248,7 +251,7 @@ _LINK_ROW_FOR_UPDATE = _LINK_ROW.with_for_update(of=[_L, _U])
 _DEFINITION = select(_Q.c.definition).where(_Q.c.id == bindparam("qid"))
 
 #: The unit's latest response in the campaign: found among the unit's versions of the campaign's
-#: questionnaire (ix_response_unit_versions, a handful of rows), not among every response of the
+#: questionnaire (uq_response_unit_versions, a handful of rows), not among every response of the
 #: campaign (ix_response_campaign_id and a sort, which SQLite chose before).
 _CURRENT_ANSWERS = (
     select(_R.c.submitted_at, _A.c.question_key, _A.c.value)
@@ -537,22 +540,35 @@ class _RawPlan:
 
 
 def _pg_store_answers(dialect: Dialect) -> _RawPlan:
-    """PostgreSQL, for valid answers: the probe of :data:`_ANSWERS_PROBE` and, when it allows,
-    every write — the previous current response un-marked, version ``last + 1`` inserted with
-    its answers, the link's ``answered_at`` set if unset — in ONE statement (one round trip
-    instead of five), run in the transaction that locked the link and unit.
+    """PostgreSQL, for valid answers: the whole write of a submission in ONE statement — lock the
+    link and its unit (``FOR UPDATE``, only while the link is usable at ``submitted_at`` and its
+    campaign still has the questionnaire the answers were checked against), probe (the
+    submission key, the last version), and when the probe allows, un-mark the current response,
+    insert version ``last + 1`` with its answers and set the link's ``answered_at`` if unset.
 
-    It writes only when the submission key is new and ``last < :max_versions`` (what
-    :func:`store.answers.next_version` allows); it returns ``(owner link, known response id,
-    last version, new response id)``, the new id NULL when nothing was written (the caller then
-    decides from the probe: the same submit again, another link's key, or too many versions).
+    It writes only when the key is new and ``last < :max_versions`` (what
+    :func:`store.answers.next_version` allows). It returns ``(locked, owner link, known response
+    id, last version, new response id)``; the new id is NULL when nothing was written, and the
+    caller decides from the rest (the link no longer usable, the same submit again, another
+    link's key, too many versions).
 
-    Data-modifying CTEs all run (whether or not the final SELECT reads them) on one snapshot,
-    taken after the lock was granted (READ COMMITTED: a snapshot per statement), so the probe
-    sees every version committed before: the un-marking cannot see the row inserted beside it,
-    so it only touches the old one. Answer values come pre-serialised (the JSON column's own
-    bind processor) as ``text[]``. Values are cast to their column's type: in ``INSERT … SELECT``
-    PostgreSQL would otherwise take an untyped parameter for text."""
+    Two ways to run it (:meth:`LinkPageStore.submit_answers`):
+
+    - **alone** (autocommit, one round trip): every part of one statement reads the snapshot
+      taken when it began — also after waiting for the lock of a concurrent submit for the same
+      unit, whose new version it therefore cannot see. It would then insert the same version
+      again: the unique index ``uq_response_unit_versions`` refuses that (and
+      ``uq_response_submission_key`` a concurrent double submit), the statement fails as a
+      whole, and the caller runs the transaction below instead. Nothing is ever stored twice.
+    - **in the transaction** that locked the rows first (the fallback): the statement's
+      snapshot is then taken after the lock was granted (READ COMMITTED: one per statement),
+      so the probe sees every version committed before.
+
+    Data-modifying CTEs all run on one snapshot: the un-marking cannot see the row inserted
+    beside it, so it only touches the old one. Answer values come pre-serialised (the JSON
+    column's own bind processor) as ``text[]``. Values are cast to their column's type: in
+    ``INSERT … SELECT`` PostgreSQL would otherwise take an untyped parameter for text. The
+    "usable" test is :meth:`LinkRow.usable` in SQL (as in :func:`_pg_open_page`)."""
     names = [c for c in _RESPONSE_COLUMNS if c != "version"]
     # VARCHAR, not VARCHAR(n): a cast to a length truncates silently where the column refuses.
     casts = {c: re.sub(r"\(\d+\)$", "", _R.c[c].type.compile(dialect=dialect)) for c in names}
@@ -562,14 +578,21 @@ def _pg_store_answers(dialect: Dialect) -> _RawPlan:
         return f"${names.index(name) + 1}"
 
     names += ["key", "max_versions", "answer_keys", "answer_values"]
-    r, a, link = _R.name, _A.name, _L.name
+    r, a, link, campaign, unit = _R.name, _A.name, _L.name, _C.name, _U.name
+    now = arg("submitted_at")
     scope = f"project_id = {arg('project_id')} AND unit_id = {arg('unit_id')} AND questionnaire_id = {arg('questionnaire_id')}"
     cols = ", ".join(["version", *(_R.c[c].name for c in names[:n])])
     values = ", ".join(["go.version", *(f"${i}::{casts[c]}" for i, c in enumerate(names[:n], 1))])
     sql = (
-        f"WITH probe AS (SELECT (SELECT link_id FROM {r} WHERE submission_key = ${n + 1}) AS owner, "
+        f"WITH locked AS (SELECT {link}.id FROM {link} "
+        f"JOIN {campaign} ON {campaign}.id = {link}.campaign_id JOIN {unit} ON {unit}.id = {link}.unit_id "
+        f"WHERE {link}.id = {arg('link_id')} AND {unit}.id = {arg('unit_id')} "
+        f"AND {campaign}.questionnaire_id = {arg('questionnaire_id')} AND {link}.revoked_at IS NULL "
+        f"AND {campaign}.status = 'open' AND {campaign}.opens_at <= {now} AND {now} < {campaign}.closes_at "
+        f"FOR UPDATE OF {link}, {unit}), "
+        f"probe AS (SELECT (SELECT link_id FROM {r} WHERE submission_key = ${n + 1}) AS owner, "
         f"(SELECT id FROM {r} WHERE submission_key = ${n + 1}) AS known, "
-        f"(SELECT max(version) FROM {r} WHERE {scope}) AS last), "
+        f"(SELECT max(version) FROM {r} WHERE {scope}) AS last FROM locked), "
         f"go AS (SELECT coalesce(last, 0) + 1 AS version FROM probe "
         f"WHERE known IS NULL AND coalesce(last, 0) < ${n + 2}), "
         f"unmarked AS (UPDATE {r} SET is_current = false WHERE {scope} AND is_current "
@@ -577,9 +600,10 @@ def _pg_store_answers(dialect: Dialect) -> _RawPlan:
         f"inserted AS (INSERT INTO {r} ({cols}) SELECT {values} FROM go RETURNING id), "
         f"answers AS (INSERT INTO {a} (response_id, question_key, value) "
         f"SELECT inserted.id, k, v::json FROM inserted, unnest(${n + 3}::text[], ${n + 4}::text[]) AS kv(k, v)), "
-        f"answered AS (UPDATE {link} SET answered_at = {arg('submitted_at')} "
+        f"answered AS (UPDATE {link} SET answered_at = {now} "
         f"WHERE id = {arg('link_id')} AND answered_at IS NULL AND EXISTS (SELECT 1 FROM inserted)) "
-        f"SELECT probe.owner, probe.known, probe.last, (SELECT id FROM inserted) FROM probe"
+        f"SELECT EXISTS (SELECT 1 FROM locked), probe.owner, probe.known, probe.last, (SELECT id FROM inserted) "
+        f"FROM (SELECT 1) AS one LEFT JOIN probe ON true"
     )
     return _RawPlan(sql, names)
 
@@ -1081,23 +1105,20 @@ class LinkPageStore:
         response stops being current, version n+1 is inserted with its answers (at most
         ``store.answers.MAX_VERSIONS``, else ``TooManyVersions``), and the link's
         ``answered_at`` is set if unset.
+
+        PostgreSQL first tries two round trips and no explicit transaction: the link read
+        (unlocked, to find and check against its questionnaire), then :func:`_pg_store_answers`
+        alone. Whenever that cannot decide by itself — invalid answers, the link changed in
+        between, a concurrent submit for the same unit (a unique index refuses the statement) —
+        the transaction below decides, as SQLite always does.
         """
 
-        async def work(tx: _Tx, plans: _Plans) -> Submitted:
-            link = await self._link(tx, plans, token_hash, for_update=True)
-            if link is None or not link.usable(now):
-                return UNUSABLE
-            qdef = await self._questionnaire(tx, plans, link)
-            if qdef is None:
-                raise NoQuestionnaire()
-            raw = answers_for(qdef)
+        def answers_of(
+            link: LinkRow, qdef: QuestionnaireDef
+        ) -> tuple[str, dict[str, Any], FieldErrors, dict[str, Any]]:
+            """(submission key, clean answers, errors, response row without its version)."""
             key = key_for(link.link_id)
-            scope = {
-                "p_project": link.project_id,
-                "p_unit": link.unit_id,
-                "p_questionnaire": link.questionnaire_id,
-            }
-            clean, errors = validate_answers(qdef, raw)
+            clean, errors = validate_answers(qdef, answers_for(qdef))
             sat = clean.get(qdef.satisfaction_question)
             row = {
                 "project_id": link.project_id,
@@ -1111,35 +1132,90 @@ class LinkPageStore:
                 "satisfaction": sat if isinstance(sat, str) else None,
                 "submitted_at": now,
             }
-            pg_write = plans.pg_store_answers
-            if pg_write is not None and not errors:  # PostgreSQL: probe and writes in ONE trip
-                answer_plan = plans._INSERT_ANSWER
-                ((owner, response_id, last, created),) = await tx.rows(
-                    pg_write,
-                    {
-                        **row,
-                        "key": key,
-                        "max_versions": MAX_VERSIONS,
-                        "answer_keys": list(clean),
-                        "answer_values": [answer_plan.value("value", v) for v in clean.values()],
-                    },
-                )
-                if created is not None:
-                    return Submitted(usable=True, created=True)
-            else:
-                ((owner, response_id, last),) = await tx.rows(plans._ANSWERS_PROBE, {"key": key, **scope})
-            if response_id is not None:
+            return key, clean, errors, row
+
+        async def pg_write(
+            tx: _Tx, plans: _Plans, plan: _RawPlan, key: str, clean: dict[str, Any], row: dict[str, Any]
+        ) -> tuple[bool, int | None, int | None, int | None, int | None]:
+            answer_plan = plans._INSERT_ANSWER
+            ((locked, owner, known, last, created),) = await tx.rows(
+                plan,
+                {
+                    **row,
+                    "key": key,
+                    "max_versions": MAX_VERSIONS,
+                    "answer_keys": list(clean),
+                    "answer_values": [answer_plan.value("value", v) for v in clean.values()],
+                },
+            )
+            return bool(locked), owner, known, last, created
+
+        async def settle(
+            tx: _Tx, plans: _Plans, link: LinkRow, clean: dict[str, Any], errors: FieldErrors,
+            owner: int | None, known: int | None, last: int | None,
+        ) -> Submitted:  # fmt: skip
+            """What a submit that wrote nothing means: the same one again, or a refusal."""
+            if known is not None:
                 _owned(owner, link)
-                stored = dict(await tx.rows(plans._ANSWERS_OF, {"rid": response_id}))
+                stored = dict(await tx.rows(plans._ANSWERS_OF, {"rid": known}))
                 if errors or clean != stored:
                     raise ResubmittedDifferently()
                 return ALREADY_STORED
             if errors:
                 raise AnswerErrors(errors)
-            version = next_version(last)  # TooManyVersions: nothing written yet
-            if pg_write is not None:  # pragma: no cover - its statement writes whenever this is reached
-                raise RuntimeError("the PostgreSQL answer statement wrote nothing for a new key")
-            row["version"] = version
+            next_version(last)  # raises TooManyVersions (the only other reason to write nothing)
+            raise RuntimeError("the answers statement wrote nothing for a new key below the version cap")
+
+        async def fast(tx: _Tx, plans: _Plans) -> Submitted | None:
+            """PostgreSQL without a transaction; None: let the transaction decide."""
+            plan = plans.pg_store_answers
+            assert plan is not None  # asyncpg mode: the PostgreSQL plans exist
+            link = await self._link(tx, plans, token_hash, for_update=False)
+            if link is None or not link.usable(now):
+                return UNUSABLE
+            qdef = await self._questionnaire(tx, plans, link)
+            if qdef is None:
+                raise NoQuestionnaire()
+            key, clean, errors, row = answers_of(link, qdef)
+            if errors:
+                return None
+            try:
+                locked, owner, known, last, created = await pg_write(tx, plans, plan, key, clean, row)
+            except Exception as error:
+                if getattr(error, "sqlstate", None) == UNIQUE_VIOLATION:
+                    return None  # a concurrent submit for this unit committed first
+                raise
+            if created is not None:
+                return Submitted(usable=True, created=True)
+            if not locked:
+                return None  # the link or its campaign changed since the read
+            return await settle(tx, plans, link, clean, errors, owner, known, last)
+
+        async def work(tx: _Tx, plans: _Plans) -> Submitted:
+            link = await self._link(tx, plans, token_hash, for_update=True)
+            if link is None or not link.usable(now):
+                return UNUSABLE
+            qdef = await self._questionnaire(tx, plans, link)
+            if qdef is None:
+                raise NoQuestionnaire()
+            key, clean, errors, row = answers_of(link, qdef)
+            plan = plans.pg_store_answers
+            if plan is not None and not errors:  # PostgreSQL: probe and writes in ONE trip
+                locked, owner, known, last, created = await pg_write(tx, plans, plan, key, clean, row)
+                if created is not None:
+                    return Submitted(usable=True, created=True)
+                if not locked:  # the campaign's questionnaire changed: the page is stale
+                    return UNUSABLE
+                return await settle(tx, plans, link, clean, errors, owner, known, last)
+            scope = {
+                "p_project": link.project_id,
+                "p_unit": link.unit_id,
+                "p_questionnaire": link.questionnaire_id,
+            }
+            ((owner, known, last),) = await tx.rows(plans._ANSWERS_PROBE, {"key": key, **scope})
+            if known is not None or errors:
+                return await settle(tx, plans, link, clean, errors, owner, known, last)
+            row["version"] = next_version(last)  # TooManyVersions: nothing written yet
             if last is not None:  # a current version exists (it is always the newest one)
                 await tx.run(plans._UNMARK_RESPONSE_PLAIN, scope)
             ((response_id,),) = await tx.rows(plans._INSERT_RESPONSE, row)
@@ -1152,6 +1228,10 @@ class LinkPageStore:
                 await tx.run(plans._MARK_ANSWERED, {"p_link": link.link_id, "p_now": now})
             return Submitted(usable=True, created=True)
 
+        if self._write.mode == "asyncpg":
+            decided = await self._write.run(fast, write=False)
+            if decided is not None:
+                return decided
         return await self._write.run(work, write=True)
 
     async def submit_confirmation(

@@ -230,8 +230,11 @@ class Response(SQLModel, table=True):
         # One unit's versions (the last one, the current one, the latest in a campaign): a
         # submit and a page read touch a handful of rows instead of every response of the
         # project or campaign. Its three equality columns make SQLite choose it without
-        # statistics (ix_response_current matches two).
-        Index("ix_response_unit_versions", "project_id", "unit_id", "questionnaire_id", "version"),
+        # statistics (ix_response_current matches two). Unique: a version is stored once, which
+        # the unit page's one-statement submit on PostgreSQL relies on (store.linkpage).
+        Index(
+            "uq_response_unit_versions", "project_id", "unit_id", "questionnaire_id", "version", unique=True
+        ),
         UniqueConstraint("submission_key"),
     )
     id: int | None = Field(default=None, primary_key=True)

@@ -498,6 +498,8 @@ async def _import_responses(
     result: LoadResult,
 ) -> None:
     """Import responses collected outside the service, once each (keyed by their content)."""
+    from store.answers import next_version  # local import: keeps `project list` light
+
     if not defn.responses:
         return
     sat_key = defn.questionnaire.satisfaction_question if defn.questionnaire else None
@@ -526,14 +528,24 @@ async def _import_responses(
         for p in previous:
             p.is_current = False
         await session.flush()
+        questionnaire_id = questionnaire.id if questionnaire else None
+        # The version after the unit's last one (not after its current ones: earlier versions
+        # may be many), by the one rule of store.answers; versions are unique per unit.
+        last = await session.scalar(
+            select(func.max(Response.version)).where(
+                Response.project_id == project_id,
+                Response.unit_id == unit.id,
+                Response.questionnaire_id == questionnaire_id,
+            )
+        )
         submitted = now
         if r.submitted_on is not None:
             submitted = datetime.combine(r.submitted_on, datetime.min.time(), tzinfo=now.tzinfo)
         resp = Response(
             project_id=project_id,
-            questionnaire_id=questionnaire.id if questionnaire else None,
+            questionnaire_id=questionnaire_id,
             unit_id=unit.id,  # type: ignore[arg-type]
-            version=len(previous) + 1,
+            version=next_version(last),
             is_current=True,
             source="import",
             submission_key=key,
