@@ -392,13 +392,15 @@ def window(
                  "--threads", "--idle" if profile_wall else "--gil"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
-        cpu0, db0 = _cpu_seconds(proc.pid), _postgres_cpu_seconds()
+        cpu0, db0 = _cpu_seconds(proc.pid), _postgres_cpu()
         out = subprocess.run(
             ["wrk", f"-t{conc}", f"-c{conc}", f"-d{seconds}s", "-s", str(HERE / target.lua),
              f"http://127.0.0.1:{port}", "--", str(target.tokens), str(conc), str(target.n_tokens)],
             capture_output=True, text=True, check=True, timeout=seconds + 60,
         ).stdout  # fmt: skip
-        cpu, db_cpu = _cpu_seconds(proc.pid) - cpu0, _postgres_cpu_seconds() - db0
+        cpu, db1 = _cpu_seconds(proc.pid) - cpu0, _postgres_cpu()
+        # per process: a backend that ended during the window (another target's) is not counted
+        db_cpu = sum(used - db0.get(pid, 0.0) for pid, used in db1.items())
         if spy is not None:
             spy.wait(timeout=60)
     finally:
@@ -418,19 +420,19 @@ def window(
     return result
 
 
-def _postgres_cpu_seconds() -> float:
-    """User + system CPU time of every process named ``postgres`` so far, in seconds (ended
-    backends' time is lost, so the figure is a floor when connections come and go)."""
-    total = 0.0
+def _postgres_cpu() -> dict[int, float]:
+    """User + system CPU time so far of every process named ``postgres``, by pid, in seconds
+    (a backend that ends during a window takes its time with it: the figure is a floor)."""
+    used: dict[int, float] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             if (proc / "comm").read_text().strip() == "postgres":
-                total += _cpu_seconds(int(proc.name))
+                used[int(proc.name)] = _cpu_seconds(int(proc.name))
         except (OSError, ValueError):
             continue  # ended meanwhile
-    return total
+    return used
 
 
 def _cpu_seconds(pid: int) -> float:
