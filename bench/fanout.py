@@ -48,6 +48,7 @@ from store.models import metadata
 # ----------------------------------------------------------------------------- the fake vendor
 def _serve_fake(port_q: mp.Queue, limit: int, window: float, latency: float) -> None:
     hits: dict[str, deque[float]] = {}
+    accepted: dict[str, list[float]] = {}  # every accepted request's arrival (time.monotonic)
     keys: Counter[str] = Counter()
     stats = {"received": 0, "over_limit": 0}
 
@@ -65,6 +66,7 @@ def _serve_fake(port_q: mp.Queue, limit: int, window: float, latency: float) -> 
                 {"ok": False, "error": "slow down"}, status=429, headers={"Retry-After": str(retry)}
             )
         log.append(now)
+        accepted.setdefault(request.match_info["name"], []).append(now)
         keys[body.get("dedupe_key", "")] += 1
         await asyncio.sleep(latency)
         return web.json_response({"ok": True, "id": str(stats["received"])})
@@ -74,10 +76,14 @@ def _serve_fake(port_q: mp.Queue, limit: int, window: float, latency: float) -> 
             {**stats, "unique": len(keys), "duplicates": sum(n - 1 for n in keys.values())}
         )
 
+    async def times(_: web.Request) -> web.Response:
+        return web.json_response(accepted)
+
     async def main() -> None:
         app = web.Application()
         app.router.add_post("/hooks/{name}", hook)
         app.router.add_get("/_stats", report)
+        app.router.add_get("/_times", times)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
@@ -96,11 +102,112 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+async def pg_backend_cpu(sm) -> dict[int, float]:
+    """CPU seconds (user + system) of every PostgreSQL backend connected to the bench's database,
+    by pid, read from /proc (the server runs on this machine; empty otherwise). The database's
+    share of the work per message is as much part of the cost as the worker's."""
+    from sqlalchemy import text
+
+    async with transaction(sm) as s:
+        pids = list(
+            (
+                await s.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))
+            ).scalars()
+        )
+    return _proc_cpu(pids)
+
+
+def _proc_cpu(pids: list[int]) -> dict[int, float]:
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return out
+
+
+def pg_cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds the backends used between two :func:`pg_backend_cpu` readings (backends that
+    started in between count from zero; one that ended in between is missed)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def rss_mib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def timeline(
+    accepted: dict[str, list[float]],
+    *,
+    started: float,
+    budget: int,
+    window: float,
+    allowed_rate: float,
+    latency: float,
+) -> list[str]:
+    """What the vendor saw, as lines to print (times are the fake's arrival times, ``time.monotonic``
+    like ``started``, so they share one clock).
+
+    - **steady state**: requests accepted in ``[started + window, started + m·window)``, where
+      ``m·window`` is the last window boundary before the first endpoint ran out of messages —
+      the first window (a sliding log lets each endpoint's first ``budget`` requests go at once,
+      a burst no steady sender gets) and the last, partial one are left out. Its ceiling is our
+      budget, ``budget / limit`` of the allowed rate (58/60 = 96.7 %), not 100 %.
+    - **late at the window edge**: per endpoint, request ``k`` may go once request ``k − budget``
+      has left the window; how much later than that it arrived (median, mean, p90), i.e. what a
+      window edge costs (waking up, the attempt start's transaction, the request's trip).
+    - **back to back**: the gap between two requests of an endpoint sent without waiting for the
+      window (the vendor's latency plus our per-send overhead; one request at a time per endpoint).
+    """
+    if not accepted:
+        return []
+    if os.environ.get("FANOUT_TIMES"):  # for a closer look: {"started": t, "accepted": {endpoint: [t, …]}}
+        import json
+
+        Path(os.environ["FANOUT_TIMES"]).write_text(json.dumps({"started": started, "accepted": accepted}))
+    series = [sorted(ts) for ts in accepted.values() if ts]
+    first_done = min(ts[-1] for ts in series)
+    m = math.floor((first_done - started) / window)
+    lines = []
+    if m >= 2:
+        lo, hi = started + window, started + m * window
+        n = sum(1 for ts in series for t in ts if lo <= t < hi)
+        rate = n / (hi - lo)
+        lines.append(
+            f"steady state (vendor side, windows 2..{m} = {lo - started:.0f}..{hi - started:.0f} s, "
+            f"first burst and last partial window left out): {rate:.1f}/s = "
+            f"{100 * rate / allowed_rate:.1f}% of allowed (ceiling {100 * budget * len(series) / window / allowed_rate:.1f}% "
+            f"= our budget) = {100 * rate * window / (budget * len(series)):.1f}% of our budget"
+        )
+    late, gaps = [], []
+    for ts in series:
+        for k in range(1, len(ts)):
+            if k >= budget and ts[k - budget] + window >= ts[k - 1] + latency:
+                late.append(ts[k] - (ts[k - budget] + window))  # waited for the window
+            else:
+                gaps.append(ts[k] - ts[k - 1])
+
+    def summary(xs: list[float]) -> str:
+        if not xs:
+            return "-"
+        xs = sorted(xs)
+        return (
+            f"median {1000 * xs[len(xs) // 2]:.0f} ms, mean {1000 * sum(xs) / len(xs):.0f} ms, "
+            f"p90 {1000 * xs[int(0.9 * (len(xs) - 1))]:.0f} ms (n={len(xs)})"
+        )
+
+    lines.append(f"late at the window edge: {summary(late)}; back to back: {summary(gaps)}")
+    lines.append(
+        f"vendor: first request {min(ts[0] for ts in series) - started:.2f} s after the start, "
+        f"last {max(ts[-1] for ts in series) - started:.2f} s"
+    )
+    return lines
 
 
 # ----------------------------------------------------------------------------- replicas
@@ -177,7 +284,8 @@ async def run_replicas(
         proc.start()
     for _ in procs:  # process start-up (imports, connections) is not part of the measurement
         assert stats_q.get(timeout=300) == "ready"
-    started = time.perf_counter()
+    pg0 = await pg_backend_cpu(sm)
+    started = time.monotonic()
     go.set()
     while True:
         await asyncio.sleep(0.2)
@@ -185,16 +293,20 @@ async def run_replicas(
             db_stats = await store.outbox_stats(s)
         if db_stats["sent"] + db_stats["failed"] + db_stats["dead"] >= args.messages:
             break
-        if time.perf_counter() - started > args.timeout:
+        if time.monotonic() - started > args.timeout:
             print("timeout!", db_stats)
             break
-    elapsed = time.perf_counter() - started
+    elapsed = time.monotonic() - started
+    pg_cpu = pg_cpu_delta(pg0, await pg_backend_cpu(sm))
     stop.set()
     stats = [stats_q.get(timeout=60) for _ in procs]
     for proc in procs:
         proc.join(timeout=30)
-    async with aiohttp.ClientSession() as http, http.get(f"{base}/_stats") as resp:
-        fake_stats = await resp.json()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/_stats") as resp:
+            fake_stats = await resp.json()
+        async with http.get(f"{base}/_times") as resp:
+            accepted = await resp.json()
     allowed_rate = args.endpoints * limit / window
     achieved = db_stats["sent"] / elapsed
     print(
@@ -211,12 +323,24 @@ async def run_replicas(
         f"vendor: received={fake_stats['received']} unique={fake_stats['unique']} "
         f"over_limit={fake_stats['over_limit']} duplicates={fake_stats['duplicates']}"
     )
+    for line in timeline(
+        accepted,
+        started=started,
+        budget=budget,
+        window=window,
+        allowed_rate=allowed_rate,
+        latency=args.latency,
+    ):
+        print(line)
     print(f"lost (enqueued - unique delivered): {args.messages - fake_stats['unique']}; db: {db_stats}")
     for i, st in enumerate(stats):
         print(f"replica {i}: {st}")
     cpu = sum(st["cpu_s"] for st in stats)
     sent = max(1, db_stats["sent"])
-    print(f"worker CPU: {cpu:.1f} s in {len(stats)} processes = {1000 * cpu / sent:.2f} ms per message")
+    print(
+        f"worker CPU: {cpu:.1f} s in {len(stats)} processes = {1000 * cpu / sent:.2f} ms per message; "
+        f"PostgreSQL backends: {pg_cpu:.1f} s = {1000 * pg_cpu / sent:.2f} ms per message"
+    )
     reserves = sum(st["limiter"].get("reserve_statements", 0) for st in stats)
     ahead = sum(st["limiter"].get("ahead_statements", 0) for st in stats)
     settles = sum(st["limiter"].get("settle_statements", 0) for st in stats)
@@ -262,7 +386,7 @@ async def run(args: argparse.Namespace) -> None:
     class BenchWebhook(WebhookAdapter):
         limits = (RateSpec(budget, window),)
 
-    t0 = time.perf_counter()
+    t0 = time.monotonic()
     async with transaction(sm) as s:
         eps = []
         for i in range(args.endpoints):
@@ -300,7 +424,7 @@ async def run(args: argparse.Namespace) -> None:
                     )
             else:
                 await store.enqueue_many(s, batch, now=now)
-    enqueue_s = time.perf_counter() - t0
+    enqueue_s = time.monotonic() - t0
 
     if args.replicas > 1:
         try:
@@ -328,7 +452,8 @@ async def run(args: argparse.Namespace) -> None:
             worker_id=f"bench-{uuid.uuid4().hex[:6]}",
             limiter=limiter_for(sm) if args.shared_limiter else None,
         )
-        started = time.perf_counter()
+        pg0 = await pg_backend_cpu(sm) if pg_db else {}
+        started = time.monotonic()
         cpu0 = _cpu_s()
         worker.start()
         done_states = ("sent", "failed", "dead")
@@ -339,15 +464,18 @@ async def run(args: argparse.Namespace) -> None:
                 rss["middle"] = rss_mib()
             if finished >= args.messages:
                 break
-            if time.perf_counter() - started > args.timeout:
+            if time.monotonic() - started > args.timeout:
                 print("timeout!", worker.stats)
                 break
-        elapsed = time.perf_counter() - started
+        elapsed = time.monotonic() - started
         cpu = _cpu_s() - cpu0
+        pg_cpu = pg_cpu_delta(pg0, await pg_backend_cpu(sm)) if pg_db else 0.0
         rss["end"] = rss_mib()
         await worker.stop(5)
         async with http.get(f"{base}/_stats") as resp:
             fake_stats = await resp.json()
+        async with http.get(f"{base}/_times") as resp:
+            accepted = await resp.json()
     async with transaction(sm) as s:
         db_stats = await store.outbox_stats(s)
     await engine.dispose()
@@ -377,9 +505,26 @@ async def run(args: argparse.Namespace) -> None:
         f"vendor: received={fake_stats['received']} unique={fake_stats['unique']} "
         f"over_limit={fake_stats['over_limit']} duplicates={fake_stats['duplicates']}"
     )
+    for line in timeline(
+        accepted,
+        started=started,
+        budget=budget,
+        window=window,
+        allowed_rate=allowed_rate,
+        latency=args.latency,
+    ):
+        print(line)
     print(f"lost (enqueued - unique delivered): {args.messages - fake_stats['unique']}; db: {db_stats}")
     print(f"worker: {worker.stats}")
-    print(f"worker CPU: {cpu:.1f} s = {1000 * cpu / max(1, worker.stats['sent']):.2f} ms per message")
+    sent = max(1, worker.stats["sent"])
+    print(
+        f"worker CPU: {cpu:.1f} s = {1000 * cpu / sent:.2f} ms per message"
+        + (
+            f"; PostgreSQL backends: {pg_cpu:.1f} s = {1000 * pg_cpu / sent:.2f} ms per message"
+            if pg_db
+            else ""
+        )
+    )
     lstats = getattr(worker.limiter, "stats", None)
     if lstats and worker.stats["requests"]:
         n = worker.stats["requests"]

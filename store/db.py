@@ -54,7 +54,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util import EMPTY_DICT, greenlet_spawn
 
 SessionMaker = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
@@ -272,6 +272,27 @@ def _configure_sqlite(
 def make_sessionmaker(engine: AsyncEngine) -> SessionMaker:
     """Sessions that keep loaded attributes after commit (no implicit reload on the loop)."""
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def fetch_autocommit(engine: AsyncEngine, statement: str, *args: object) -> list[Any]:
+    """Run ONE statement (``$1``-style parameters) on a pooled asyncpg connection, outside any
+    transaction block, and return its rows: PostgreSQL runs and commits it as one implicit
+    transaction, so it costs one round trip where a session costs three (BEGIN, the statement,
+    COMMIT) plus the ORM's own work. For hot single-statement units only (the delivery worker's
+    attempt starts); everything else goes through :func:`transaction`."""
+    raw = await engine.raw_connection()
+    driver = raw.driver_connection
+    broken = False
+    try:
+        return list(await driver.fetch(statement, *args))  # type: ignore[union-attr]
+    except Exception as error:
+        broken = connection_is_broken(error)
+        if broken:
+            note_disconnect(engine)
+        raise
+    finally:
+        clean = not broken and not driver.is_closed() and not driver.is_in_transaction()  # type: ignore[union-attr]
+        await greenlet_spawn(raw.close if clean else raw.invalidate)
 
 
 @asynccontextmanager

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, case, func, insert, or_, select, union_all, update
+from sqlalchemy import String, and_, any_, bindparam, case, func, insert, or_, select, text, union_all, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from store.access import Grants, endpoint_visible_clause
+from store.db import fetch_autocommit
 from store.errors import Conflict, Invalid, NotFound, StoreError
 from store.models import ChannelEndpoint, DeliveryAttempt, Link, OutboxMessage
 
@@ -498,6 +499,68 @@ class AttemptStart:
     note: str = ""
 
 
+#: PostgreSQL: every attempt start of a batch as ONE statement (see :func:`record_attempt_starts`).
+#: The rows are locked first, in id order (the ``locked`` CTE is materialised, so every lock is
+#: taken before any row is updated), like every outbox transaction (:func:`record_deliveries`);
+#: the UPDATE then re-checks lease, status and the endpoint on each row's latest version (READ
+#: COMMITTED), and the in-flight attempts are inserted from what it returned. The placeholders
+#: are filled by :data:`_PG_STARTS` (asyncpg, ``$n``) and :data:`_PG_STARTS_TEXT` (a session).
+_PG_STARTS_TEMPLATE = """
+WITH s AS (
+    SELECT * FROM unnest(CAST({ids} AS int[]), CAST({new} AS boolean[]),
+                         CAST({started} AS timestamptz[]), CAST({notes} AS text[]))
+        AS s(message_id, new_attempt, started_at, note)
+), locked AS MATERIALIZED (
+    SELECT o.id FROM outbox_message AS o
+    WHERE o.id = ANY(CAST({ids} AS int[]))
+    ORDER BY o.id
+    FOR UPDATE
+), upd AS (
+    UPDATE outbox_message AS o
+    SET lease_owner = CAST({worker} AS text),
+        attempt_count = o.attempt_count + CASE WHEN s.new_attempt THEN 1 ELSE 0 END
+    FROM locked JOIN s ON s.message_id = locked.id
+    WHERE o.id = locked.id
+      AND o.status = 'sending'
+      AND o.lease_owner = CAST({worker} AS text)
+      AND EXISTS (
+          SELECT 1 FROM channel_endpoint AS e
+          WHERE e.id = o.endpoint_id AND e.disabled_at IS NULL
+            AND (e.paused_until IS NULL OR e.paused_until <= CAST({now} AS timestamptz))
+      )
+    RETURNING o.id, o.attempt_count, s.started_at, s.note
+)
+INSERT INTO delivery_attempt (outbox_id, attempt_no, worker_id, started_at, outcome, excerpt)
+SELECT upd.id, upd.attempt_count, CAST({worker} AS text), upd.started_at, 'in_flight', upd.note
+FROM upd ORDER BY upd.id
+RETURNING id, outbox_id, attempt_no
+"""
+_PG_STARTS = _PG_STARTS_TEMPLATE.format(ids="$1", new="$2", started="$3", notes="$4", worker="$5", now="$6")
+_PG_STARTS_TEXT = text(
+    _PG_STARTS_TEMPLATE.format(
+        ids=":ids", new=":new", started=":started", notes=":notes", worker=":worker", now=":now"
+    )
+)
+
+
+def _pg_start_args(
+    starts: Sequence[AttemptStart], worker_id: str, now: datetime
+) -> tuple[list[int], list[bool], list[datetime], list[str], str, datetime]:
+    for at in (now, *(st.started_at for st in starts)):
+        if at.utcoffset() is None:
+            raise ValueError("attempt start times must be timezone-aware")
+    if len({st.message_id for st in starts}) != len(starts):
+        raise ValueError("at most one attempt start per message in one call")
+    return (
+        [st.message_id for st in starts],
+        [st.new_attempt for st in starts],
+        [st.started_at for st in starts],
+        [st.note[:200] for st in starts],
+        worker_id,
+        now,
+    )
+
+
 async def record_attempt_starts(
     session: AsyncSession, starts: Sequence[AttemptStart], *, worker_id: str, now: datetime
 ) -> dict[int, tuple[int, int]]:
@@ -510,11 +573,20 @@ async def record_attempt_starts(
     persisted send log the rate limiter is seeded from after a restart. At most one start per
     message in one call (parts of a split message are sent one after the other).
 
-    Set-based (one guarded UPDATE per kind of start, one multi-row INSERT), so the worker can
-    record the starts of every send that became ready at the same moment in one transaction.
+    Set-based, so the worker can record the starts of every send that became ready at the same
+    moment at once: on PostgreSQL one statement (:data:`_PG_STARTS_TEMPLATE`; the delivery worker
+    runs the same statement outside a session with :func:`record_attempt_starts_now`), on SQLite
+    one guarded UPDATE per kind of start and one multi-row INSERT.
     """
     if not starts:
         return {}
+    if session.get_bind().dialect.name == "postgresql":
+        ids, new, started, notes, worker, at = _pg_start_args(starts, worker_id, now)
+        result = await session.execute(
+            _PG_STARTS_TEXT,
+            {"ids": ids, "new": new, "started": started, "notes": notes, "worker": worker, "now": at},
+        )
+        return {int(m): (int(a), int(n)) for a, m, n in result.all()}
     table = OutboxMessage.__table__  # type: ignore[attr-defined]
     numbers: dict[int, int] = {}
     for new_attempt in (True, False):
@@ -527,7 +599,7 @@ async def record_attempt_starts(
         result = await session.execute(
             update(table)
             .where(
-                _in_id_order(session, table.c.id, ids),
+                table.c.id.in_(sorted(ids)),
                 table.c.status == "sending",
                 table.c.lease_owner == worker_id,
                 _endpoint_open_clause(now),
@@ -555,6 +627,19 @@ async def record_attempt_starts(
     # unit of work on this hot path. Matched back by outbox_id, which is unique within the call.
     inserted = await session.execute(insert(attempts).returning(attempts.c.id, attempts.c.outbox_id), rows)
     return {int(outbox_id): (int(attempt_id), numbers[int(outbox_id)]) for attempt_id, outbox_id in inserted}
+
+
+async def record_attempt_starts_now(
+    engine: AsyncEngine, starts: Sequence[AttemptStart], *, worker_id: str, now: datetime
+) -> dict[int, tuple[int, int]]:
+    """:func:`record_attempt_starts` as a transaction of its own, on PostgreSQL in one round trip
+    (the same statement, autocommitted: :func:`store.db.fetch_autocommit`). The delivery worker's
+    path: every request waits for its attempt start, so the start's round trips are on each
+    send's critical path (four with a session: BEGIN, UPDATE, INSERT, COMMIT). PostgreSQL only."""
+    if not starts:
+        return {}
+    rows = await fetch_autocommit(engine, _PG_STARTS, *_pg_start_args(starts, worker_id, now))
+    return {int(r["outbox_id"]): (int(r["id"]), int(r["attempt_no"])) for r in rows}
 
 
 async def record_attempt_start(
@@ -1057,17 +1142,4 @@ async def lock_messages(session: AsyncSession, message_ids: Collection[int]) -> 
         .where(OutboxMessage.id == any_(sorted(set(message_ids))))  # type: ignore[arg-type]
         .order_by(OutboxMessage.id)
         .with_for_update()
-    )
-
-
-def _in_id_order(session: AsyncSession, column: Any, ids: Collection[int]) -> Any:
-    """``column IN ids`` for a multi-row UPDATE; on PostgreSQL the rows are locked in id order
-    by a ``SELECT … ORDER BY id FOR UPDATE`` subquery first, so that concurrent multi-row
-    UPDATEs over overlapping rows queue instead of deadlocking."""
-    ids = sorted(set(ids))
-    if session.get_bind().dialect.name != "postgresql":
-        return column.in_(ids)
-    table = column.table
-    return column.in_(
-        select(table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update().scalar_subquery()
     )
