@@ -102,16 +102,25 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+#: ``application_name`` of the bench's own connections (left out of the database CPU).
+BENCH_APP = "fanout-bench"
+
+
 async def pg_backend_cpu(sm) -> dict[int, float]:
-    """CPU seconds (user + system) of every PostgreSQL backend connected to the bench's database,
-    by pid, read from /proc (the server runs on this machine; empty otherwise). The database's
-    share of the work per message is as much part of the cost as the worker's."""
+    """CPU seconds (user + system) of every PostgreSQL backend the workers use on the bench's
+    database, by pid, read from /proc (the server runs on this machine; empty otherwise). The
+    database's share of the work per message is as much part of the cost as the worker's."""
     from sqlalchemy import text
 
     async with transaction(sm) as s:
         pids = list(
             (
-                await s.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))
+                await s.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name <> :bench"
+                    ),
+                    {"bench": BENCH_APP},
+                )
             ).scalars()
         )
     return _proc_cpu(pids)
@@ -378,7 +387,11 @@ async def run(args: argparse.Namespace) -> None:
 
         tc.PG_URL = args.db
         url = pg_db = await create_pg_database()
-    engine = create_engine(url)
+    # The bench's own connections (enqueue, progress polls) are named so that the database CPU
+    # per message counts the workers' backends only.
+    engine = create_engine(
+        url, **({"connect_args": {"server_settings": {"application_name": BENCH_APP}}} if pg_db else {})
+    )
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     sm = make_sessionmaker(engine)
