@@ -387,11 +387,11 @@ async def run(args: argparse.Namespace) -> None:
 
         tc.PG_URL = args.db
         url = pg_db = await create_pg_database()
-    # The bench's own connections (enqueue, progress polls) are named so that the database CPU
-    # per message counts the workers' backends only.
-    engine = create_engine(
-        url, **({"connect_args": {"server_settings": {"application_name": BENCH_APP}}} if pg_db else {})
-    )
+    # With replicas the bench's own connections (enqueue, progress polls) are named so that the
+    # database CPU per message counts the workers' backends only (one process: the worker uses
+    # this engine, and the bench makes no query while it runs).
+    named = {"connect_args": {"server_settings": {"application_name": BENCH_APP}}}
+    engine = create_engine(url, **(named if pg_db and args.replicas > 1 else {}))
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     sm = make_sessionmaker(engine)
