@@ -786,12 +786,15 @@ class DeliveryWorker:
         """A rate-limit slot for the next request to ``buckets`` (``want``: requests this worker
         holds for them, so a shared limiter can book several in one statement), or ``_Release``."""
         while True:
-            got = await self.limiter.reserve(buckets, self._now_ts(), want=want)
+            asked = self._now_ts()
+            got = await self.limiter.reserve(buckets, asked, want=want)
             if isinstance(got, Slot):
                 return got
             if got > self.max_hold_s or self._stopping:
                 raise _Release(self.clock() + timedelta(seconds=got))
-            await self.sleep(got)
+            # The wait counts from ``asked``: a shared limiter's round trip has already used part
+            # of it (sleeping all of it again made every window edge late by that round trip).
+            await self.sleep(max(0.0, got - (self._now_ts() - asked)))
 
     async def _send_part(
         self,
